@@ -1,0 +1,409 @@
+//! Raw model -> [`Config`]: `env:` indirection, defaults, and every check,
+//! with all errors collected in one pass.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{N, RawConfig, RawDelivery, RawWebhook, S};
+use super::units::{parse_duration, parse_size};
+use super::*;
+use crate::webhooks::{EventPattern, Secret, Source, Webhook, is_reserved_header, is_valid_webhook_id};
+
+/// Collects errors while reading values out of the raw model.
+struct Ctx<'a> {
+    src: &'a str,
+    path: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.src, span.start);
+        self.errors.push(ConfigError {
+            path: self.path.to_owned(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    /// A string value, with `env:NAME` resolved.
+    fn string(&mut self, s: &S) -> Option<String> {
+        let v = s.get_ref();
+        match v.strip_prefix("env:") {
+            None => Some(v.clone()),
+            Some(name) => match (self.env)(name) {
+                Some(val) => Some(val),
+                None => {
+                    self.error(s.span(), format!("environment variable {name} is not set"));
+                    None
+                }
+            },
+        }
+    }
+
+    fn duration(&mut self, s: Option<&S>, default: Duration, key: &str) -> Duration {
+        let Some(s) = s else { return default };
+        let Some(v) = self.string(s) else { return default };
+        match parse_duration(&v) {
+            Ok(d) if d.is_zero() => {
+                self.error(s.span(), format!("{key} must be greater than zero"));
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(s.span(), format!("{key}: {e}"));
+                default
+            }
+        }
+    }
+
+    /// An integer in `range`, or the default.
+    fn int<T: TryFrom<i64> + Copy>(&mut self, n: Option<&N>, default: T, range: Range<i64>, key: &str) -> T {
+        let Some(n) = n else { return default };
+        let v = *n.get_ref();
+        if !range.contains(&v) {
+            self.error(
+                n.span(),
+                format!("{key} must be between {} and {}, got {v}", range.start, range.end - 1),
+            );
+            return default;
+        }
+        T::try_from(v).unwrap_or(default)
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `src`.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..src.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let mut ctx = Ctx {
+        src,
+        path,
+        env,
+        errors: Vec::new(),
+    };
+    let raw: RawConfig = match toml::from_str(src) {
+        Ok(raw) => raw,
+        Err(e) => {
+            ctx.error(e.span().unwrap_or(0..0), e.message().trim().to_owned());
+            return Err(ConfigErrors(ctx.errors));
+        }
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+
+    let server = ServerConfig {
+        listen: raw
+            .server
+            .listen
+            .as_ref()
+            .and_then(|s| ctx.string(s))
+            .unwrap_or_else(|| "127.0.0.1:8080".into()),
+        max_body_bytes: ctx.int(raw.server.max_body_bytes.as_ref(), 1 << 20, 1..(1 << 28) + 1, "max_body_bytes"),
+    };
+
+    let mut tokens = Vec::new();
+    match &raw.api.tokens {
+        None => ctx.error(0..0, "[api] tokens is required: at least one bearer token for /api/* (e.g. tokens = [\"env:HOOKGATE_API_TOKEN\"])"),
+        Some(list) if list.get_ref().is_empty() => ctx.error(list.span(), "api.tokens must list at least one token"),
+        Some(list) => {
+            for t in list.get_ref() {
+                if let Some(v) = ctx.string(t) {
+                    if v.len() < 8 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        ctx.error(t.span(), "api token must be at least 8 characters with no whitespace");
+                    } else {
+                        tokens.push(Secret::new(v));
+                    }
+                }
+            }
+        }
+    }
+    let api = ApiConfig {
+        tokens,
+        rate_limit_per_minute: ctx.int(raw.api.rate_limit_per_minute.as_ref(), 600, 1..1_000_000_001, "rate_limit_per_minute"),
+    };
+
+    let store = validate_store(&mut ctx, &raw, &base_dir);
+    let delivery = validate_delivery(&mut ctx, &raw.delivery);
+    let plugins = PluginsConfig {
+        cache_dir: base_dir.join(
+            raw.plugins
+                .cache_dir
+                .as_ref()
+                .and_then(|s| ctx.string(s))
+                .unwrap_or_else(|| "data/plugin-cache".into()),
+        ),
+        timeout: ctx.duration(raw.plugins.timeout.as_ref(), Duration::from_millis(100), "plugins.timeout"),
+        max_memory: match raw.plugins.max_memory.as_ref() {
+            None => 32 << 20,
+            Some(s) => match ctx.string(s).map(|v| parse_size(&v)) {
+                Some(Ok(n)) if n >= 1 << 20 => n,
+                Some(Ok(_)) => {
+                    ctx.error(s.span(), "plugins.max_memory must be at least 1MiB");
+                    32 << 20
+                }
+                Some(Err(e)) => {
+                    ctx.error(s.span(), format!("plugins.max_memory: {e}"));
+                    32 << 20
+                }
+                None => 32 << 20,
+            },
+        },
+    };
+
+    let mut seen = HashSet::new();
+    let mut webhooks = Vec::new();
+    for w in &raw.webhooks {
+        if let Some(hook) = validate_webhook(&mut ctx, w.get_ref(), w.span(), &mut seen) {
+            webhooks.push(hook);
+        }
+    }
+
+    if ctx.errors.is_empty() {
+        Ok(Config {
+            server,
+            api,
+            store,
+            delivery,
+            plugins,
+            webhooks,
+            base_dir,
+        })
+    } else {
+        Err(ConfigErrors(ctx.errors))
+    }
+}
+
+fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreConfig {
+    let s = &raw.store;
+    let backend = match s.backend.as_ref() {
+        None => Backend::Embedded,
+        Some(b) => match ctx.string(b).as_deref() {
+            Some("redis") => Backend::Redis,
+            Some("embedded") => Backend::Embedded,
+            Some(other) => {
+                ctx.error(b.span(), format!("store.backend must be \"embedded\" or \"redis\", got {other:?}"));
+                Backend::Redis
+            }
+            None => Backend::Redis,
+        },
+    };
+    if backend == Backend::Embedded {
+        let span = s.backend.as_ref().map_or(0..0, |b| b.span());
+        ctx.error(
+            span,
+            "store.backend \"embedded\" (the default) is not available in this version yet; set [store] backend = \"redis\"",
+        );
+    }
+    let url = s
+        .url
+        .as_ref()
+        .and_then(|u| ctx.string(u).map(|v| (u.span(), v)))
+        .map_or_else(|| "redis://127.0.0.1:6379".to_owned(), |(span, v)| {
+            if !(v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("unix://")) {
+                ctx.error(span, "store.url must start with redis://, rediss:// or unix://");
+            }
+            v
+        });
+    let prefix = s.prefix.as_ref().and_then(|p| ctx.string(p).map(|v| (p.span(), v))).map_or_else(
+        || "hookgate".to_owned(),
+        |(span, v)| {
+            if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b)) {
+                ctx.error(span, "store.prefix must be 1-64 characters of [a-zA-Z0-9_-:.]");
+            }
+            v
+        },
+    );
+    StoreConfig {
+        backend,
+        path: base_dir.join(s.path.as_ref().and_then(|p| ctx.string(p)).unwrap_or_else(|| "data".into())),
+        url,
+        prefix,
+        retention: ctx.duration(s.retention.as_ref(), Duration::from_secs(7 * 86_400), "store.retention"),
+    }
+}
+
+fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
+    let jitter = match d.retry_jitter.as_ref() {
+        None => 0.1,
+        Some(j) if (0.0..=1.0).contains(j.get_ref()) => *j.get_ref(),
+        Some(j) => {
+            ctx.error(j.span(), "delivery.retry_jitter must be between 0 and 1");
+            0.1
+        }
+    };
+    let mut schemes = SignatureSchemes { hub: true, standard: true };
+    if let Some(list) = d.signature_headers.as_ref() {
+        schemes = SignatureSchemes { hub: false, standard: false };
+        for s in list.get_ref() {
+            match ctx.string(s).as_deref() {
+                Some("hub") => schemes.hub = true,
+                Some("standard") => schemes.standard = true,
+                Some(other) => ctx.error(
+                    s.span(),
+                    format!("signature_headers entries are \"hub\" or \"standard\", got {other:?}"),
+                ),
+                None => {}
+            }
+        }
+        if list.get_ref().is_empty() {
+            ctx.error(list.span(), "delivery.signature_headers must name \"hub\", \"standard\" or both");
+        }
+    }
+    DeliveryConfig {
+        timeout: ctx.duration(d.timeout.as_ref(), Duration::from_secs(10), "delivery.timeout"),
+        retry: RetryPolicy {
+            max_retries: ctx.int(d.max_retries.as_ref(), 3, 0..11, "max_retries"),
+            base: ctx.duration(d.retry_base.as_ref(), Duration::from_secs(5), "delivery.retry_base"),
+            factor: ctx.int(d.retry_factor.as_ref(), 5, 1..1001, "retry_factor"),
+            max_delay: ctx.duration(d.retry_max_delay.as_ref(), Duration::from_secs(36_000), "delivery.retry_max_delay"),
+            jitter,
+        },
+        rate_limit_per_minute: ctx.int(d.rate_limit_per_minute.as_ref(), 60, 1..60_000_001, "rate_limit_per_minute"),
+        rate_limit_burst: ctx.int(d.rate_limit_burst.as_ref(), 10, 1..1_000_001, "rate_limit_burst"),
+        signature_headers: schemes,
+        concurrency: ctx.int(d.concurrency.as_ref(), 256, 1..100_001, "concurrency"),
+        allow_private_destinations: d.allow_private_destinations.unwrap_or(false),
+    }
+}
+
+fn validate_webhook(
+    ctx: &mut Ctx<'_>,
+    w: &RawWebhook,
+    span: Range<usize>,
+    seen: &mut HashSet<String>,
+) -> Option<Webhook> {
+    let before = ctx.errors.len();
+    let id = match &w.id {
+        None => {
+            ctx.error(span.clone(), "webhook is missing `id`");
+            String::new()
+        }
+        Some(s) => {
+            let id = ctx.string(s).unwrap_or_default();
+            if !is_valid_webhook_id(&id) {
+                ctx.error(s.span(), format!("webhook id {id:?} must match [a-zA-Z0-9_-]{{1,64}}"));
+            } else if !seen.insert(id.clone()) {
+                ctx.error(s.span(), format!("duplicate webhook id {id:?}"));
+            }
+            id
+        }
+    };
+    let url = match &w.url {
+        None => {
+            ctx.error(span.clone(), format!("webhook {id:?} is missing `url`"));
+            None
+        }
+        Some(s) => ctx.string(s).and_then(|v| match parse_webhook_url(&v) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                ctx.error(s.span(), e);
+                None
+            }
+        }),
+    };
+    let mut events = Vec::new();
+    match &w.events {
+        None => ctx.error(span.clone(), format!("webhook {id:?} is missing `events`")),
+        Some(list) if list.get_ref().is_empty() => ctx.error(list.span(), "events must list at least one pattern"),
+        Some(list) => {
+            for p in list.get_ref() {
+                if let Some(v) = ctx.string(p) {
+                    match EventPattern::parse(&v) {
+                        Ok(p) => events.push(p),
+                        Err(e) => ctx.error(p.span(), e),
+                    }
+                }
+            }
+        }
+    }
+    let secret = match &w.secret {
+        None => {
+            ctx.error(span.clone(), format!("webhook {id:?} is missing `secret` (use secret = \"env:NAME\")"));
+            None
+        }
+        Some(s) => ctx.string(s).and_then(|v| {
+            if (8..=256).contains(&v.len()) {
+                Some(Secret::new(v))
+            } else {
+                ctx.error(s.span(), "secret must be 8 to 256 bytes long");
+                None
+            }
+        }),
+    };
+    let mut headers = Vec::new();
+    if let Some(map) = &w.headers {
+        for (name, value) in map.get_ref() {
+            let Some(v) = ctx.string(value) else { continue };
+            if let Err(e) = check_header(name, &v) {
+                ctx.error(value.span(), e);
+            } else {
+                headers.push((name.clone(), v));
+            }
+        }
+    }
+    let timeout = w.timeout.as_ref().map(|t| ctx.duration(Some(t), Duration::from_secs(10), "timeout"));
+    let rate_limit_per_minute = w
+        .rate_limit_per_minute
+        .as_ref()
+        .map(|n| ctx.int(Some(n), 60, 1..60_000_001, "rate_limit_per_minute"));
+    let max_retries = w.max_retries.as_ref().map(|n| ctx.int(Some(n), 3, 0..11, "max_retries"));
+    let name = w.name.as_ref().and_then(|s| ctx.string(s)).unwrap_or_else(|| id.clone());
+    if ctx.errors.len() > before {
+        return None;
+    }
+    Some(Webhook {
+        id,
+        name,
+        url: url?,
+        events,
+        secrets: vec![secret?],
+        test_mode: w.test_mode.unwrap_or(false),
+        enabled: true,
+        disabled_reason: None,
+        rate_limit_per_minute,
+        max_retries,
+        timeout,
+        headers,
+        source: Source::Config,
+    })
+}
+
+/// Checks a webhook URL: absolute http(s) with a host, no credentials.
+pub fn parse_webhook_url(v: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(v).map_err(|e| format!("invalid url {v:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("url must be http or https, got {:?}", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("url must have a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("url must not contain credentials; use headers instead".into());
+    }
+    Ok(url)
+}
+
+/// Checks one extra static header.
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("invalid header name {name:?}"));
+    }
+    if is_reserved_header(name) {
+        return Err(format!("header {name:?} is set by hookgate and cannot be overridden"));
+    }
+    if reqwest::header::HeaderValue::from_str(value).is_err() {
+        return Err(format!("invalid value for header {name:?}"));
+    }
+    Ok(())
+}

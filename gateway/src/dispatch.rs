@@ -1,0 +1,170 @@
+//! Delivery: claim due deliveries, rate-limit, attempt, record the outcome.
+//!
+//! * `worker.rs`: the claim loop. It holds semaphore permits before it
+//!   claims (so it never claims more than it can start), claims in batches,
+//!   checks the per-webhook in-flight cap and the shared rate limits for the
+//!   whole batch at once, and starts one task per attempt. Deliveries it
+//!   cannot start yet are deferred in the store without using their retry
+//!   budget. It sleeps until the next due time, a local wake-up (ingest or a
+//!   committed retry) or at most [`IDLE_POLL`], never in a busy loop.
+//! * `attempt.rs`: one signed POST and its verdict.
+//! * `retry.rs`: the pure retry schedule.
+//! * `committer.rs`: outcomes go to the store in batches; while the store is
+//!   down they are kept (bounded) and retried with backoff.
+//! * `client.rs`: the pooled outbound client and the SSRF guard.
+//!
+//! Fairness: a quarter of the concurrency is kept for first attempts (retries
+//! may use at most three quarters), and one webhook may hold at most a
+//! quarter of it, so a slow or dead endpoint cannot stall the others.
+
+mod attempt;
+mod client;
+mod committer;
+mod retry;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use attempt::{USER_AGENT_VALUE, Verdict, build_headers, parse_retry_after};
+pub use client::{Outbound, RESPONSE_BODY_LIMIT, SendError, is_public};
+pub use retry::RetryPolicy;
+
+use crate::config::Config;
+use crate::health::StoreHealth;
+use crate::store::{Completion, Store};
+use crate::webhooks::Registry;
+
+/// Longest idle sleep between claims (picks up expired leases and work
+/// enqueued by other gateways).
+pub const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Most deliveries claimed in one round trip.
+const CLAIM_BATCH: usize = 256;
+/// Completions buffered for the committer (bounded: attempts wait when full).
+const COMMIT_BUFFER: usize = 8192;
+
+/// Everything the dispatch tasks share.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub outbound: Outbound,
+    pub config: Arc<Config>,
+    pub health: Arc<StoreHealth>,
+    /// Identifies this gateway's leases.
+    pub owner: String,
+    pub lease: Duration,
+    /// All in-flight attempts.
+    pub total: Arc<Semaphore>,
+    /// In-flight retries (three quarters of `total`).
+    pub retries: Arc<Semaphore>,
+    pub per_webhook_cap: usize,
+    pub in_flight: Mutex<HashMap<String, usize>>,
+    /// Wakes the claim loop: new work, or a retry was scheduled.
+    pub wake: Arc<Notify>,
+    pub commits: mpsc::Sender<Completion>,
+}
+
+/// The running dispatcher.
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    stop_claiming: CancellationToken,
+    hard_stop: CancellationToken,
+    attempts: TaskTracker,
+    loops: TaskTracker,
+    committer_done: CancellationToken,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("owner", &self.shared.owner).finish_non_exhaustive()
+    }
+}
+
+/// A handle that wakes the claim loop (ingest calls it after enqueueing).
+#[derive(Clone, Debug)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl Dispatcher {
+    /// Starts the claim loop and the committer.
+    pub fn start(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        health: Arc<StoreHealth>,
+    ) -> Result<Self, String> {
+        let concurrency = config.delivery.concurrency;
+        let outbound = Outbound::new(config.delivery.allow_private_destinations, concurrency)?;
+        let (tx, rx) = mpsc::channel(COMMIT_BUFFER);
+        let lease = config.max_attempt_time() * 2 + Duration::from_secs(5);
+        let owner = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            outbound,
+            health,
+            owner,
+            lease,
+            total: Arc::new(Semaphore::new(concurrency)),
+            retries: Arc::new(Semaphore::new((concurrency * 3 / 4).max(1))),
+            per_webhook_cap: (concurrency / 4).max(1),
+            in_flight: Mutex::new(HashMap::new()),
+            wake: Arc::new(Notify::new()),
+            commits: tx,
+            config,
+        });
+        let d = Dispatcher {
+            shared,
+            stop_claiming: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+            attempts: TaskTracker::new(),
+            loops: TaskTracker::new(),
+            committer_done: CancellationToken::new(),
+        };
+        d.loops.spawn(committer::run(
+            d.shared.clone(),
+            rx,
+            d.committer_done.clone(),
+        ));
+        d.loops.spawn(worker::run(
+            d.shared.clone(),
+            d.stop_claiming.clone(),
+            d.hard_stop.clone(),
+            d.attempts.clone(),
+        ));
+        Ok(d)
+    }
+
+    /// A handle to wake the claim loop.
+    pub fn waker(&self) -> Waker {
+        Waker(self.shared.wake.clone())
+    }
+
+    /// Stops claiming, gives in-flight attempts up to `grace` to finish,
+    /// cuts the rest short and releases them (due again at once, for this
+    /// or another gateway), and flushes outcomes to the store (bounded).
+    pub async fn shutdown(self, grace: Duration) {
+        self.stop_claiming.cancel();
+        self.attempts.close();
+        if tokio::time::timeout(grace, self.attempts.wait()).await.is_err() {
+            tracing::info!("in-flight attempts still running after {grace:?}; releasing them");
+            self.hard_stop.cancel();
+            self.attempts.wait().await;
+        }
+        self.committer_done.cancel();
+        self.loops.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.loops.wait()).await.is_err() {
+            tracing::warn!("could not record every outcome before exit; their leases will expire and they will be retried");
+        }
+    }
+}

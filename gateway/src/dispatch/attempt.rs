@@ -1,0 +1,192 @@
+//! One delivery attempt: headers, signatures, the POST, and what came of it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+
+use super::client::{Answer, Outbound, SendError};
+use crate::config::SignatureSchemes;
+use crate::signing;
+use crate::store::{AttemptRecord, Job, now_ms};
+use crate::webhooks::Webhook;
+
+/// `hookgate/<version>`.
+pub const USER_AGENT_VALUE: &str = concat!("hookgate/", env!("CARGO_PKG_VERSION"));
+
+/// What an attempt came to, for the retry decision and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// 2xx.
+    Success,
+    /// 410 Gone: the receiver asked to stop.
+    Gone,
+    /// Any other status (3xx included); `retry_after` from 429/502/503/504.
+    Http { status: u16, retry_after: Option<Duration> },
+    Timeout,
+    /// Connection failed, or the SSRF guard refused the destination.
+    Connect,
+    /// The request was cut short because the gateway is shutting down.
+    Cancelled,
+}
+
+impl Verdict {
+    /// The `result` label of `hookgate_delivery_attempts_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Verdict::Success => "success",
+            Verdict::Http { status, .. } if *status >= 500 => "http_5xx",
+            Verdict::Gone | Verdict::Http { .. } => "http_4xx",
+            Verdict::Timeout => "timeout",
+            Verdict::Connect | Verdict::Cancelled => "connect_error",
+        }
+    }
+}
+
+/// An attempt's verdict and record.
+#[derive(Debug, Clone)]
+pub struct Attempted {
+    pub verdict: Verdict,
+    pub record: AttemptRecord,
+}
+
+/// The headers of one attempt, signatures included.
+pub fn build_headers(job: &Job, hook: &Webhook, schemes: SignatureSchemes, body: &[u8], timestamp: i64) -> HeaderMap {
+    let attempt = job.attempts + 1;
+    let mut h = HeaderMap::with_capacity(16);
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-webhook-id", &hook.id);
+    put("x-delivery-id", &job.delivery_id);
+    put("x-delivery-attempt", &attempt.to_string());
+    put("x-event-type", &job.event_type);
+    put("x-webhook-timestamp", &timestamp.to_string());
+    if let Some(current) = hook.secrets.first()
+        && schemes.hub
+    {
+        put("x-hub-signature", &signing::hub_signature(current.expose(), body));
+    }
+    if schemes.standard {
+        put("webhook-id", &job.delivery_id);
+        put("webhook-timestamp", &timestamp.to_string());
+        let sig = signing::standard_signature_header(hook.secrets.iter().map(|s| s.expose()), &job.delivery_id, timestamp, body);
+        put("webhook-signature", &sig);
+    }
+    if job.test {
+        put("x-webhook-test", "true");
+    }
+    for (name, value) in &hook.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            h.insert(n, v);
+        }
+    }
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    h
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn verdict_of(answer: &Answer) -> Verdict {
+    let status = answer.status.as_u16();
+    match status {
+        200..=299 => Verdict::Success,
+        410 => Verdict::Gone,
+        429 | 502 | 503 | 504 => Verdict::Http {
+            status,
+            retry_after: answer
+                .headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now())),
+        },
+        _ => Verdict::Http { status, retry_after: None },
+    }
+}
+
+/// Makes one attempt of `job` to `hook` with `body`, unless `cancel` fires
+/// first.
+pub async fn attempt(
+    outbound: &Outbound,
+    job: &Job,
+    hook: &Webhook,
+    schemes: SignatureSchemes,
+    body: Bytes,
+    timeout: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Attempted {
+    let started_at = now_ms();
+    let clock = Instant::now();
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let headers = build_headers(job, hook, schemes, &body, timestamp);
+    let result = tokio::select! {
+        r = outbound.post(&hook.url, headers, body, timeout) => Some(r),
+        () = cancel.cancelled() => None,
+    };
+    let mut record = AttemptRecord {
+        attempt: job.attempts + 1,
+        started_at,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        status_code: None,
+        error: None,
+        response_body: None,
+    };
+    let verdict = match result {
+        None => {
+            record.error = Some("cancelled: the gateway is shutting down".into());
+            Verdict::Cancelled
+        }
+        Some(Ok(answer)) => {
+            record.status_code = Some(answer.status.as_u16());
+            if !answer.body.is_empty() {
+                record.response_body = Some(String::from_utf8_lossy(&answer.body).into_owned());
+            }
+            let v = verdict_of(&answer);
+            if v != Verdict::Success {
+                record.error = Some(match answer.status.as_u16() {
+                    300..=399 => format!("HTTP {} (redirects are not followed)", answer.status.as_u16()),
+                    410 => "HTTP 410 Gone: the receiver asked to stop; webhook disabled".into(),
+                    s => format!("HTTP {s}"),
+                });
+            }
+            v
+        }
+        Some(Err(e)) => {
+            record.error = Some(e.to_string());
+            match e {
+                SendError::Timeout(_) => Verdict::Timeout,
+                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => Verdict::Connect,
+            }
+        }
+    };
+    Attempted { verdict, record }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+}

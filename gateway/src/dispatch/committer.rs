@@ -1,0 +1,63 @@
+//! Writes attempt outcomes to the store in batches.
+//!
+//! Attempts send their [`Completion`] here and move on; this task drains
+//! whatever has queued up (up to [`MAX_BATCH`]) and applies it in one store
+//! call. While the store is unreachable the batch is kept and retried with
+//! backoff; the bounded channel makes attempts wait rather than pile up.
+//! After a commit it wakes the claim loop, since a retry may now be due
+//! sooner than the loop planned to look.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::store::Completion;
+
+const MAX_BATCH: usize = 512;
+
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>, done: CancellationToken) {
+    let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    Some(c) => batch.push(c),
+                    None => return,
+                },
+                () = done.cancelled() => {
+                    // Attempts are over: take what is left and finish.
+                    while let Ok(c) = rx.try_recv() {
+                        batch.push(c);
+                    }
+                    if batch.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        match shared.store.complete(&batch).await {
+            Ok(applied) => {
+                shared.health.ok();
+                let stale = applied.iter().filter(|a| !**a).count();
+                if stale > 0 {
+                    tracing::debug!(stale, "outcomes for leases no longer held were recorded as attempts only");
+                }
+                batch.clear();
+                shared.wake.notify_one();
+            }
+            Err(e) => {
+                let wait = shared.health.failed("recording delivery outcomes", &e);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}

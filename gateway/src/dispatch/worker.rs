@@ -1,0 +1,284 @@
+//! The claim loop and the life of one claimed delivery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::attempt::{Verdict, attempt};
+use super::{CLAIM_BATCH, IDLE_POLL, Shared};
+use crate::ratelimit::Gcra;
+use crate::store::{ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
+use crate::webhooks::Webhook;
+
+/// How long a delivery waits when its webhook already has its share of the
+/// in-flight slots.
+const BUSY_DEFER: Duration = Duration::from_millis(200);
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    hard_stop: CancellationToken,
+    attempts: TaskTracker,
+) {
+    loop {
+        // Hold permits first: never claim more than can start now.
+        let first = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            p = shared.total.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < CLAIM_BATCH {
+            match shared.total.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let req = ClaimRequest {
+            first: permits.len(),
+            retry: shared.retries.available_permits().min(permits.len()),
+            lease: shared.lease,
+            owner: shared.owner.clone(),
+        };
+        let batch = match shared.store.claim(&req).await {
+            Ok(b) => {
+                shared.health.ok();
+                b
+            }
+            Err(e) => {
+                drop(permits);
+                let wait = shared.health.failed("claiming due deliveries", &e);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        if batch.jobs.is_empty() {
+            drop(permits);
+            let wait = batch.next_due_in.map_or(IDLE_POLL, |d| d.min(IDLE_POLL));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        route(&shared, batch.jobs, permits, &hard_stop, &attempts).await;
+    }
+}
+
+/// Decides, for a claimed batch, what starts now and what waits.
+async fn route(
+    shared: &Arc<Shared>,
+    jobs: Vec<Job>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    hard_stop: &CancellationToken,
+    attempts: &TaskTracker,
+) {
+    let snapshot = shared.registry.snapshot();
+    let mut ready: Vec<(Job, Arc<Webhook>)> = Vec::with_capacity(jobs.len());
+    let mut held: HashMap<String, usize> = HashMap::new();
+    for job in jobs {
+        let Some(hook) = snapshot.get(&job.webhook_id).cloned() else {
+            finish_without_attempt(shared, job, Outcome::Dead, "webhook no longer exists").await;
+            continue;
+        };
+        if !hook.enabled {
+            finish_without_attempt(shared, job, Outcome::Dead, "webhook is disabled").await;
+            continue;
+        }
+        if job.data_missing {
+            tracing::error!(delivery_id = %job.delivery_id, "event data missing from the store; dead-lettering");
+            finish_without_attempt(shared, job, Outcome::Dead, "event data missing").await;
+            continue;
+        }
+        let busy = {
+            let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let n = in_flight.get(&hook.id).copied().unwrap_or(0);
+            let extra = held.entry(hook.id.clone()).or_default();
+            *extra += 1;
+            n + *extra > shared.per_webhook_cap
+        };
+        if busy {
+            let jitter = Duration::from_millis(rand::random_range(0..200));
+            defer(shared, job, BUSY_DEFER + jitter).await;
+            continue;
+        }
+        ready.push((job, hook));
+    }
+
+    let d = &shared.config.delivery;
+    let reqs: Vec<RateRequest> = ready
+        .iter()
+        .map(|(_, hook)| RateRequest {
+            key: format!("wh:{}", hook.id),
+            limit: Gcra::per_minute(hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute), d.rate_limit_burst),
+        })
+        .collect();
+    let decisions = match shared.store.acquire(&reqs).await {
+        Ok(decisions) => decisions,
+        Err(e) => {
+            let wait = shared.health.failed("checking rate limits", &e);
+            for (job, _) in ready {
+                defer(shared, job, wait).await;
+            }
+            return;
+        }
+    };
+    // Deliveries over the limit wait for their own slot: the n-th one of a
+    // webhook in this batch is spread n intervals past the first free slot.
+    let mut waiting: HashMap<String, u32> = HashMap::new();
+    for ((job, hook), decision, req) in ready.into_iter().zip(decisions).zip(reqs).map(|((a, b), c)| (a, b, c)) {
+        match decision {
+            RateDecision::Wait(wait) => {
+                let n = waiting.entry(hook.id.clone()).or_default();
+                let spread = Duration::from_micros(req.limit.interval_us) * *n;
+                *n += 1;
+                tracing::debug!(webhook_id = %hook.id, ?wait, "rate limited; waiting for the next slot");
+                defer(shared, job, wait + spread).await;
+            }
+            RateDecision::Allow => {
+                let retry_permit = if job.attempts > 0 {
+                    match shared.retries.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            defer(shared, job, BUSY_DEFER).await;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let Some(permit) = permits.pop() else {
+                    defer(shared, job, BUSY_DEFER).await;
+                    continue;
+                };
+                let guard = InFlight::enter(shared.clone(), &hook.id);
+                let span = tracing::info_span!(
+                    "attempt",
+                    webhook_id = %hook.id,
+                    delivery_id = %job.delivery_id,
+                    attempt = job.attempts + 1,
+                    status = tracing::field::Empty,
+                );
+                attempts.spawn(
+                    run_one(shared.clone(), job, hook, hard_stop.clone(), (permit, retry_permit, guard)).instrument(span),
+                );
+            }
+        }
+    }
+}
+
+/// Counts a webhook's in-flight attempts while alive.
+struct InFlight {
+    shared: Arc<Shared>,
+    webhook: String,
+}
+
+impl InFlight {
+    fn enter(shared: Arc<Shared>, webhook: &str) -> Self {
+        *shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(webhook.to_owned())
+            .or_default() += 1;
+        InFlight {
+            shared,
+            webhook: webhook.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self.shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.webhook) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.webhook);
+            }
+        }
+    }
+}
+
+type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>, InFlight);
+
+async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: CancellationToken, held: Held) {
+    let d = &shared.config.delivery;
+    let timeout = hook.timeout.unwrap_or(d.timeout);
+    let body = job.data.clone();
+    let attempted = attempt(&shared.outbound, &job, &hook, d.signature_headers, body, timeout, &cancel).await;
+    drop(held);
+    tracing::Span::current().record("status", tracing::field::debug(&attempted.verdict));
+
+    let policy = match hook.max_retries {
+        Some(max_retries) => super::RetryPolicy {
+            max_retries,
+            ..d.retry.clone()
+        },
+        None => d.retry.clone(),
+    };
+    let (outcome, record) = match &attempted.verdict {
+        Verdict::Success => (Outcome::Succeeded, Some(attempted.record)),
+        Verdict::Cancelled => (Outcome::Defer(Duration::ZERO), None),
+        Verdict::Gone => {
+            match shared.store.disable_webhook(&hook.id, hook.url.as_str(), "receiver answered 410 Gone").await {
+                Ok(moved) => tracing::warn!(webhook_id = %hook.id, moved, "receiver answered 410 Gone; webhook disabled, pending deliveries dead-lettered"),
+                Err(e) => tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled"),
+            }
+            if let Ok(states) = shared.store.webhook_states().await {
+                shared.registry.apply_states(&states);
+            }
+            (Outcome::Dead, Some(attempted.record))
+        }
+        Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
+        Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
+    };
+    if let Outcome::Retry(delay) = &outcome {
+        tracing::debug!(?delay, "attempt failed; retry scheduled");
+    } else if outcome == Outcome::Dead {
+        tracing::info!("delivery dead-lettered");
+    }
+    commit(&shared, &job, outcome, record).await;
+}
+
+fn retry_or_dead(policy: &super::RetryPolicy, job: &Job, retry_after: Option<Duration>) -> Outcome {
+    let unit = rand::random::<f64>() * 2.0 - 1.0;
+    match policy.next_delay(job.next_retry_number(), retry_after, unit) {
+        Some(delay) => Outcome::Retry(delay),
+        None => Outcome::Dead,
+    }
+}
+
+async fn defer(shared: &Arc<Shared>, job: Job, delay: Duration) {
+    commit(shared, &job, Outcome::Defer(delay), None).await;
+}
+
+async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome, why: &str) {
+    tracing::info!(delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, "{why}; dead-lettering");
+    commit(shared, &job, outcome, None).await;
+}
+
+async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<crate::store::AttemptRecord>) {
+    let c = Completion {
+        delivery_id: job.delivery_id.clone(),
+        event_id: job.event_id.clone(),
+        webhook_id: job.webhook_id.clone(),
+        owner: shared.owner.clone(),
+        outcome,
+        attempt,
+    };
+    // The committer lives as long as any attempt can; a closed channel means
+    // the process is exiting and the lease will hand this delivery out again.
+    let _ = shared.commits.send(c).await;
+}

@@ -1,0 +1,106 @@
+//! hookgate: a webhook delivery gateway.
+//!
+//! Producers post events to the API; each event fans out to the webhooks
+//! subscribed to its type as deliveries stored atomically with it; the
+//! dispatcher claims due deliveries under a lease, signs them and POSTs them,
+//! with retries, per-endpoint rate limits and a dead-letter queue. All state
+//! lives in the store, so gateways sharing a store share the work.
+//!
+//! [`run`] is the whole gateway on a listener; tests start it in-process on
+//! port 0.
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod health;
+pub mod ids;
+pub mod ratelimit;
+pub mod signing;
+pub mod store;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Backend, Config};
+use crate::dispatch::Dispatcher;
+use crate::health::StoreHealth;
+use crate::store::Store;
+use crate::webhooks::Registry;
+
+/// How often shared webhook state is re-read from the store.
+const STATE_REFRESH: Duration = Duration::from_secs(2);
+
+/// Why the gateway could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Opens the store the config names.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+    match config.store.backend {
+        Backend::Redis => Ok(Arc::new(store::redis::RedisStore::open(
+            &config.store.url,
+            &config.store.prefix,
+            config.store.retention,
+        )?)),
+        Backend::Embedded => Err(RunError::Setup(
+            "store.backend \"embedded\" is not available in this version; use \"redis\"".into(),
+        )),
+    }
+}
+
+/// Runs the gateway on `listener` until `shutdown` fires, then drains:
+/// stops accepting, lets in-flight attempts finish (bounded), releases the
+/// rest and records every outcome it can.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
+    let config = Arc::new(config);
+    let store = open_store(&config)?;
+    let registry = Arc::new(Registry::new(config.webhooks.clone()));
+    let health = Arc::new(StoreHealth::default());
+    match store.webhook_states().await {
+        Ok(states) => registry.apply_states(&states),
+        Err(e) => tracing::warn!(error = %e, "store unreachable at start; will keep trying"),
+    }
+    let dispatcher = Dispatcher::start(config.clone(), store.clone(), registry.clone(), health.clone())
+        .map_err(RunError::Setup)?;
+
+    let refresher = tokio::spawn(refresh_states(store.clone(), registry.clone(), shutdown.clone()));
+    let state = api::AppState {
+        config: config.clone(),
+        store: store.clone(),
+        registry,
+        waker: dispatcher.waker(),
+    };
+    tracing::info!(listen = %listener.local_addr()?, webhooks = config.webhooks.len(), "hookgate listening");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    tracing::info!("shutting down: no new work taken; draining in-flight deliveries");
+    let grace = config.max_attempt_time().min(Duration::from_secs(30));
+    dispatcher.shutdown(grace).await;
+    refresher.abort();
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn refresh_states(store: Arc<dyn Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(STATE_REFRESH) => {}
+        }
+        if let Ok(states) = store.webhook_states().await {
+            registry.apply_states(&states);
+        }
+    }
+}

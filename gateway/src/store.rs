@@ -1,0 +1,272 @@
+//! The store boundary: everything the gateway keeps lives behind these
+//! traits, so business code never sees Redis commands and the embedded store
+//! can implement the same contract. `conformance` holds the one test suite
+//! every backend must pass.
+//!
+//! The queue contract:
+//!
+//! * [`DeliveryQueue::enqueue`] writes an event and all its deliveries in one
+//!   atomic step; they are due at once.
+//! * [`DeliveryQueue::claim`] hands out due deliveries under a lease (an
+//!   owner token and an expiry). Expired leases are handed out again: that
+//!   is how work survives a `kill -9`.
+//! * [`DeliveryQueue::complete`] applies outcomes in one batch. An outcome
+//!   whose lease is no longer current (expired and re-claimed, or the
+//!   delivery was dead-lettered meanwhile) only appends its attempt record.
+//! * Rate limits and webhook state are shared by every gateway on the store.
+
+pub mod conformance;
+pub mod redis;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::Gcra;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached (connection refused, timeout, ...).
+    #[error("store unreachable: {0}")]
+    Unavailable(String),
+    /// The store answered something this version does not understand.
+    #[error("store data error: {0}")]
+    Corrupt(String),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An accepted event.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub event_type: String,
+    /// The `data` JSON exactly as received.
+    pub data: Bytes,
+    pub test: bool,
+    pub created_at_ms: u64,
+}
+
+/// One delivery of a new event to one webhook.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub webhook_id: String,
+}
+
+/// How much to claim at once.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// First attempts wanted, at most.
+    pub first: usize,
+    /// Retries wanted, at most (they share the `first` budget).
+    pub retry: usize,
+    /// How long the claimer may hold each delivery.
+    pub lease: Duration,
+    /// The claimer's identity; completions must present it.
+    pub owner: String,
+}
+
+/// A claimed delivery, with everything an attempt needs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub data: Bytes,
+    pub test: bool,
+    /// Attempts already made (the next one is `attempts + 1`).
+    pub attempts: u32,
+    /// `attempts` when the current retry budget started (a replay resets it).
+    pub retry_base: u32,
+    pub created_at_ms: u64,
+    /// The event's data is gone from the store (it should never be while a
+    /// delivery is pending); the dispatcher dead-letters such a job.
+    pub data_missing: bool,
+}
+
+impl Job {
+    /// The 1-based number of the retry the next attempt would be if this
+    /// one fails.
+    pub fn next_retry_number(&self) -> u32 {
+        self.attempts + 1 - self.retry_base
+    }
+}
+
+/// What a claim returned.
+#[derive(Debug, Default)]
+pub struct ClaimBatch {
+    pub jobs: Vec<Job>,
+    /// How long until the next delivery falls due or lease expires, if any.
+    pub next_due_in: Option<Duration>,
+}
+
+/// One attempt, as recorded and shown by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub started_at: u64,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub response_body: Option<String>,
+}
+
+/// What to do with a claimed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Delivered: final.
+    Succeeded,
+    /// Failed: try again after this long.
+    Retry(Duration),
+    /// Failed for the last time (or the webhook is gone): the dead-letter queue.
+    Dead,
+    /// A plugin dropped it: final.
+    Filtered,
+    /// Not attempted (rate limit, endpoint busy, shutting down): due again
+    /// after this long, without using the retry budget.
+    Defer(Duration),
+}
+
+/// The result of handling one claimed delivery.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub owner: String,
+    pub outcome: Outcome,
+    /// The attempt made, if one was (not for `Defer`).
+    pub attempt: Option<AttemptRecord>,
+}
+
+/// Delivery status as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Succeeded,
+    Failed,
+    Dead,
+    Filtered,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Dead => "dead",
+            Status::Filtered => "filtered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "dead" => Status::Dead,
+            "filtered" => Status::Filtered,
+            _ => return None,
+        })
+    }
+}
+
+/// A delivery as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub status: Status,
+    pub test: bool,
+    pub attempts: Vec<AttemptRecord>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// When the next attempt is due (pending and failed only).
+    pub next_attempt_at_ms: Option<u64>,
+    /// The payload as last sent (the event's data unless a plugin changed it).
+    pub payload: Bytes,
+}
+
+/// What the store remembers about a webhook beyond its definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookState {
+    /// Why it was disabled (a 410 Gone).
+    pub disabled_reason: String,
+    /// The URL that answered 410; the state only applies to that URL.
+    pub url: String,
+}
+
+/// A rate-limit check: one request against `key` under `limit`.
+#[derive(Debug, Clone)]
+pub struct RateRequest {
+    pub key: String,
+    pub limit: Gcra,
+}
+
+/// The answer to one [`RateRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allow,
+    /// Over the limit: the next slot is this far away.
+    Wait(Duration),
+}
+
+/// The durable delivery queue.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync + 'static {
+    /// Stores an event and its deliveries atomically; the deliveries are due now.
+    async fn enqueue(&self, event: &NewEvent, deliveries: &[NewDelivery]) -> Result<(), StoreError>;
+    /// Claims due deliveries, first attempts before retries within the budget.
+    async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError>;
+    /// Applies outcomes; returns, per completion, whether its lease was
+    /// still current (a stale one only had its attempt recorded).
+    async fn complete(&self, batch: &[Completion]) -> Result<Vec<bool>, StoreError>;
+    /// Round trip to the store.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Delivery and event records.
+#[async_trait]
+pub trait Records: Send + Sync + 'static {
+    async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
+}
+
+/// Shared webhook state.
+#[async_trait]
+pub trait WebhookStates: Send + Sync + 'static {
+    /// Disables a webhook (the receiver answered 410 at `url`) and moves its
+    /// pending deliveries to the dead-letter queue; returns how many moved.
+    async fn disable_webhook(&self, webhook_id: &str, url: &str, reason: &str) -> Result<u64, StoreError>;
+    /// Every recorded webhook state.
+    async fn webhook_states(&self) -> Result<HashMap<String, WebhookState>, StoreError>;
+}
+
+/// Rate limits shared by every gateway on the store.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Checks (and on `Allow`, takes) one slot per request, in order.
+    async fn acquire(&self, reqs: &[RateRequest]) -> Result<Vec<RateDecision>, StoreError>;
+}
+
+/// Everything a backend provides.
+pub trait Store: DeliveryQueue + Records + WebhookStates + RateLimiter {}
+impl<T: DeliveryQueue + Records + WebhookStates + RateLimiter> Store for T {}

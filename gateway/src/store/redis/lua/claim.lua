@@ -1,0 +1,77 @@
+-- Claims due deliveries under a lease, after putting expired leases back.
+-- ARGV: prefix, budget (max jobs), max retries among them, lease ms, owner.
+-- Returns {next_due_in_ms or -1, job, job, ...}; a job is
+-- {id, event, webhook, type, test, attempts, retryBase, createdAt, data}
+-- where data is the event's data the first time an event appears in the
+-- batch, 0 when repeated, and nil when the event is gone.
+local p = ARGV[1]
+local budget, max_retry = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease_ms, owner = tonumber(ARGV[4]), ARGV[5]
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local leases, qf, qr = p .. ':leases', p .. ':q:first', p .. ':q:retry'
+
+-- Expired leases: the claimer died or stalled. Due again now.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 500)) do
+  redis.call('ZREM', leases, id)
+  local k = p .. ':dlv:' .. id
+  local cur = redis.call('HMGET', k, 'attempts', 'status')
+  if cur[2] == 'pending' or cur[2] == 'failed' then
+    redis.call('HSET', k, 'lease', '', 'due', now)
+    if (tonumber(cur[1]) or 0) > 0 then
+      redis.call('ZADD', qr, now, id)
+    else
+      redis.call('ZADD', qf, now, id)
+    end
+  end
+end
+
+-- First attempts get the budget less a quarter kept for retries; unused
+-- shares go to the other kind.
+local quota = 0
+if budget > 0 then quota = math.min(max_retry, math.max(1, math.floor(budget / 4))) end
+local firsts = {}
+if budget - quota > 0 then
+  firsts = redis.call('ZRANGEBYSCORE', qf, '-inf', now, 'LIMIT', 0, budget - quota)
+end
+local retries = {}
+local rlimit = math.min(max_retry, budget - #firsts)
+if rlimit > 0 then
+  retries = redis.call('ZRANGEBYSCORE', qr, '-inf', now, 'LIMIT', 0, rlimit)
+end
+if #firsts == budget - quota and #firsts + #retries < budget then
+  local more = redis.call('ZRANGEBYSCORE', qf, '-inf', now, 'LIMIT', #firsts, budget - #firsts - #retries)
+  for _, id in ipairs(more) do firsts[#firsts + 1] = id end
+end
+
+local out = {-1}
+local seen = {}
+local function take(id, q)
+  redis.call('ZREM', q, id)
+  local k = p .. ':dlv:' .. id
+  local f = redis.call('HMGET', k, 'event', 'webhook', 'type', 'test', 'attempts', 'retryBase', 'createdAt', 'status')
+  if not f[1] or (f[8] ~= 'pending' and f[8] ~= 'failed') then
+    return
+  end
+  redis.call('ZADD', leases, now + lease_ms, id)
+  redis.call('HSET', k, 'lease', owner)
+  local data = 0
+  if not seen[f[1]] then
+    seen[f[1]] = true
+    data = redis.call('HGET', p .. ':evt:' .. f[1], 'data')
+  end
+  out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7], data}
+end
+for _, id in ipairs(firsts) do take(id, qf) end
+for _, id in ipairs(retries) do take(id, qr) end
+
+local next_due = nil
+for _, key in ipairs({qf, qr, leases}) do
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if head[2] then
+    local s = tonumber(head[2])
+    if next_due == nil or s < next_due then next_due = s end
+  end
+end
+if next_due ~= nil then out[1] = math.max(0, next_due - now) end
+return out

@@ -1,0 +1,63 @@
+-- Applies a batch of outcomes.
+-- ARGV: prefix, retention ms, n, then n groups of 7:
+--   delivery id, owner, kind, delay ms, attempt JSON ('' = no attempt),
+--   event id, webhook id
+-- kind: s = succeeded, f = filtered, d = dead, r = retry after delay,
+--       w = wait (defer) after delay without using the retry budget.
+-- Returns one integer per outcome: 1 applied, 0 stale (attempt recorded only).
+local p, retention, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local leases, qf, qr = p .. ':leases', p .. ':q:first', p .. ':q:retry'
+local final_status = {s = 'succeeded', f = 'filtered', d = 'dead'}
+local out = {}
+for i = 0, n - 1 do
+  local b = 4 + 7 * i
+  local id, owner, kind, delay = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
+  local attempt, eid, wid = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+  local k = p .. ':dlv:' .. id
+  local cur = redis.call('HMGET', k, 'lease', 'status', 'attempts')
+  local applied = 0
+  if cur[2] then
+    if attempt ~= '' then
+      redis.call('RPUSH', k .. ':att', attempt)
+    end
+    local live = cur[2] == 'pending' or cur[2] == 'failed'
+    if live and (cur[1] == owner or cur[1] == '') then
+      applied = 1
+      redis.call('ZREM', leases, id)
+      redis.call('ZREM', qf, id)
+      redis.call('ZREM', qr, id)
+      local attempts = tonumber(cur[3]) or 0
+      if attempt ~= '' then attempts = attempts + 1 end
+      if kind == 'r' or kind == 'w' then
+        local status = cur[2]
+        if kind == 'r' then status = 'failed' end
+        local due = now + delay
+        redis.call('HSET', k, 'status', status, 'attempts', attempts, 'lease', '', 'due', due, 'updatedAt', now)
+        if attempts > 0 then
+          redis.call('ZADD', qr, due, id)
+        else
+          redis.call('ZADD', qf, due, id)
+        end
+      else
+        local status = final_status[kind] or 'dead'
+        redis.call('HSET', k, 'status', status, 'attempts', attempts, 'lease', '', 'due', '', 'updatedAt', now)
+        redis.call('SREM', p .. ':wh:' .. wid .. ':pending', id)
+        if status == 'dead' then
+          redis.call('ZADD', p .. ':dead', now, id)
+        end
+        redis.call('PEXPIRE', k, retention)
+        redis.call('PEXPIRE', k .. ':att', retention)
+        local ek = p .. ':evt:' .. eid
+        if redis.call('HINCRBY', ek, 'pending', -1) <= 0 then
+          redis.call('PEXPIRE', ek, retention)
+        end
+      end
+    elseif not live and attempt ~= '' then
+      redis.call('PEXPIRE', k .. ':att', retention)
+    end
+  end
+  out[#out + 1] = applied
+end
+return out

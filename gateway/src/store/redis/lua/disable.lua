@@ -1,0 +1,29 @@
+-- Disables a webhook (its receiver answered 410 Gone) and dead-letters
+-- every delivery of it that is not final yet.
+-- ARGV: prefix, webhook id, state JSON, retention ms.
+-- Returns how many deliveries moved to the dead-letter queue.
+local p, wid, state, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('HSET', p .. ':whstate', wid, state)
+local set = p .. ':wh:' .. wid .. ':pending'
+local ids = redis.call('SMEMBERS', set)
+for _, id in ipairs(ids) do
+  local k = p .. ':dlv:' .. id
+  redis.call('ZREM', p .. ':leases', id)
+  redis.call('ZREM', p .. ':q:first', id)
+  redis.call('ZREM', p .. ':q:retry', id)
+  local eid = redis.call('HGET', k, 'event')
+  if eid then
+    redis.call('HSET', k, 'status', 'dead', 'lease', '', 'due', '', 'updatedAt', now)
+    redis.call('ZADD', p .. ':dead', now, id)
+    redis.call('PEXPIRE', k, retention)
+    redis.call('PEXPIRE', k .. ':att', retention)
+    local ek = p .. ':evt:' .. eid
+    if redis.call('HINCRBY', ek, 'pending', -1) <= 0 then
+      redis.call('PEXPIRE', ek, retention)
+    end
+  end
+end
+redis.call('DEL', set)
+return #ids
