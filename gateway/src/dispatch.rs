@@ -81,7 +81,9 @@ pub struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("owner", &self.shared.owner).finish_non_exhaustive()
+        f.debug_struct("Dispatcher")
+            .field("owner", &self.shared.owner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,15 +158,23 @@ impl Dispatcher {
     pub async fn shutdown(self, grace: Duration) {
         self.stop_claiming.cancel();
         self.attempts.close();
-        if tokio::time::timeout(grace, self.attempts.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.attempts.wait())
+            .await
+            .is_err()
+        {
             tracing::info!("in-flight attempts still running after {grace:?}; releasing them");
             self.hard_stop.cancel();
             self.attempts.wait().await;
         }
         self.committer_done.cancel();
         self.loops.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.loops.wait()).await.is_err() {
-            tracing::warn!("could not record every outcome before exit; their leases will expire and they will be retried");
+        if tokio::time::timeout(Duration::from_secs(10), self.loops.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "could not record every outcome before exit; their leases will expire and they will be retried"
+            );
         }
     }
 }

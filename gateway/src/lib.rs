@@ -62,7 +62,11 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
 /// Runs the gateway on `listener` until `shutdown` fires, then drains:
 /// stops accepting, lets in-flight attempts finish (bounded), releases the
 /// rest and records every outcome it can.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let config = Arc::new(config);
     let store = open_store(&config)?;
     let registry = Arc::new(Registry::new(config.webhooks.clone()));
@@ -71,10 +75,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         Ok(states) => registry.apply_states(&states),
         Err(e) => tracing::warn!(error = %e, "store unreachable at start; will keep trying"),
     }
-    let dispatcher = Dispatcher::start(config.clone(), store.clone(), registry.clone(), health.clone())
-        .map_err(RunError::Setup)?;
+    let dispatcher = Dispatcher::start(
+        config.clone(),
+        store.clone(),
+        registry.clone(),
+        health.clone(),
+    )
+    .map_err(RunError::Setup)?;
 
-    let refresher = tokio::spawn(refresh_states(store.clone(), registry.clone(), shutdown.clone()));
+    let refresher = tokio::spawn(refresh_states(
+        store.clone(),
+        registry.clone(),
+        shutdown.clone(),
+    ));
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
@@ -93,7 +106,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-async fn refresh_states(store: Arc<dyn Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+async fn refresh_states(
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -21,7 +21,12 @@ enum Command {
     /// Run the gateway.
     Serve {
         /// Config file [default: $HOOKGATE_CONFIG or ./config.toml]
-        #[arg(long, env = "HOOKGATE_CONFIG", default_value = "config.toml", hide_default_value = true)]
+        #[arg(
+            long,
+            env = "HOOKGATE_CONFIG",
+            default_value = "config.toml",
+            hide_default_value = true
+        )]
         config: PathBuf,
         /// Log line format on stderr.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -29,7 +34,12 @@ enum Command {
     },
     /// Validate the config; print `ok` or every error as PATH:LINE:COL: message.
     Check {
-        #[arg(long, env = "HOOKGATE_CONFIG", default_value = "config.toml", hide_default_value = true)]
+        #[arg(
+            long,
+            env = "HOOKGATE_CONFIG",
+            default_value = "config.toml",
+            hide_default_value = true
+        )]
         config: PathBuf,
     },
 }
@@ -43,7 +53,9 @@ enum LogFormat {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -96,7 +108,10 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
 
 async fn on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

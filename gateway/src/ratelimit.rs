@@ -115,11 +115,19 @@ mod tests {
             for (j, &end) in admitted.iter().enumerate().skip(i) {
                 let window = end - start;
                 let allowed = 5 + window / g.interval_us;
-                assert!((j - i + 1) as u64 <= allowed, "window {window}us admitted {}", j - i + 1);
+                assert!(
+                    (j - i + 1) as u64 <= allowed,
+                    "window {window}us admitted {}",
+                    j - i + 1
+                );
             }
         }
         // And it does use the rate: about 5 + 10 s * 10/s.
-        assert!(admitted.len() >= 100 && admitted.len() <= 105, "{}", admitted.len());
+        assert!(
+            admitted.len() >= 100 && admitted.len() <= 105,
+            "{}",
+            admitted.len()
+        );
     }
 
     #[test]
@@ -142,7 +150,9 @@ mod tests {
     fn remaining_counts_down_and_refills() {
         let g = Gcra::per_minute(60, 3);
         assert_eq!(g.remaining(None, 0), 3);
-        let Decision::Allow { new_tat } = g.check(None, 0) else { panic!() };
+        let Decision::Allow { new_tat } = g.check(None, 0) else {
+            panic!()
+        };
         assert_eq!(g.remaining(Some(new_tat), 0), 2);
         assert_eq!(g.remaining(Some(new_tat), 1_000_000), 3);
         assert_eq!(g.reset_after(Some(new_tat), 0), Duration::from_secs(1));
@@ -155,6 +165,9 @@ mod tests {
         assert_eq!(g.tolerance_us, 0);
         let g = Gcra::per_minute(u32::MAX, u32::MAX);
         assert_eq!(g.interval_us, 1);
-        assert!(matches!(g.check(Some(u64::MAX / 2), 0), Decision::Allow { .. } | Decision::Wait { .. }));
+        assert!(matches!(
+            g.check(Some(u64::MAX / 2), 0),
+            Decision::Allow { .. } | Decision::Wait { .. }
+        ));
     }
 }

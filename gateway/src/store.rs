@@ -234,7 +234,8 @@ pub enum RateDecision {
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync + 'static {
     /// Stores an event and its deliveries atomically; the deliveries are due now.
-    async fn enqueue(&self, event: &NewEvent, deliveries: &[NewDelivery]) -> Result<(), StoreError>;
+    async fn enqueue(&self, event: &NewEvent, deliveries: &[NewDelivery])
+    -> Result<(), StoreError>;
     /// Claims due deliveries, first attempts before retries within the budget.
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError>;
     /// Applies outcomes; returns, per completion, whether its lease was
@@ -255,7 +256,12 @@ pub trait Records: Send + Sync + 'static {
 pub trait WebhookStates: Send + Sync + 'static {
     /// Disables a webhook (the receiver answered 410 at `url`) and moves its
     /// pending deliveries to the dead-letter queue; returns how many moved.
-    async fn disable_webhook(&self, webhook_id: &str, url: &str, reason: &str) -> Result<u64, StoreError>;
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        url: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError>;
     /// Every recorded webhook state.
     async fn webhook_states(&self) -> Result<HashMap<String, WebhookState>, StoreError>;
 }

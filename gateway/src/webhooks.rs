@@ -49,7 +49,10 @@ impl fmt::Debug for Secret {
 
 /// Whether `id` is a valid webhook id: `[a-zA-Z0-9_-]{1,64}`.
 pub fn is_valid_webhook_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Headers a webhook's static `headers` may not set: hookgate owns them.

@@ -20,12 +20,13 @@ pub fn bearer(req: &Request) -> Option<&str> {
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ok = bearer(&req).is_some_and(|given| {
         // Compare against every token so timing does not tell which matched.
-        state
-            .config
-            .api
-            .tokens
-            .iter()
-            .fold(false, |acc, t| constant_time_eq(t.expose().as_bytes(), given.as_bytes()) | acc)
+        state.config.api.tokens.iter().fold(false, |acc, t| {
+            constant_time_eq(t.expose().as_bytes(), given.as_bytes()) | acc
+        })
     });
-    if ok { next.run(req).await } else { ApiError::unauthorized().into_response() }
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
 }

@@ -38,7 +38,11 @@ struct Accepted {
     deliveries: Vec<DeliveryRef>,
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     require_json(&headers)?;
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let input: EventIn<'_> = parse(&bytes)?;

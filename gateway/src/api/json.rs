@@ -39,7 +39,9 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else {
         Err(ApiError::unsupported_media_type())
@@ -53,7 +55,8 @@ pub fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErr
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
             // Reject trailing garbage after the value.
-            de.end().map_err(|e| ApiError::malformed(format!("malformed JSON: {e}")))?;
+            de.end()
+                .map_err(|e| ApiError::malformed(format!("malformed JSON: {e}")))?;
             Ok(v)
         }
         Err(err) => {
@@ -61,7 +64,11 @@ pub fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErr
             let inner = err.into_inner();
             match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let field = if path == "." || path.is_empty() { "body" } else { path.as_str() };
+                    let field = if path == "." || path.is_empty() {
+                        "body"
+                    } else {
+                        path.as_str()
+                    };
                     Err(ApiError::invalid(field, strip_position(&inner.to_string())))
                 }
                 _ => Err(ApiError::malformed(format!("malformed JSON: {inner}"))),

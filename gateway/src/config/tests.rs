@@ -1,1 +1,129 @@
-//! Config tests.
+//! Config parsing and validation: defaults, env indirection, positions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TOKEN" => Some("tok-0123456789".into()),
+        "SECRET" => Some("secret-0123456789".into()),
+        _ => None,
+    }
+}
+
+fn parse(src: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(src, Path::new("c.toml"), &env)
+}
+
+const MINIMAL: &str = "[api]\ntokens = [\"env:TOKEN\"]\n[store]\nbackend = \"redis\"\n";
+
+#[test]
+fn defaults_match_the_spec() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:8080");
+    assert_eq!(c.server.max_body_bytes, 1_048_576);
+    assert_eq!(c.api.tokens[0].expose(), "tok-0123456789");
+    assert_eq!(c.api.rate_limit_per_minute, 600);
+    assert_eq!(c.store.url, "redis://127.0.0.1:6379");
+    assert_eq!(c.store.prefix, "hookgate");
+    assert_eq!(c.store.retention, Duration::from_secs(7 * 86_400));
+    let d = &c.delivery;
+    assert_eq!(d.timeout, Duration::from_secs(10));
+    assert_eq!(d.retry.max_retries, 3);
+    assert_eq!(d.retry.base, Duration::from_secs(5));
+    assert_eq!(d.retry.factor, 5);
+    assert_eq!(d.retry.max_delay, Duration::from_secs(36_000));
+    assert!((d.retry.jitter - 0.1).abs() < f64::EPSILON);
+    assert_eq!((d.rate_limit_per_minute, d.rate_limit_burst), (60, 10));
+    assert_eq!(
+        d.signature_headers,
+        SignatureSchemes {
+            hub: true,
+            standard: true
+        }
+    );
+    assert_eq!(d.concurrency, 256);
+    assert!(!d.allow_private_destinations);
+    assert_eq!(c.plugins.timeout, Duration::from_millis(100));
+    assert_eq!(c.plugins.max_memory, 32 << 20);
+}
+
+#[test]
+fn the_example_config_in_the_repo_is_valid() {
+    let src = include_str!("../../../config.toml");
+    let env = |n: &str| Some(format!("value-for-{n}"));
+    let c = Config::parse(src, Path::new("config.toml"), &env).unwrap();
+    assert_eq!(c.webhooks.len(), 1);
+    assert_eq!(
+        c.webhooks[0].headers,
+        vec![("X-Team".to_owned(), "billing".to_owned())]
+    );
+}
+
+#[test]
+fn webhook_fields_and_overrides() {
+    let src = format!(
+        "{MINIMAL}[[webhooks]]\nid = \"orders\"\nurl = \"https://example.com/h\"\nevents = [\"task.*\", \"x\"]\nsecret = \"env:SECRET\"\nmax_retries = 5\ntimeout = \"5s\"\nrate_limit_per_minute = 120\ntest_mode = true\n"
+    );
+    let c = parse(&src).unwrap();
+    let w = &c.webhooks[0];
+    assert_eq!(w.name, "orders", "name defaults to the id");
+    assert_eq!(w.secrets[0].expose(), "secret-0123456789");
+    assert_eq!(
+        (w.max_retries, w.rate_limit_per_minute),
+        (Some(5), Some(120))
+    );
+    assert_eq!(w.timeout, Some(Duration::from_secs(5)));
+    assert!(w.test_mode && w.enabled);
+    assert_eq!(c.max_attempt_time(), Duration::from_secs(10));
+}
+
+#[test]
+fn all_errors_are_collected_with_positions() {
+    let src = "[api]\ntokens = [\"env:NOPE\"]\n[store]\nbackend = \"redis\"\nretention = \"forever\"\n[delivery]\nretry_jitter = 2.0\nsignature_headers = [\"hub\", \"jwt\"]\n[[webhooks]]\nid = \"a\"\nurl = \"https://e.com\"\nevents = []\nsecret = \"0123456789\"\nheaders = { \"X-Hub-Signature\" = \"forged\" }\n[[webhooks]]\nid = \"a\"\nurl = \"https://user:pw@e.com\"\nevents = [\"*\"]\n";
+    let errs = parse(src).unwrap_err().to_string();
+    for expected in [
+        "c.toml:2:11: environment variable NOPE is not set",
+        "c.toml:5:13: store.retention: invalid duration",
+        "c.toml:7:16: delivery.retry_jitter must be between 0 and 1",
+        "c.toml:8:29: signature_headers entries are \"hub\" or \"standard\", got \"jwt\"",
+        "c.toml:12:10: events must list at least one pattern",
+        "c.toml:14:33: header \"X-Hub-Signature\" is set by hookgate",
+        "c.toml:16:6: duplicate webhook id \"a\"",
+        "c.toml:17:7: url must not contain credentials",
+        "is missing `secret`",
+    ] {
+        assert!(errs.contains(expected), "missing {expected:?} in:\n{errs}");
+    }
+    assert!(!errs.contains("forged"), "header values are not echoed");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_errors() {
+    let e = parse(&format!("{MINIMAL}[server]\nlisten = \"x\"\nport = 1\n")).unwrap_err();
+    assert_eq!(e.0[0].line, 7);
+    assert!(e.0[0].message.contains("unknown field `port`"), "{e}");
+    let e = parse(&format!("{MINIMAL}[delivery]\nmax_retries = \"3\"\n")).unwrap_err();
+    assert_eq!((e.0[0].line, e.0[0].col), (6, 15));
+    let e = parse("[api\n").unwrap_err();
+    assert_eq!(e.0[0].line, 1);
+}
+
+#[test]
+fn missing_tokens_and_embedded_backend_are_explained() {
+    let e = parse("").unwrap_err().to_string();
+    assert!(e.contains("[api] tokens is required"), "{e}");
+    assert!(e.contains("embedded"), "{e}");
+}
+
+#[test]
+fn secrets_do_not_appear_in_errors_or_debug() {
+    let c = parse(&format!("{MINIMAL}[[webhooks]]\nid = \"a\"\nurl = \"https://e.com\"\nevents = [\"*\"]\nsecret = \"env:SECRET\"\n")).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("secret-0123456789") && !dbg.contains("tok-0123456789"),
+        "{dbg}"
+    );
+}

@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::raw::{N, RawConfig, RawDelivery, RawWebhook, S};
 use super::units::{parse_duration, parse_size};
 use super::*;
-use crate::webhooks::{EventPattern, Secret, Source, Webhook, is_reserved_header, is_valid_webhook_id};
+use crate::webhooks::{
+    EventPattern, Secret, Source, Webhook, is_reserved_header, is_valid_webhook_id,
+};
 
 /// Collects errors while reading values out of the raw model.
 struct Ctx<'a> {
@@ -47,7 +49,9 @@ impl Ctx<'_> {
 
     fn duration(&mut self, s: Option<&S>, default: Duration, key: &str) -> Duration {
         let Some(s) = s else { return default };
-        let Some(v) = self.string(s) else { return default };
+        let Some(v) = self.string(s) else {
+            return default;
+        };
         match parse_duration(&v) {
             Ok(d) if d.is_zero() => {
                 self.error(s.span(), format!("{key} must be greater than zero"));
@@ -62,13 +66,23 @@ impl Ctx<'_> {
     }
 
     /// An integer in `range`, or the default.
-    fn int<T: TryFrom<i64> + Copy>(&mut self, n: Option<&N>, default: T, range: Range<i64>, key: &str) -> T {
+    fn int<T: TryFrom<i64> + Copy>(
+        &mut self,
+        n: Option<&N>,
+        default: T,
+        range: Range<i64>,
+        key: &str,
+    ) -> T {
         let Some(n) = n else { return default };
         let v = *n.get_ref();
         if !range.contains(&v) {
             self.error(
                 n.span(),
-                format!("{key} must be between {} and {}, got {v}", range.start, range.end - 1),
+                format!(
+                    "{key} must be between {} and {}, got {v}",
+                    range.start,
+                    range.end - 1
+                ),
             );
             return default;
         }
@@ -85,7 +99,11 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(
+    src: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let mut ctx = Ctx {
         src,
         path,
@@ -100,7 +118,11 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
         }
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base_dir
+    };
 
     let server = ServerConfig {
         listen: raw
@@ -109,7 +131,12 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
             .as_ref()
             .and_then(|s| ctx.string(s))
             .unwrap_or_else(|| "127.0.0.1:8080".into()),
-        max_body_bytes: ctx.int(raw.server.max_body_bytes.as_ref(), 1 << 20, 1..(1 << 28) + 1, "max_body_bytes"),
+        max_body_bytes: ctx.int(
+            raw.server.max_body_bytes.as_ref(),
+            1 << 20,
+            1..(1 << 28) + 1,
+            "max_body_bytes",
+        ),
     };
 
     let mut tokens = Vec::new();
@@ -130,7 +157,12 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
     }
     let api = ApiConfig {
         tokens,
-        rate_limit_per_minute: ctx.int(raw.api.rate_limit_per_minute.as_ref(), 600, 1..1_000_000_001, "rate_limit_per_minute"),
+        rate_limit_per_minute: ctx.int(
+            raw.api.rate_limit_per_minute.as_ref(),
+            600,
+            1..1_000_000_001,
+            "rate_limit_per_minute",
+        ),
     };
 
     let store = validate_store(&mut ctx, &raw, &base_dir);
@@ -143,7 +175,11 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
                 .and_then(|s| ctx.string(s))
                 .unwrap_or_else(|| "data/plugin-cache".into()),
         ),
-        timeout: ctx.duration(raw.plugins.timeout.as_ref(), Duration::from_millis(100), "plugins.timeout"),
+        timeout: ctx.duration(
+            raw.plugins.timeout.as_ref(),
+            Duration::from_millis(100),
+            "plugins.timeout",
+        ),
         max_memory: match raw.plugins.max_memory.as_ref() {
             None => 32 << 20,
             Some(s) => match ctx.string(s).map(|v| parse_size(&v)) {
@@ -180,7 +216,9 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
             base_dir,
         })
     } else {
-        Err(ConfigErrors(ctx.errors))
+        let mut errors = ctx.errors;
+        errors.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(errors))
     }
 }
 
@@ -192,7 +230,10 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
             Some("redis") => Backend::Redis,
             Some("embedded") => Backend::Embedded,
             Some(other) => {
-                ctx.error(b.span(), format!("store.backend must be \"embedded\" or \"redis\", got {other:?}"));
+                ctx.error(
+                    b.span(),
+                    format!("store.backend must be \"embedded\" or \"redis\", got {other:?}"),
+                );
                 Backend::Redis
             }
             None => Backend::Redis,
@@ -209,27 +250,57 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         .url
         .as_ref()
         .and_then(|u| ctx.string(u).map(|v| (u.span(), v)))
-        .map_or_else(|| "redis://127.0.0.1:6379".to_owned(), |(span, v)| {
-            if !(v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("unix://")) {
-                ctx.error(span, "store.url must start with redis://, rediss:// or unix://");
-            }
-            v
-        });
-    let prefix = s.prefix.as_ref().and_then(|p| ctx.string(p).map(|v| (p.span(), v))).map_or_else(
-        || "hookgate".to_owned(),
-        |(span, v)| {
-            if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b)) {
-                ctx.error(span, "store.prefix must be 1-64 characters of [a-zA-Z0-9_-:.]");
-            }
-            v
-        },
-    );
+        .map_or_else(
+            || "redis://127.0.0.1:6379".to_owned(),
+            |(span, v)| {
+                if !(v.starts_with("redis://")
+                    || v.starts_with("rediss://")
+                    || v.starts_with("unix://"))
+                {
+                    ctx.error(
+                        span,
+                        "store.url must start with redis://, rediss:// or unix://",
+                    );
+                }
+                v
+            },
+        );
+    let prefix = s
+        .prefix
+        .as_ref()
+        .and_then(|p| ctx.string(p).map(|v| (p.span(), v)))
+        .map_or_else(
+            || "hookgate".to_owned(),
+            |(span, v)| {
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b))
+                {
+                    ctx.error(
+                        span,
+                        "store.prefix must be 1-64 characters of [a-zA-Z0-9_-:.]",
+                    );
+                }
+                v
+            },
+        );
     StoreConfig {
         backend,
-        path: base_dir.join(s.path.as_ref().and_then(|p| ctx.string(p)).unwrap_or_else(|| "data".into())),
+        path: base_dir.join(
+            s.path
+                .as_ref()
+                .and_then(|p| ctx.string(p))
+                .unwrap_or_else(|| "data".into()),
+        ),
         url,
         prefix,
-        retention: ctx.duration(s.retention.as_ref(), Duration::from_secs(7 * 86_400), "store.retention"),
+        retention: ctx.duration(
+            s.retention.as_ref(),
+            Duration::from_secs(7 * 86_400),
+            "store.retention",
+        ),
     }
 }
 
@@ -242,9 +313,15 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
             0.1
         }
     };
-    let mut schemes = SignatureSchemes { hub: true, standard: true };
+    let mut schemes = SignatureSchemes {
+        hub: true,
+        standard: true,
+    };
     if let Some(list) = d.signature_headers.as_ref() {
-        schemes = SignatureSchemes { hub: false, standard: false };
+        schemes = SignatureSchemes {
+            hub: false,
+            standard: false,
+        };
         for s in list.get_ref() {
             match ctx.string(s).as_deref() {
                 Some("hub") => schemes.hub = true,
@@ -257,20 +334,45 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
             }
         }
         if list.get_ref().is_empty() {
-            ctx.error(list.span(), "delivery.signature_headers must name \"hub\", \"standard\" or both");
+            ctx.error(
+                list.span(),
+                "delivery.signature_headers must name \"hub\", \"standard\" or both",
+            );
         }
     }
     DeliveryConfig {
-        timeout: ctx.duration(d.timeout.as_ref(), Duration::from_secs(10), "delivery.timeout"),
+        timeout: ctx.duration(
+            d.timeout.as_ref(),
+            Duration::from_secs(10),
+            "delivery.timeout",
+        ),
         retry: RetryPolicy {
             max_retries: ctx.int(d.max_retries.as_ref(), 3, 0..11, "max_retries"),
-            base: ctx.duration(d.retry_base.as_ref(), Duration::from_secs(5), "delivery.retry_base"),
+            base: ctx.duration(
+                d.retry_base.as_ref(),
+                Duration::from_secs(5),
+                "delivery.retry_base",
+            ),
             factor: ctx.int(d.retry_factor.as_ref(), 5, 1..1001, "retry_factor"),
-            max_delay: ctx.duration(d.retry_max_delay.as_ref(), Duration::from_secs(36_000), "delivery.retry_max_delay"),
+            max_delay: ctx.duration(
+                d.retry_max_delay.as_ref(),
+                Duration::from_secs(36_000),
+                "delivery.retry_max_delay",
+            ),
             jitter,
         },
-        rate_limit_per_minute: ctx.int(d.rate_limit_per_minute.as_ref(), 60, 1..60_000_001, "rate_limit_per_minute"),
-        rate_limit_burst: ctx.int(d.rate_limit_burst.as_ref(), 10, 1..1_000_001, "rate_limit_burst"),
+        rate_limit_per_minute: ctx.int(
+            d.rate_limit_per_minute.as_ref(),
+            60,
+            1..60_000_001,
+            "rate_limit_per_minute",
+        ),
+        rate_limit_burst: ctx.int(
+            d.rate_limit_burst.as_ref(),
+            10,
+            1..1_000_001,
+            "rate_limit_burst",
+        ),
         signature_headers: schemes,
         concurrency: ctx.int(d.concurrency.as_ref(), 256, 1..100_001, "concurrency"),
         allow_private_destinations: d.allow_private_destinations.unwrap_or(false),
@@ -292,7 +394,10 @@ fn validate_webhook(
         Some(s) => {
             let id = ctx.string(s).unwrap_or_default();
             if !is_valid_webhook_id(&id) {
-                ctx.error(s.span(), format!("webhook id {id:?} must match [a-zA-Z0-9_-]{{1,64}}"));
+                ctx.error(
+                    s.span(),
+                    format!("webhook id {id:?} must match [a-zA-Z0-9_-]{{1,64}}"),
+                );
             } else if !seen.insert(id.clone()) {
                 ctx.error(s.span(), format!("duplicate webhook id {id:?}"));
             }
@@ -315,7 +420,9 @@ fn validate_webhook(
     let mut events = Vec::new();
     match &w.events {
         None => ctx.error(span.clone(), format!("webhook {id:?} is missing `events`")),
-        Some(list) if list.get_ref().is_empty() => ctx.error(list.span(), "events must list at least one pattern"),
+        Some(list) if list.get_ref().is_empty() => {
+            ctx.error(list.span(), "events must list at least one pattern")
+        }
         Some(list) => {
             for p in list.get_ref() {
                 if let Some(v) = ctx.string(p) {
@@ -329,7 +436,10 @@ fn validate_webhook(
     }
     let secret = match &w.secret {
         None => {
-            ctx.error(span.clone(), format!("webhook {id:?} is missing `secret` (use secret = \"env:NAME\")"));
+            ctx.error(
+                span.clone(),
+                format!("webhook {id:?} is missing `secret` (use secret = \"env:NAME\")"),
+            );
             None
         }
         Some(s) => ctx.string(s).and_then(|v| {
@@ -352,13 +462,23 @@ fn validate_webhook(
             }
         }
     }
-    let timeout = w.timeout.as_ref().map(|t| ctx.duration(Some(t), Duration::from_secs(10), "timeout"));
+    let timeout = w
+        .timeout
+        .as_ref()
+        .map(|t| ctx.duration(Some(t), Duration::from_secs(10), "timeout"));
     let rate_limit_per_minute = w
         .rate_limit_per_minute
         .as_ref()
         .map(|n| ctx.int(Some(n), 60, 1..60_000_001, "rate_limit_per_minute"));
-    let max_retries = w.max_retries.as_ref().map(|n| ctx.int(Some(n), 3, 0..11, "max_retries"));
-    let name = w.name.as_ref().and_then(|s| ctx.string(s)).unwrap_or_else(|| id.clone());
+    let max_retries = w
+        .max_retries
+        .as_ref()
+        .map(|n| ctx.int(Some(n), 3, 0..11, "max_retries"));
+    let name = w
+        .name
+        .as_ref()
+        .and_then(|s| ctx.string(s))
+        .unwrap_or_else(|| id.clone());
     if ctx.errors.len() > before {
         return None;
     }
@@ -400,7 +520,9 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("invalid header name {name:?}"));
     }
     if is_reserved_header(name) {
-        return Err(format!("header {name:?} is set by hookgate and cannot be overridden"));
+        return Err(format!(
+            "header {name:?} is set by hookgate and cannot be overridden"
+        ));
     }
     if reqwest::header::HeaderValue::from_str(value).is_err() {
         return Err(format!("invalid value for header {name:?}"));

@@ -22,7 +22,10 @@ pub enum Verdict {
     /// 410 Gone: the receiver asked to stop.
     Gone,
     /// Any other status (3xx included); `retry_after` from 429/502/503/504.
-    Http { status: u16, retry_after: Option<Duration> },
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     Timeout,
     /// Connection failed, or the SSRF guard refused the destination.
     Connect,
@@ -51,7 +54,13 @@ pub struct Attempted {
 }
 
 /// The headers of one attempt, signatures included.
-pub fn build_headers(job: &Job, hook: &Webhook, schemes: SignatureSchemes, body: &[u8], timestamp: i64) -> HeaderMap {
+pub fn build_headers(
+    job: &Job,
+    hook: &Webhook,
+    schemes: SignatureSchemes,
+    body: &[u8],
+    timestamp: i64,
+) -> HeaderMap {
     let attempt = job.attempts + 1;
     let mut h = HeaderMap::with_capacity(16);
     let mut put = |name: &'static str, value: &str| {
@@ -67,19 +76,30 @@ pub fn build_headers(job: &Job, hook: &Webhook, schemes: SignatureSchemes, body:
     if let Some(current) = hook.secrets.first()
         && schemes.hub
     {
-        put("x-hub-signature", &signing::hub_signature(current.expose(), body));
+        put(
+            "x-hub-signature",
+            &signing::hub_signature(current.expose(), body),
+        );
     }
     if schemes.standard {
         put("webhook-id", &job.delivery_id);
         put("webhook-timestamp", &timestamp.to_string());
-        let sig = signing::standard_signature_header(hook.secrets.iter().map(|s| s.expose()), &job.delivery_id, timestamp, body);
+        let sig = signing::standard_signature_header(
+            hook.secrets.iter().map(|s| s.expose()),
+            &job.delivery_id,
+            timestamp,
+            body,
+        );
         put("webhook-signature", &sig);
     }
     if job.test {
         put("x-webhook-test", "true");
     }
     for (name, value) in &hook.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             h.insert(n, v);
         }
     }
@@ -111,7 +131,10 @@ fn verdict_of(answer: &Answer) -> Verdict {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now())),
         },
-        _ => Verdict::Http { status, retry_after: None },
+        _ => Verdict::Http {
+            status,
+            retry_after: None,
+        },
     }
 }
 
@@ -128,7 +151,9 @@ pub async fn attempt(
 ) -> Attempted {
     let started_at = now_ms();
     let clock = Instant::now();
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let headers = build_headers(job, hook, schemes, &body, timestamp);
     let result = tokio::select! {
         r = outbound.post(&hook.url, headers, body, timeout) => Some(r),
@@ -155,7 +180,10 @@ pub async fn attempt(
             let v = verdict_of(&answer);
             if v != Verdict::Success {
                 record.error = Some(match answer.status.as_u16() {
-                    300..=399 => format!("HTTP {} (redirects are not followed)", answer.status.as_u16()),
+                    300..=399 => format!(
+                        "HTTP {} (redirects are not followed)",
+                        answer.status.as_u16()
+                    ),
                     410 => "HTTP 410 Gone: the receiver asked to stop; webhook disabled".into(),
                     s => format!("HTTP {s}"),
                 });
@@ -166,7 +194,9 @@ pub async fn attempt(
             record.error = Some(e.to_string());
             match e {
                 SendError::Timeout(_) => Verdict::Timeout,
-                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => Verdict::Connect,
+                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => {
+                    Verdict::Connect
+                }
             }
         }
     };
@@ -180,10 +210,16 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

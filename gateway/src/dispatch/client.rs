@@ -100,7 +100,8 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -155,7 +156,9 @@ pub struct Outbound {
 
 impl fmt::Debug for Outbound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Outbound").field("allow_private", &self.allow_private).finish()
+        f.debug_struct("Outbound")
+            .field("allow_private", &self.allow_private)
+            .finish()
     }
 }
 
@@ -175,7 +178,10 @@ impl Outbound {
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the outbound HTTP client: {e}"))?;
-        Ok(Outbound { client, allow_private })
+        Ok(Outbound {
+            client,
+            allow_private,
+        })
     }
 
     /// Checks a URL's IP literal host (names are checked at resolution).
@@ -188,12 +194,22 @@ impl Outbound {
             Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
             _ => return Ok(()),
         };
-        if is_public(ip) { Ok(()) } else { Err(SendError::Refused(refusal(ip).0)) }
+        if is_public(ip) {
+            Ok(())
+        } else {
+            Err(SendError::Refused(refusal(ip).0))
+        }
     }
 
     /// POSTs `body` to `url`, all within `timeout` (connect, send, and
     /// reading the kept part of the answer).
-    pub async fn post(&self, url: &Url, headers: HeaderMap, body: Bytes, timeout: Duration) -> Result<Answer, SendError> {
+    pub async fn post(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Answer, SendError> {
         self.check_literal(url)?;
         let fut = async {
             let resp = self
@@ -207,7 +223,11 @@ impl Outbound {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = read_limited(resp).await;
-            Ok(Answer { status, headers, body })
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
@@ -247,7 +267,11 @@ fn classify(e: reqwest::Error, timeout: Duration) -> SendError {
     }
     let connect = e.is_connect();
     let msg = error_chain(&e.without_url());
-    if connect { SendError::Connect(msg) } else { SendError::Other(msg) }
+    if connect {
+        SendError::Connect(msg)
+    } else {
+        SendError::Other(msg)
+    }
 }
 
 /// `error: cause: cause`, without URLs (they may carry credentials).
@@ -292,7 +316,12 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -300,12 +329,25 @@ mod tests {
     #[test]
     fn ip_literals_are_checked_before_sending() {
         let guarded = Outbound::new(false, 1).unwrap();
-        let err = guarded.check_literal(&Url::parse("http://127.0.0.1:9/x").unwrap()).unwrap_err();
+        let err = guarded
+            .check_literal(&Url::parse("http://127.0.0.1:9/x").unwrap())
+            .unwrap_err();
         assert!(err.to_string().contains("loopback"), "{err}");
-        assert!(guarded.check_literal(&Url::parse("http://[::1]/").unwrap()).is_err());
-        assert!(guarded.check_literal(&Url::parse("http://8.8.8.8/").unwrap()).is_ok());
+        assert!(
+            guarded
+                .check_literal(&Url::parse("http://[::1]/").unwrap())
+                .is_err()
+        );
+        assert!(
+            guarded
+                .check_literal(&Url::parse("http://8.8.8.8/").unwrap())
+                .is_ok()
+        );
         let open = Outbound::new(true, 1).unwrap();
-        assert!(open.check_literal(&Url::parse("http://127.0.0.1/").unwrap()).is_ok());
+        assert!(
+            open.check_literal(&Url::parse("http://127.0.0.1/").unwrap())
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,11 @@ use crate::store::Completion;
 
 const MAX_BATCH: usize = 512;
 
-pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>, done: CancellationToken) {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Completion>,
+    done: CancellationToken,
+) {
     let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     loop {
         if batch.is_empty() {
@@ -49,7 +53,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>,
                 shared.health.ok();
                 let stale = applied.iter().filter(|a| !**a).count();
                 if stale > 0 {
-                    tracing::debug!(stale, "outcomes for leases no longer held were recorded as attempts only");
+                    tracing::debug!(
+                        stale,
+                        "outcomes for leases no longer held were recorded as attempts only"
+                    );
                 }
                 batch.clear();
                 shared.wake.notify_one();

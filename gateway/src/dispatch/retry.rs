@@ -39,7 +39,8 @@ impl RetryPolicy {
         }
         let nominal = self.nominal(n).min(self.max_delay);
         let spread = 1.0 + self.jitter.clamp(0.0, 1.0) * unit.clamp(-1.0, 1.0);
-        let jittered = Duration::try_from_secs_f64(nominal.as_secs_f64() * spread).unwrap_or(self.max_delay);
+        let jittered =
+            Duration::try_from_secs_f64(nominal.as_secs_f64() * spread).unwrap_or(self.max_delay);
         let wait = match retry_after {
             Some(asked) => jittered.max(asked),
             None => jittered,
@@ -80,10 +81,17 @@ mod tests {
                 let unit = f64::from(i) / 100.0 - 1.0;
                 let d = p.next_delay(n, None, unit).unwrap().as_secs_f64();
                 let nominal = p.nominal(n).as_secs_f64();
-                assert!(d >= nominal * 0.9 - 1e-9 && d <= nominal * 1.1 + 1e-9, "{n} {unit} {d}");
+                assert!(
+                    d >= nominal * 0.9 - 1e-9 && d <= nominal * 1.1 + 1e-9,
+                    "{n} {unit} {d}"
+                );
             }
         }
-        let capped = RetryPolicy { max_retries: 10, max_delay: Duration::from_secs(60), ..p };
+        let capped = RetryPolicy {
+            max_retries: 10,
+            max_delay: Duration::from_secs(60),
+            ..p
+        };
         for n in 1..=10 {
             assert!(capped.next_delay(n, None, 1.0).unwrap() <= Duration::from_secs(60));
         }
@@ -92,15 +100,34 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_but_the_cap_wins() {
         let p = policy();
-        assert_eq!(p.next_delay(1, Some(Duration::from_secs(90)), 0.0), Some(Duration::from_secs(90)));
-        assert_eq!(p.next_delay(2, Some(Duration::from_secs(1)), 0.0), Some(Duration::from_secs(25)));
-        let small_cap = RetryPolicy { max_delay: Duration::from_secs(30), ..p };
-        assert_eq!(small_cap.next_delay(1, Some(Duration::from_secs(999)), 0.0), Some(Duration::from_secs(30)));
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(90)), 0.0),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            p.next_delay(2, Some(Duration::from_secs(1)), 0.0),
+            Some(Duration::from_secs(25))
+        );
+        let small_cap = RetryPolicy {
+            max_delay: Duration::from_secs(30),
+            ..p
+        };
+        assert_eq!(
+            small_cap.next_delay(1, Some(Duration::from_secs(999)), 0.0),
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]
     fn huge_exponents_saturate() {
-        let p = RetryPolicy { max_retries: 10, factor: u32::MAX, ..policy() };
-        assert_eq!(p.next_delay(10, None, 1.0), Some(Duration::from_secs(36_000)));
+        let p = RetryPolicy {
+            max_retries: 10,
+            factor: u32::MAX,
+            ..policy()
+        };
+        assert_eq!(
+            p.next_delay(10, None, 1.0),
+            Some(Duration::from_secs(36_000))
+        );
     }
 }

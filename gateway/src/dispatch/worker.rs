@@ -121,7 +121,11 @@ async fn route(
         .iter()
         .map(|(_, hook)| RateRequest {
             key: format!("wh:{}", hook.id),
-            limit: Gcra::per_minute(hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute), d.rate_limit_burst),
+            limit: Gcra::per_minute(
+                hook.rate_limit_per_minute
+                    .unwrap_or(d.rate_limit_per_minute),
+                d.rate_limit_burst,
+            ),
         })
         .collect();
     let decisions = match shared.store.acquire(&reqs).await {
@@ -137,7 +141,12 @@ async fn route(
     // Deliveries over the limit wait for their own slot: the n-th one of a
     // webhook in this batch is spread n intervals past the first free slot.
     let mut waiting: HashMap<String, u32> = HashMap::new();
-    for ((job, hook), decision, req) in ready.into_iter().zip(decisions).zip(reqs).map(|((a, b), c)| (a, b, c)) {
+    for ((job, hook), decision, req) in ready
+        .into_iter()
+        .zip(decisions)
+        .zip(reqs)
+        .map(|((a, b), c)| (a, b, c))
+    {
         match decision {
             RateDecision::Wait(wait) => {
                 let n = waiting.entry(hook.id.clone()).or_default();
@@ -171,7 +180,14 @@ async fn route(
                     status = tracing::field::Empty,
                 );
                 attempts.spawn(
-                    run_one(shared.clone(), job, hook, hard_stop.clone(), (permit, retry_permit, guard)).instrument(span),
+                    run_one(
+                        shared.clone(),
+                        job,
+                        hook,
+                        hard_stop.clone(),
+                        (permit, retry_permit, guard),
+                    )
+                    .instrument(span),
                 );
             }
         }
@@ -201,7 +217,11 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut map = self.shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.webhook) {
             *n -= 1;
             if *n == 0 {
@@ -213,11 +233,26 @@ impl Drop for InFlight {
 
 type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>, InFlight);
 
-async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: CancellationToken, held: Held) {
+async fn run_one(
+    shared: Arc<Shared>,
+    job: Job,
+    hook: Arc<Webhook>,
+    cancel: CancellationToken,
+    held: Held,
+) {
     let d = &shared.config.delivery;
     let timeout = hook.timeout.unwrap_or(d.timeout);
     let body = job.data.clone();
-    let attempted = attempt(&shared.outbound, &job, &hook, d.signature_headers, body, timeout, &cancel).await;
+    let attempted = attempt(
+        &shared.outbound,
+        &job,
+        &hook,
+        d.signature_headers,
+        body,
+        timeout,
+        &cancel,
+    )
+    .await;
     drop(held);
     tracing::Span::current().record("status", tracing::field::debug(&attempted.verdict));
 
@@ -232,17 +267,30 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
         Verdict::Success => (Outcome::Succeeded, Some(attempted.record)),
         Verdict::Cancelled => (Outcome::Defer(Duration::ZERO), None),
         Verdict::Gone => {
-            match shared.store.disable_webhook(&hook.id, hook.url.as_str(), "receiver answered 410 Gone").await {
-                Ok(moved) => tracing::warn!(webhook_id = %hook.id, moved, "receiver answered 410 Gone; webhook disabled, pending deliveries dead-lettered"),
-                Err(e) => tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled"),
+            match shared
+                .store
+                .disable_webhook(&hook.id, hook.url.as_str(), "receiver answered 410 Gone")
+                .await
+            {
+                Ok(moved) => {
+                    tracing::warn!(webhook_id = %hook.id, moved, "receiver answered 410 Gone; webhook disabled, pending deliveries dead-lettered")
+                }
+                Err(e) => {
+                    tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled")
+                }
             }
             if let Ok(states) = shared.store.webhook_states().await {
                 shared.registry.apply_states(&states);
             }
             (Outcome::Dead, Some(attempted.record))
         }
-        Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
-        Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
+        Verdict::Http { retry_after, .. } => (
+            retry_or_dead(&policy, &job, *retry_after),
+            Some(attempted.record),
+        ),
+        Verdict::Timeout | Verdict::Connect => {
+            (retry_or_dead(&policy, &job, None), Some(attempted.record))
+        }
     };
     if let Outcome::Retry(delay) = &outcome {
         tracing::debug!(?delay, "attempt failed; retry scheduled");
@@ -269,7 +317,12 @@ async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome
     commit(shared, &job, outcome, None).await;
 }
 
-async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<crate::store::AttemptRecord>) {
+async fn commit(
+    shared: &Arc<Shared>,
+    job: &Job,
+    outcome: Outcome,
+    attempt: Option<crate::store::AttemptRecord>,
+) {
     let c = Completion {
         delivery_id: job.delivery_id.clone(),
         event_id: job.event_id.clone(),

@@ -31,10 +31,10 @@ mod decode;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Script, Value};
+use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::*;
 use decode::{as_int, field_map};
@@ -70,7 +70,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +84,8 @@ impl RedisStore {
     /// A store on `url` (not connected yet: the first command connects, and
     /// a lost connection is re-established on demand with backoff).
     pub fn open(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
+        let client = ::redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -104,7 +107,11 @@ impl RedisStore {
 
 #[async_trait]
 impl DeliveryQueue for RedisStore {
-    async fn enqueue(&self, event: &NewEvent, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
+    async fn enqueue(
+        &self,
+        event: &NewEvent,
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
         let mut inv = self.scripts.enqueue.prepare_invoke();
         inv.arg(&self.prefix)
             .arg(&event.id)
@@ -116,7 +123,10 @@ impl DeliveryQueue for RedisStore {
         for d in deliveries {
             inv.arg(&d.id).arg(&d.webhook_id);
         }
-        let _: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let _: Value = inv
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -142,7 +152,9 @@ impl DeliveryQueue for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = self.scripts.complete.prepare_invoke();
-        inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.len());
+        inv.arg(&self.prefix)
+            .arg(self.retention_ms)
+            .arg(batch.len());
         for c in batch {
             let (kind, delay) = match &c.outcome {
                 Outcome::Succeeded => ("s", 0),
@@ -152,7 +164,9 @@ impl DeliveryQueue for RedisStore {
                 Outcome::Defer(d) => ("w", d.as_millis() as u64),
             };
             let attempt = match &c.attempt {
-                Some(a) => serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                Some(a) => {
+                    serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?
+                }
                 None => String::new(),
             };
             inv.arg(&c.delivery_id)
@@ -163,10 +177,15 @@ impl DeliveryQueue for RedisStore {
                 .arg(&c.event_id)
                 .arg(&c.webhook_id);
         }
-        let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let reply: Value = inv
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
         match reply {
             Value::Array(items) => Ok(items.iter().map(|v| as_int(v) == Some(1)).collect()),
-            other => Err(StoreError::Corrupt(format!("complete: unexpected reply {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "complete: unexpected reply {other:?}"
+            ))),
         }
     }
 
@@ -197,7 +216,11 @@ impl Records for RedisStore {
         if f.is_empty() {
             return Ok(None);
         }
-        let get = |k: &str| f.get(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let get = |k: &str| {
+            f.get(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
         let num = |k: &str| get(k).parse::<u64>().ok();
         let event_id = get("event");
         let payload: Option<Vec<u8>> = match f.get("payload") {
@@ -209,11 +232,15 @@ impl Records for RedisStore {
                 .await
                 .map_err(unavailable)?,
         };
-        let status = Status::parse(&get("status"))
-            .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unknown status {:?}", get("status"))))?;
+        let status = Status::parse(&get("status")).ok_or_else(|| {
+            StoreError::Corrupt(format!("delivery {id}: unknown status {:?}", get("status")))
+        })?;
         let attempts = attempts
             .iter()
-            .map(|a| serde_json::from_slice(a).map_err(|e| StoreError::Corrupt(format!("attempt record: {e}"))))
+            .map(|a| {
+                serde_json::from_slice(a)
+                    .map_err(|e| StoreError::Corrupt(format!("attempt record: {e}")))
+            })
             .collect::<Result<Vec<AttemptRecord>, _>>()?;
         Ok(Some(DeliveryRecord {
             id: id.to_owned(),
@@ -242,7 +269,12 @@ struct StateJson {
 
 #[async_trait]
 impl WebhookStates for RedisStore {
-    async fn disable_webhook(&self, webhook_id: &str, url: &str, reason: &str) -> Result<u64, StoreError> {
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        url: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
         let state = serde_json::to_string(&StateJson {
             reason: reason.to_owned(),
             url: url.to_owned(),
@@ -293,9 +325,14 @@ impl RateLimiter for RedisStore {
         let mut inv = self.scripts.gcra.prepare_invoke();
         inv.arg(&self.prefix).arg(reqs.len());
         for r in reqs {
-            inv.arg(&r.key).arg(r.limit.interval_us).arg(r.limit.tolerance_us);
+            inv.arg(&r.key)
+                .arg(r.limit.interval_us)
+                .arg(r.limit.tolerance_us);
         }
-        let waits: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        let waits: Vec<i64> = inv
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
         Ok(waits
             .into_iter()
             .map(|w| match w {
@@ -305,4 +342,3 @@ impl RateLimiter for RedisStore {
             .collect())
     }
 }
-

@@ -6,8 +6,12 @@ use std::fmt;
 pub fn is_valid_event_type(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
-        && s.split('.')
-            .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        && s.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
 }
 
 /// One entry of a webhook's `events`: an exact type, `prefix.*` or `*`.
@@ -68,7 +72,9 @@ mod tests {
         for ok in ["a", "task.completed", "a_b.c1.d_2", "0"] {
             assert!(is_valid_event_type(ok), "{ok}");
         }
-        for bad in ["", ".", "a.", ".a", "a..b", "Task", "a-b", "a b", "a.*", "é"] {
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "Task", "a-b", "a b", "a.*", "é",
+        ] {
             assert!(!is_valid_event_type(bad), "{bad}");
         }
     }

@@ -30,7 +30,11 @@ impl Snapshot {
     }
 
     /// The enabled webhooks an event of this type goes to.
-    pub fn matching<'a>(&'a self, event_type: &'a str, test: bool) -> impl Iterator<Item = &'a Arc<Webhook>> + 'a {
+    pub fn matching<'a>(
+        &'a self,
+        event_type: &'a str,
+        test: bool,
+    ) -> impl Iterator<Item = &'a Arc<Webhook>> + 'a {
         self.list.iter().filter(move |w| w.wants(event_type, test))
     }
 }
@@ -54,7 +58,10 @@ impl Registry {
 
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Lays the store's webhook states over the config webhooks. A state

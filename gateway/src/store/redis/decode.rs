@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use ::redis::Value;
+use bytes::Bytes;
 
 use crate::store::{ClaimBatch, Job, StoreError};
 
@@ -64,7 +64,10 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
         return Err(corrupt("not an array"));
     };
     let mut it = items.into_iter();
-    let next = it.next().and_then(|v| as_int(&v)).ok_or_else(|| corrupt("no next-due"))?;
+    let next = it
+        .next()
+        .and_then(|v| as_int(&v))
+        .ok_or_else(|| corrupt("no next-due"))?;
     let mut data_by_event: HashMap<String, Bytes> = HashMap::new();
     let mut jobs = Vec::new();
     for job in it {
@@ -75,7 +78,11 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             return Err(corrupt("job arity"));
         }
         let s = |i: usize| as_string(&f[i]).ok_or_else(|| corrupt("job field"));
-        let n = |i: usize| as_int(&f[i]).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        let n = |i: usize| {
+            as_int(&f[i])
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
         let event_id = s(1)?;
         let data = match &f[8] {
             Value::Int(0) => data_by_event.get(&event_id).cloned(),
@@ -83,7 +90,9 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             v => as_bytes(v).map(Bytes::from),
         };
         if let Some(d) = &data {
-            data_by_event.entry(event_id.clone()).or_insert_with(|| d.clone());
+            data_by_event
+                .entry(event_id.clone())
+                .or_insert_with(|| d.clone());
         }
         jobs.push(Job {
             delivery_id: s(0)?,

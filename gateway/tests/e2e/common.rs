@@ -1,0 +1,295 @@
+//! Shared setup: configs, an in-process gateway, a gateway child process.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookgate::config::Config;
+use hookgate::store::Store;
+use hookgate::store::redis::RedisStore;
+use hookgate_testkit::{RedisServer, TempDir, unique, wait_until};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// `[delivery]` settings that make tests fast and exact.
+pub const FAST_DELIVERY: &str = r#"
+allow_private_destinations = true
+retry_jitter = 0.0
+retry_base = "200ms"
+retry_factor = 2
+timeout = "2s"
+rate_limit_per_minute = 60000
+rate_limit_burst = 1000
+"#;
+
+/// [`FAST_DELIVERY`] with some keys replaced or added (`key = value` lines).
+pub fn fast_delivery(overrides: &str) -> String {
+    let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
+    let replaced: Vec<String> = overrides
+        .lines()
+        .filter(|l| l.contains('='))
+        .map(key)
+        .collect();
+    let kept: Vec<&str> = FAST_DELIVERY
+        .lines()
+        .filter(|l| !replaced.contains(&key(l)))
+        .collect();
+    format!("{}\n{overrides}\n", kept.join("\n"))
+}
+
+/// A config with a fresh key prefix on `redis`.
+pub fn config_toml(redis: &RedisServer, delivery: &str, webhooks: &str) -> (String, String) {
+    let prefix = format!("t{}x{}", std::process::id(), unique());
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 4096
+
+[api]
+tokens = ["{TOKEN}"]
+
+[store]
+backend = "redis"
+url = "{url}"
+prefix = "{prefix}"
+
+[delivery]
+{delivery}
+
+{webhooks}
+"#,
+        url = redis.url()
+    );
+    (toml, prefix)
+}
+
+/// A `[[webhooks]]` block.
+pub fn webhook(id: &str, url: &str, events: &[&str], extra: &str) -> String {
+    let events: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
+    format!(
+        "[[webhooks]]\nid = \"{id}\"\nurl = \"{url}\"\nevents = [{}]\nsecret = \"secret-{id}-0123\"\n{extra}\n",
+        events.join(", ")
+    )
+}
+
+pub fn parse_config(toml: &str) -> Config {
+    Config::parse(toml, Path::new("test-config.toml"), &|k| {
+        std::env::var(k).ok()
+    })
+    .expect("test config is valid")
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A store handle on the same Redis and prefix, for looking at records.
+pub fn store(redis: &RedisServer, prefix: &str) -> Arc<dyn Store> {
+    Arc::new(RedisStore::open(&redis.url(), prefix, Duration::from_secs(3600)).unwrap())
+}
+
+/// A gateway running in this process.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), hookgate::RunError>>>,
+}
+
+impl Gateway {
+    pub async fn start(toml: &str) -> Self {
+        let config = parse_config(toml);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(hookgate::run(config, listener, shutdown.clone()));
+        Gateway {
+            addr,
+            http: http(),
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Posts a raw body to /api/events with the token.
+    pub async fn post_raw(&self, body: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/api/events"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts an event; panics unless 202. Returns the answer.
+    pub async fn post_event(&self, event_type: &str, data: &str) -> Value {
+        let (status, body) = self
+            .post_raw(&format!(r#"{{"type":"{event_type}","data":{data}}}"#))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("gateway stops in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The delivery ids of a 202 answer.
+pub fn delivery_ids(answer: &Value) -> Vec<String> {
+    answer["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the store shows `status` for a delivery, and returns it.
+pub async fn wait_status(
+    store: &Arc<dyn Store>,
+    id: &str,
+    status: hookgate::store::Status,
+    timeout: Duration,
+) -> hookgate::store::DeliveryRecord {
+    wait_until(
+        timeout,
+        &format!("delivery {id} to be {status:?}"),
+        || async {
+            store
+                .delivery(id)
+                .await
+                .ok()
+                .flatten()
+                .filter(|r| r.status == status)
+        },
+    )
+    .await
+}
+
+/// The real `hookgate` binary as a child process.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    _dir: Arc<TempDir>,
+}
+
+impl GatewayProcess {
+    /// Writes `toml` (its listen address replaced by a free port) and runs
+    /// `hookgate serve` on it; waits until /healthz answers.
+    pub async fn spawn(toml: &str, dir: Arc<TempDir>) -> Self {
+        let port = hookgate_testkit::free_port();
+        let toml = toml.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        let n = unique();
+        let config = dir.path().join(format!("config-{n}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        let log = dir.path().join(format!("gateway-{n}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn hookgate");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let client = http();
+        wait_until(
+            Duration::from_secs(20),
+            "the gateway process to answer /healthz",
+            || {
+                let client = client.clone();
+                async move {
+                    let r = client
+                        .get(format!("http://{addr}/healthz"))
+                        .send()
+                        .await
+                        .ok()?;
+                    r.status().is_success().then_some(())
+                }
+            },
+        )
+        .await;
+        GatewayProcess {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway did not exit within {timeout:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,339 @@
+//! The store contract, as a suite any backend runs. `redis_store_conforms`
+//! runs it against a real Redis; the embedded store will run the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hookgate::ratelimit::Gcra;
+use hookgate::store::*;
+use hookgate_testkit::{RedisServer, unique};
+
+fn event(id: &str) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        event_type: "order.created".into(),
+        data: Bytes::from_static(br#"{"a": 1}"#),
+        test: false,
+        created_at_ms: now_ms(),
+    }
+}
+
+fn delivery(id: &str, webhook: &str) -> NewDelivery {
+    NewDelivery {
+        id: id.into(),
+        webhook_id: webhook.into(),
+    }
+}
+
+fn claim_req(owner: &str, n: usize, lease_ms: u64) -> ClaimRequest {
+    ClaimRequest {
+        first: n,
+        retry: n,
+        lease: Duration::from_millis(lease_ms),
+        owner: owner.into(),
+    }
+}
+
+fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>) -> Completion {
+    Completion {
+        delivery_id: job.delivery_id.clone(),
+        event_id: job.event_id.clone(),
+        webhook_id: job.webhook_id.clone(),
+        owner: owner.into(),
+        outcome,
+        attempt: attempt.map(|n| AttemptRecord {
+            attempt: n,
+            started_at: now_ms(),
+            duration_ms: 3,
+            status_code: Some(500),
+            error: Some("HTTP 500".into()),
+            response_body: None,
+        }),
+    }
+}
+
+/// Runs every contract check against stores made by `make` (each call a
+/// fresh, empty namespace).
+pub async fn run_suite(make: impl Fn() -> Arc<dyn Store>) {
+    enqueue_then_claim_hands_out_each_delivery_once(make()).await;
+    outcomes_apply_and_stale_leases_only_record(make()).await;
+    retries_wait_and_defers_keep_the_budget(make()).await;
+    claim_budget_keeps_room_for_first_attempts(make()).await;
+    disabling_a_webhook_dead_letters_its_pending_deliveries(make()).await;
+    rate_limiter_admits_burst_then_steady_rate(make()).await;
+}
+
+async fn enqueue_then_claim_hands_out_each_delivery_once(s: Arc<dyn Store>) {
+    s.enqueue(&event("e1"), &[delivery("d1", "w1"), delivery("d2", "w2")])
+        .await
+        .unwrap();
+    s.enqueue(&event("e2"), &[]).await.unwrap();
+    let batch = s.claim(&claim_req("A", 10, 60_000)).await.unwrap();
+    let mut ids: Vec<_> = batch.jobs.iter().map(|j| j.delivery_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["d1", "d2"]);
+    for j in &batch.jobs {
+        assert_eq!(
+            j.data.as_ref(),
+            br#"{"a": 1}"#,
+            "every job of an event carries its data"
+        );
+        assert!(!j.data_missing);
+        assert_eq!(
+            (j.attempts, j.event_id.as_str(), j.event_type.as_str()),
+            (0, "e1", "order.created")
+        );
+    }
+    let again = s.claim(&claim_req("B", 10, 60_000)).await.unwrap();
+    assert!(
+        again.jobs.is_empty(),
+        "leased deliveries are not handed out twice"
+    );
+    assert!(
+        again.next_due_in.is_some(),
+        "the lease expiry is the next thing due"
+    );
+    let rec = s.delivery("d1").await.unwrap().unwrap();
+    assert_eq!(
+        (rec.status, rec.webhook_id.as_str()),
+        (Status::Pending, "w1")
+    );
+    assert_eq!(rec.payload.as_ref(), br#"{"a": 1}"#);
+    assert!(s.delivery("nope").await.unwrap().is_none());
+}
+
+async fn outcomes_apply_and_stale_leases_only_record(s: Arc<dyn Store>) {
+    s.enqueue(&event("e1"), &[delivery("d1", "w"), delivery("d2", "w")])
+        .await
+        .unwrap();
+    let jobs = s.claim(&claim_req("A", 10, 150)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 2);
+    let d1 = jobs.iter().find(|j| j.delivery_id == "d1").unwrap();
+    let d2 = jobs.iter().find(|j| j.delivery_id == "d2").unwrap();
+    let applied = s
+        .complete(&[completion(d1, "A", Outcome::Succeeded, Some(1))])
+        .await
+        .unwrap();
+    assert_eq!(applied, [true]);
+    let rec = s.delivery("d1").await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Succeeded);
+    assert_eq!(rec.attempts.len(), 1);
+    assert_eq!(rec.next_attempt_at_ms, None);
+
+    // d2's lease expires; B re-claims it; A's late outcome is stale.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let reclaimed = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].delivery_id, "d2");
+    let applied = s
+        .complete(&[completion(d2, "A", Outcome::Dead, Some(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        [false],
+        "a lease that expired and was re-claimed is not A's any more"
+    );
+    let rec = s.delivery("d2").await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Pending);
+    assert_eq!(
+        rec.attempts.len(),
+        1,
+        "the stale attempt is still on record"
+    );
+    let applied = s
+        .complete(&[completion(&reclaimed[0], "B", Outcome::Filtered, None)])
+        .await
+        .unwrap();
+    assert_eq!(applied, [true]);
+    assert_eq!(
+        s.delivery("d2").await.unwrap().unwrap().status,
+        Status::Filtered
+    );
+}
+
+async fn retries_wait_and_defers_keep_the_budget(s: Arc<dyn Store>) {
+    s.enqueue(&event("e1"), &[delivery("d1", "w")])
+        .await
+        .unwrap();
+    let job = s
+        .claim(&claim_req("A", 10, 60_000))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    s.complete(&[completion(
+        &job,
+        "A",
+        Outcome::Retry(Duration::from_millis(300)),
+        Some(1),
+    )])
+    .await
+    .unwrap();
+    let rec = s.delivery("d1").await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Failed);
+    assert!(rec.next_attempt_at_ms.is_some());
+    let early = s.claim(&claim_req("A", 10, 60_000)).await.unwrap();
+    assert!(early.jobs.is_empty(), "not due yet");
+    let wait = early.next_due_in.unwrap();
+    assert!(wait <= Duration::from_millis(300), "{wait:?}");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let job = s
+        .claim(&claim_req("A", 10, 60_000))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!((job.attempts, job.next_retry_number()), (1, 2));
+
+    s.complete(&[completion(
+        &job,
+        "A",
+        Outcome::Defer(Duration::from_millis(50)),
+        None,
+    )])
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let job = s
+        .claim(&claim_req("A", 10, 60_000))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(job.attempts, 1, "a defer is not an attempt");
+    assert_eq!(
+        s.delivery("d1").await.unwrap().unwrap().status,
+        Status::Failed
+    );
+    s.complete(&[completion(&job, "A", Outcome::Dead, Some(2))])
+        .await
+        .unwrap();
+    let rec = s.delivery("d1").await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts.len()), (Status::Dead, 2));
+}
+
+async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
+    // Eight deliveries become retries, then eight fresh first attempts arrive.
+    let retry_ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    let ds: Vec<NewDelivery> = retry_ids.iter().map(|id| delivery(id, "w")).collect();
+    s.enqueue(&event("e1"), &ds).await.unwrap();
+    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
+    let outs: Vec<Completion> = jobs
+        .iter()
+        .map(|j| completion(j, "A", Outcome::Retry(Duration::ZERO), Some(1)))
+        .collect();
+    s.complete(&outs).await.unwrap();
+    let firsts: Vec<NewDelivery> = (0..8).map(|i| delivery(&format!("f{i}"), "w")).collect();
+    s.enqueue(&event("e2"), &firsts).await.unwrap();
+
+    // Budget 4, at most 4 retries: a quarter (1) is kept for retries, the
+    // rest goes to first attempts.
+    let jobs = s
+        .claim(&ClaimRequest {
+            first: 4,
+            retry: 4,
+            lease: Duration::from_secs(60),
+            owner: "A".into(),
+        })
+        .await
+        .unwrap()
+        .jobs;
+    let retries = jobs.iter().filter(|j| j.attempts > 0).count();
+    assert_eq!((jobs.len(), retries), (4, 1));
+    // No retry capacity: only first attempts.
+    let jobs = s
+        .claim(&ClaimRequest {
+            first: 8,
+            retry: 0,
+            lease: Duration::from_secs(60),
+            owner: "A".into(),
+        })
+        .await
+        .unwrap()
+        .jobs;
+    assert!(jobs.iter().all(|j| j.attempts == 0));
+    assert_eq!(jobs.len(), 5);
+    // Only retries left: they get the whole budget.
+    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 7);
+    assert!(jobs.iter().all(|j| j.attempts == 1));
+}
+
+async fn disabling_a_webhook_dead_letters_its_pending_deliveries(s: Arc<dyn Store>) {
+    s.enqueue(
+        &event("e1"),
+        &[
+            delivery("d1", "gone"),
+            delivery("d2", "gone"),
+            delivery("d3", "kept"),
+        ],
+    )
+    .await
+    .unwrap();
+    let jobs = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    let moved = s
+        .disable_webhook("gone", "https://e.com/h", "receiver answered 410 Gone")
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    for id in ["d1", "d2"] {
+        assert_eq!(s.delivery(id).await.unwrap().unwrap().status, Status::Dead);
+    }
+    assert_ne!(
+        s.delivery("d3").await.unwrap().unwrap().status,
+        Status::Dead
+    );
+    let states = s.webhook_states().await.unwrap();
+    assert_eq!(states["gone"].url, "https://e.com/h");
+    let left = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
+    assert!(left.iter().all(|j| j.webhook_id == "kept"));
+}
+
+async fn rate_limiter_admits_burst_then_steady_rate(s: Arc<dyn Store>) {
+    let limit = Gcra::per_minute(600, 3); // one per 100 ms, bursts of 3
+    let reqs: Vec<RateRequest> = (0..5)
+        .map(|_| RateRequest {
+            key: "wh:x".into(),
+            limit,
+        })
+        .collect();
+    let got = s.acquire(&reqs).await.unwrap();
+    assert_eq!(&got[..3], [RateDecision::Allow; 3]);
+    match got[3] {
+        RateDecision::Wait(w) => assert!(
+            w > Duration::from_millis(50) && w <= Duration::from_millis(100),
+            "{w:?}"
+        ),
+        RateDecision::Allow => panic!("fourth request admitted"),
+    }
+    let other = s
+        .acquire(&[RateRequest {
+            key: "wh:y".into(),
+            limit,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(other, [RateDecision::Allow], "keys are independent");
+    tokio::time::sleep(Duration::from_millis(110)).await;
+    assert_eq!(s.acquire(&reqs[..1]).await.unwrap(), [RateDecision::Allow]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_conforms() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    run_suite(|| {
+        Arc::new(
+            hookgate::store::redis::RedisStore::open(
+                &url,
+                &format!("conf{}", unique()),
+                Duration::from_secs(60),
+            )
+            .unwrap(),
+        ) as Arc<dyn Store>
+    })
+    .await;
+}

@@ -1,0 +1,54 @@
+//! Redis goes away and comes back while the gateway runs.
+
+use std::time::Duration;
+
+use hookgate::store::Status;
+use hookgate_testkit::{Receiver, RedisServer, Reply, wait_until};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_is_survived_without_a_gateway_restart() {
+    let mut redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    // The first attempt fails, so a retry is pending across the outage.
+    rx.plan([Reply::status(500)]);
+    let delivery = fast_delivery("retry_base = \"1500ms\"\n");
+    let (toml, prefix) = config_toml(
+        &redis,
+        &delivery,
+        &webhook("w", &rx.url("/hook"), &["*"], ""),
+    );
+    let gw = Gateway::start(&toml).await;
+    let pending = delivery_ids(&gw.post_event("a.b", r#"{"before":true}"#).await)[0].clone();
+    rx.wait_for("/hook", 1, Duration::from_secs(5)).await;
+
+    redis.kill();
+    let health = gw.http.get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let (status, body) = gw.post_raw(r#"{"type":"a.b","data":{}}"#).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    redis.restart();
+    wait_until(Duration::from_secs(15), "healthz to recover", || async {
+        let r = gw.http.get(gw.url("/healthz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let after = delivery_ids(&gw.post_event("a.b", r#"{"after":true}"#).await)[0].clone();
+    let store = store(&redis, &prefix);
+    wait_status(&store, &pending, Status::Succeeded, Duration::from_secs(20)).await;
+    wait_status(&store, &after, Status::Succeeded, Duration::from_secs(20)).await;
+    let bodies: Vec<_> = rx.received().iter().map(|r| r.body.clone()).collect();
+    assert!(bodies.iter().any(|b| b.as_ref() == br#"{"after":true}"#));
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b.as_ref() == br#"{"before":true}"#)
+            .count(),
+        2
+    );
+    gw.stop().await;
+}
