@@ -27,9 +27,13 @@ fn delivery(id: &str, webhook: &str) -> NewDelivery {
 }
 
 fn claim_req(owner: &str, n: usize, lease_ms: u64) -> ClaimRequest {
+    claim_split(owner, n, n, lease_ms)
+}
+
+fn claim_split(owner: &str, first: usize, retry: usize, lease_ms: u64) -> ClaimRequest {
     ClaimRequest {
-        first: n,
-        retry: n,
+        first,
+        retry,
         lease: Duration::from_millis(lease_ms),
         owner: owner.into(),
     }
@@ -230,29 +234,11 @@ async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
 
     // Budget 4, at most 4 retries: a quarter (1) is kept for retries, the
     // rest goes to first attempts.
-    let jobs = s
-        .claim(&ClaimRequest {
-            first: 4,
-            retry: 4,
-            lease: Duration::from_secs(60),
-            owner: "A".into(),
-        })
-        .await
-        .unwrap()
-        .jobs;
+    let jobs = s.claim(&claim_split("A", 4, 4, 60_000)).await.unwrap().jobs;
     let retries = jobs.iter().filter(|j| j.attempts > 0).count();
     assert_eq!((jobs.len(), retries), (4, 1));
     // No retry capacity: only first attempts.
-    let jobs = s
-        .claim(&ClaimRequest {
-            first: 8,
-            retry: 0,
-            lease: Duration::from_secs(60),
-            owner: "A".into(),
-        })
-        .await
-        .unwrap()
-        .jobs;
+    let jobs = s.claim(&claim_split("A", 8, 0, 60_000)).await.unwrap().jobs;
     assert!(jobs.iter().all(|j| j.attempts == 0));
     assert_eq!(jobs.len(), 5);
     // Only retries left: they get the whole budget.

@@ -34,6 +34,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The webhook ids of a 202 answer, sorted.
+fn targets(answer: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["webhookId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fans_out_by_pattern_and_honours_test_mode() {
     let redis = RedisServer::start();
@@ -49,25 +61,11 @@ async fn fans_out_by_pattern_and_honours_test_mode() {
     let gw = Gateway::start(&toml).await;
 
     let a = gw.post_event("task.completed", r#"{"n":1}"#).await;
-    let mut targets: Vec<&str> = a["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["webhookId"].as_str().unwrap())
-        .collect();
-    targets.sort_unstable();
-    assert_eq!(targets, ["all", "tasks"]);
+    assert_eq!(targets(&a), ["all", "tasks"]);
     assert!(a["id"].as_str().unwrap().starts_with("evt_"));
 
     let b = gw.post_event("order.created", r#"{"n":2}"#).await;
-    let mut targets: Vec<&str> = b["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["webhookId"].as_str().unwrap())
-        .collect();
-    targets.sort_unstable();
-    assert_eq!(targets, ["all", "orders"]);
+    assert_eq!(targets(&b), ["all", "orders"]);
 
     let none = gw.post_event("user.signed_up", r#"{"n":3}"#).await;
     assert_eq!(
@@ -80,14 +78,8 @@ async fn fans_out_by_pattern_and_honours_test_mode() {
         .post_raw(r#"{"type":"task.completed","data":{"n":4},"test":true}"#)
         .await;
     assert_eq!(status, 202);
-    let targets: Vec<&str> = t["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["webhookId"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        targets,
+        targets(&t),
         ["sandbox"],
         "test events go only to test-mode webhooks"
     );
