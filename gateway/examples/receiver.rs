@@ -24,7 +24,9 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 async fn receive(secret: String, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let ts: i64 = header(&headers, "webhook-timestamp")
         .parse()
         .or_else(|_| header(&headers, "x-webhook-timestamp").parse())
@@ -38,7 +40,11 @@ async fn receive(secret: String, headers: HeaderMap, body: Bytes) -> StatusCode 
         &body,
         header(&headers, "webhook-signature"),
     );
-    let verdict = if fresh && (hub || standard) { "verified" } else { "REJECTED" };
+    let verdict = if fresh && (hub || standard) {
+        "verified"
+    } else {
+        "REJECTED"
+    };
     println!(
         "{verdict}: delivery {} attempt {} type {} (x-hub-signature: {}, webhook-signature: {}, timestamp fresh: {fresh})\n  body: {}",
         header(&headers, "x-delivery-id"),
@@ -48,7 +54,11 @@ async fn receive(secret: String, headers: HeaderMap, body: Bytes) -> StatusCode 
         if standard { "ok" } else { "bad" },
         String::from_utf8_lossy(&body),
     );
-    if verdict == "verified" { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+    if verdict == "verified" {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
 }
 
 #[tokio::main]
@@ -58,7 +68,8 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2)
     });
     let listen = std::env::var("RECEIVER_LISTEN").unwrap_or_else(|_| "127.0.0.1:9000".into());
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| receive(secret.clone(), headers, body));
+    let app =
+        axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| receive(secret.clone(), headers, body));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("receiver listening on http://{listen} (verifying signatures)");
     axum::serve(listener, app).await

@@ -18,6 +18,7 @@ use crate::dispatch::RetryPolicy;
 use crate::webhooks::{Secret, Webhook};
 
 pub use units::{parse_duration, parse_size};
+pub use validate::{check_header, parse_webhook_url};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -149,11 +150,7 @@ impl Config {
     }
 
     /// Validates `src` as if read from `path`, with `env` for `env:NAME`.
-    pub fn parse(
-        src: &str,
-        path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigErrors> {
+    pub fn parse(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
         validate::validate(src, path, env)
     }
 

@@ -133,11 +133,8 @@ impl Dispatcher {
             loops: TaskTracker::new(),
             committer_done: CancellationToken::new(),
         };
-        d.loops.spawn(committer::run(
-            d.shared.clone(),
-            rx,
-            d.committer_done.clone(),
-        ));
+        d.loops
+            .spawn(committer::run(d.shared.clone(), rx, d.committer_done.clone()));
         d.loops.spawn(worker::run(
             d.shared.clone(),
             d.stop_claiming.clone(),
@@ -158,10 +155,7 @@ impl Dispatcher {
     pub async fn shutdown(self, grace: Duration) {
         self.stop_claiming.cancel();
         self.attempts.close();
-        if tokio::time::timeout(grace, self.attempts.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, self.attempts.wait()).await.is_err() {
             tracing::info!("in-flight attempts still running after {grace:?}; releasing them");
             self.hard_stop.cancel();
             self.attempts.wait().await;

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod ids;
+pub mod plugin;
 pub mod ratelimit;
 pub mod signing;
 pub mod store;
@@ -31,8 +32,11 @@ use crate::health::StoreHealth;
 use crate::store::Store;
 use crate::webhooks::Registry;
 
-/// How often shared webhook state is re-read from the store.
-const STATE_REFRESH: Duration = Duration::from_secs(2);
+/// How often the webhooks' version is checked in the store (a change made
+/// through another gateway shows here within this long).
+const WEBHOOK_REFRESH: Duration = Duration::from_millis(500);
+/// How often history indexes are trimmed to the retention period.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
@@ -62,28 +66,19 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
 /// Runs the gateway on `listener` until `shutdown` fires, then drains:
 /// stops accepting, lets in-flight attempts finish (bounded), releases the
 /// rest and records every outcome it can.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
     let store = open_store(&config)?;
     let registry = Arc::new(Registry::new(config.webhooks.clone()));
     let health = Arc::new(StoreHealth::default());
-    match store.webhook_states().await {
-        Ok(states) => registry.apply_states(&states),
-        Err(e) => tracing::warn!(error = %e, "store unreachable at start; will keep trying"),
+    if let Err(e) = registry.refresh(store.as_ref(), true).await {
+        tracing::warn!(error = %e, "store unreachable at start; will keep trying");
     }
-    let dispatcher = Dispatcher::start(
-        config.clone(),
-        store.clone(),
-        registry.clone(),
-        health.clone(),
-    )
-    .map_err(RunError::Setup)?;
+    let dispatcher =
+        Dispatcher::start(config.clone(), store.clone(), registry.clone(), health.clone()).map_err(RunError::Setup)?;
 
-    let refresher = tokio::spawn(refresh_states(
+    let refresher = tokio::spawn(maintain(
+        config.clone(),
         store.clone(),
         registry.clone(),
         shutdown.clone(),
@@ -95,9 +90,12 @@ pub async fn run(
         waker: dispatcher.waker(),
     };
     tracing::info!(listen = %listener.local_addr()?, webhooks = config.webhooks.len(), "hookgate listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
     tracing::info!("shutting down: no new work taken; draining in-flight deliveries");
     let grace = config.max_attempt_time().min(Duration::from_secs(30));
     dispatcher.shutdown(grace).await;
@@ -106,18 +104,21 @@ pub async fn run(
     Ok(())
 }
 
-async fn refresh_states(
-    store: Arc<dyn Store>,
-    registry: Arc<Registry>,
-    shutdown: CancellationToken,
-) {
+/// Background upkeep: keep the webhook registry current, trim history.
+async fn maintain(config: Arc<Config>, store: Arc<dyn Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut last_purge = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(STATE_REFRESH) => {}
+            () = tokio::time::sleep(WEBHOOK_REFRESH) => {}
         }
-        if let Ok(states) = store.webhook_states().await {
-            registry.apply_states(&states);
+        // Failures here are reported by the loops that need the store.
+        let _ = registry.refresh(store.as_ref(), false).await;
+        if last_purge.elapsed() >= PURGE_EVERY {
+            last_purge = tokio::time::Instant::now();
+            if let Err(e) = store.purge_history(config.store.retention).await {
+                tracing::debug!(error = %e, "could not trim history indexes");
+            }
         }
     }
 }

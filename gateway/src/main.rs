@@ -42,6 +42,54 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run one plugin on one event exactly as the gateway would and print the
+    /// verdict, headers, body and time taken. Exit 0 forward, 2 drop, 1 error.
+    Run {
+        /// The plugin: a WebAssembly component (.wasm).
+        plugin: PathBuf,
+        /// A `POST /api/events` body: {"type": ..., "data": ..., "test"?: ...}.
+        #[arg(long)]
+        event: PathBuf,
+        /// A plugin config entry; repeat for several.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+    },
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// `plugin run`: guest logs (debug and up) and warnings on stderr; the
+/// verdict on stdout.
+fn run_plugin(plugin: PathBuf, event: PathBuf, set: Vec<(String, String)>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hookgate::plugin::guest=debug"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hookgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(hookgate::plugin::cli::run_cli(&plugin, &event, &set));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -75,6 +123,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Plugin {
+            command: PluginCommand::Run { plugin, event, set },
+        } => run_plugin(plugin, event, set),
         Command::Serve { config, log_format } => {
             init_tracing(log_format);
             match serve(config) {
@@ -108,10 +159,7 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
 
 async fn on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

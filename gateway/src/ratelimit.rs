@@ -123,11 +123,7 @@ mod tests {
             }
         }
         // And it does use the rate: about 5 + 10 s * 10/s.
-        assert!(
-            admitted.len() >= 100 && admitted.len() <= 105,
-            "{}",
-            admitted.len()
-        );
+        assert!(admitted.len() >= 100 && admitted.len() <= 105, "{}", admitted.len());
     }
 
     #[test]

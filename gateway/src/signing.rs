@@ -115,13 +115,7 @@ pub fn standard_signature_header<'a>(
 
 /// Whether any `v1,` entry of a `webhook-signature` header verifies under
 /// `secret` (constant-time per entry).
-pub fn verify_standard(
-    secret: &str,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-    header: &str,
-) -> bool {
+pub fn verify_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
     let key = standard_key(secret);
     header.split(' ').any(|entry| {
         let Some(sig) = entry.strip_prefix("v1,") else {
@@ -186,11 +180,7 @@ mod tests {
             &sig.to_uppercase().replace("SHA256=", "sha256=")
         ));
         assert!(!verify_hub("jefe", b"what do ya want for nothing?", &sig));
-        assert!(!verify_hub(
-            "Jefe",
-            b"what do ya want for nothing?",
-            "sha1=abc"
-        ));
+        assert!(!verify_hub("Jefe", b"what do ya want for nothing?", "sha1=abc"));
         assert!(!verify_hub("Jefe", b"x", "sha256=zz"));
     }
 
@@ -203,18 +193,11 @@ mod tests {
 
     #[test]
     fn rotation_header_carries_one_entry_per_secret() {
-        let header =
-            standard_signature_header(["new-secret-1", "old-secret-1"], "dlv_1", 10, b"{}");
+        let header = standard_signature_header(["new-secret-1", "old-secret-1"], "dlv_1", 10, b"{}");
         assert_eq!(header.split(' ').count(), 2);
         assert!(verify_standard("new-secret-1", "dlv_1", 10, b"{}", &header));
         assert!(verify_standard("old-secret-1", "dlv_1", 10, b"{}", &header));
-        assert!(!verify_standard(
-            "other-secret",
-            "dlv_1",
-            10,
-            b"{}",
-            &header
-        ));
+        assert!(!verify_standard("other-secret", "dlv_1", 10, b"{}", &header));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ratelimit::Gcra;
+use crate::webhooks::StoredWebhook;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +198,10 @@ pub struct DeliveryRecord {
     pub event_type: String,
     pub status: Status,
     pub test: bool,
+    /// Attempts made so far.
+    pub attempt_count: u32,
+    /// Every attempt, oldest first (filled by [`Records::delivery`] only;
+    /// lists leave it empty).
     pub attempts: Vec<AttemptRecord>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
@@ -233,9 +238,15 @@ pub enum RateDecision {
 /// The durable delivery queue.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync + 'static {
-    /// Stores an event and its deliveries atomically; the deliveries are due now.
-    async fn enqueue(&self, event: &NewEvent, deliveries: &[NewDelivery])
-    -> Result<(), StoreError>;
+    /// Stores an event and its deliveries atomically; the deliveries are due
+    /// now. With an idempotency key that was seen within its lifetime,
+    /// nothing is written and the first request's answer comes back.
+    async fn enqueue(
+        &self,
+        event: &NewEvent,
+        deliveries: &[NewDelivery],
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Enqueued, StoreError>;
     /// Claims due deliveries, first attempts before retries within the budget.
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError>;
     /// Applies outcomes; returns, per completion, whether its lease was
@@ -245,25 +256,51 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Delivery and event records.
+/// Delivery records, history and the dead-letter queue.
 #[async_trait]
 pub trait Records: Send + Sync + 'static {
+    /// One delivery with every attempt.
     async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// Deliveries newest first, after `cursor` (a delivery id from a
+    /// previous page). Stays correct while new deliveries arrive.
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, StoreError>;
+    /// Dead deliveries, newest first.
+    async fn list_dead(
+        &self,
+        webhook_id: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, StoreError>;
+    /// Queues deliveries again (same id, fresh retry budget, attempt history
+    /// kept) if their status is one of `from`.
+    async fn requeue(&self, ids: &[String], from: &[Status]) -> Result<Vec<Requeue>, StoreError>;
+    /// Drops history index entries older than the retention period (the
+    /// records themselves expire on their own).
+    async fn purge_history(&self, retention: Duration) -> Result<(), StoreError>;
 }
 
-/// Shared webhook state.
+/// API webhooks, and state about every webhook.
 #[async_trait]
-pub trait WebhookStates: Send + Sync + 'static {
+pub trait WebhookStore: Send + Sync + 'static {
     /// Disables a webhook (the receiver answered 410 at `url`) and moves its
     /// pending deliveries to the dead-letter queue; returns how many moved.
-    async fn disable_webhook(
-        &self,
-        webhook_id: &str,
-        url: &str,
-        reason: &str,
-    ) -> Result<u64, StoreError>;
-    /// Every recorded webhook state.
-    async fn webhook_states(&self) -> Result<HashMap<String, WebhookState>, StoreError>;
+    async fn disable_webhook(&self, webhook_id: &str, url: &str, reason: &str) -> Result<u64, StoreError>;
+    /// A number that changes whenever a webhook or a webhook state changes.
+    async fn webhooks_version(&self) -> Result<u64, StoreError>;
+    /// The version, every API webhook and every webhook state.
+    async fn load_webhooks(&self) -> Result<(u64, Vec<StoredWebhook>, HashMap<String, WebhookState>), StoreError>;
+    /// Adds a webhook; `false` if the id is taken.
+    async fn insert_webhook(&self, webhook: &StoredWebhook) -> Result<bool, StoreError>;
+    /// Replaces a webhook, optionally clearing its state (re-enabled);
+    /// `false` if there is none with that id.
+    async fn replace_webhook(&self, webhook: &StoredWebhook, clear_state: bool) -> Result<bool, StoreError>;
+    /// Removes a webhook and its state; `false` if there was none.
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Rate limits shared by every gateway on the store.
@@ -271,8 +308,69 @@ pub trait WebhookStates: Send + Sync + 'static {
 pub trait RateLimiter: Send + Sync + 'static {
     /// Checks (and on `Allow`, takes) one slot per request, in order.
     async fn acquire(&self, reqs: &[RateRequest]) -> Result<Vec<RateDecision>, StoreError>;
+    /// Checks one request and reports the limit's state, for API headers.
+    async fn acquire_with_state(&self, req: &RateRequest) -> Result<RateState, StoreError>;
 }
 
 /// Everything a backend provides.
-pub trait Store: DeliveryQueue + Records + WebhookStates + RateLimiter {}
-impl<T: DeliveryQueue + Records + WebhookStates + RateLimiter> Store for T {}
+pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter {}
+impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter> Store for T {}
+
+/// An `Idempotency-Key` and what to remember under it.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// The key, already scoped (the API hashes the caller's key).
+    pub key: String,
+    /// A hash of the request, to detect a key reused for another request.
+    pub fingerprint: String,
+    /// The answer to give to repeats (JSON).
+    pub answer: String,
+    pub ttl: Duration,
+}
+
+/// What [`DeliveryQueue::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    Created,
+    /// The key was seen before: nothing was written.
+    Repeated {
+        fingerprint: String,
+        answer: String,
+    },
+}
+
+/// Filters for [`Records::list_deliveries`].
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<String>,
+    pub status: Option<Status>,
+    pub event_type: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// What [`Records::requeue`] did with one id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    Queued,
+    /// Its status was not one of those allowed.
+    WrongStatus(Status),
+    Missing,
+    /// Its event has expired from the store: nothing to deliver.
+    EventGone,
+}
+
+/// A limit's state after a check, for `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub decision: RateDecision,
+    /// The theoretical arrival time and the store's clock, in µs.
+    pub tat_us: u64,
+    pub now_us: u64,
+}

@@ -9,12 +9,14 @@
 //! by a 410 Gone) is laid over it on every refresh.
 
 mod pattern;
+mod record;
 mod registry;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use pattern::{EventPattern, is_valid_event_type};
+pub use record::{StoredSecret, StoredWebhook};
 pub use registry::{Registry, Snapshot};
 
 /// Where a webhook was defined.
@@ -49,10 +51,7 @@ impl fmt::Debug for Secret {
 
 /// Whether `id` is a valid webhook id: `[a-zA-Z0-9_-]{1,64}`.
 pub fn is_valid_webhook_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Headers a webhook's static `headers` may not set: hookgate owns them.
@@ -84,9 +83,10 @@ pub struct Webhook {
     pub name: String,
     pub url: reqwest::Url,
     pub events: Vec<EventPattern>,
-    /// Active secrets, newest first. The first signs `X-Hub-Signature`;
-    /// all of them sign `webhook-signature` (rotation grace period).
-    pub secrets: Vec<Secret>,
+    /// Signing secrets, newest first, each with the time (unix ms) it stops
+    /// being valid, if any. The first signs `X-Hub-Signature`; every one
+    /// still valid signs `webhook-signature` (rotation grace period).
+    pub secrets: Vec<(Secret, Option<u64>)>,
     pub test_mode: bool,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -97,9 +97,20 @@ pub struct Webhook {
     /// not reserved).
     pub headers: Vec<(String, String)>,
     pub source: Source,
+    /// Unix ms; `None` for config webhooks.
+    pub created_at_ms: Option<u64>,
+    pub updated_at_ms: Option<u64>,
 }
 
 impl Webhook {
+    /// The secrets valid at `now_ms`, newest first.
+    pub fn active_secrets(&self, now_ms: u64) -> impl Iterator<Item = &Secret> {
+        self.secrets
+            .iter()
+            .filter(move |(_, expires)| expires.is_none_or(|e| e > now_ms))
+            .map(|(s, _)| s)
+    }
+
     /// Whether this webhook receives a (non-test or test) event of this type.
     pub fn wants(&self, event_type: &str, test: bool) -> bool {
         self.enabled && self.test_mode == test && self.events.iter().any(|p| p.matches(event_type))

@@ -26,11 +26,7 @@ pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "hookgate-{tag}-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let path = std::env::temp_dir().join(format!("hookgate-{tag}-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
     }

@@ -25,10 +25,7 @@ impl Received {
     /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -79,12 +76,7 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn handle(
-    State(inner): State<Arc<Inner>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let mut hs: Vec<(String, String)> = Vec::new();
     for (k, v) in &headers {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
@@ -109,11 +101,7 @@ async fn handle(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut resp = (
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
-        reply.body,
-    )
-        .into_response();
+    let mut resp = (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK), reply.body).into_response();
     for (k, v) in reply.headers {
         if let (Ok(k), Ok(v)) = (
             axum::http::HeaderName::from_bytes(k.as_bytes()),
@@ -142,9 +130,7 @@ impl Receiver {
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver addr");
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
+        let app = axum::Router::new().fallback(handle).with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -177,10 +163,7 @@ impl Receiver {
 
     /// Requests received so far on `path`.
     pub fn received_on(&self, path: &str) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
+        self.received().into_iter().filter(|r| r.path == path).collect()
     }
 
     /// Waits until at least `n` requests arrived on `path` (panics after `timeout`).

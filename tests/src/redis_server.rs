@@ -18,8 +18,7 @@ pub struct RedisServer {
 }
 
 fn binary() -> PathBuf {
-    let path = std::env::var_os("REDIS_SERVER")
-        .map_or_else(|| PathBuf::from("redis-server"), PathBuf::from);
+    let path = std::env::var_os("REDIS_SERVER").map_or_else(|| PathBuf::from("redis-server"), PathBuf::from);
     match Command::new(&path).arg("--version").output() {
         Ok(out) if out.status.success() => path,
         _ => panic!(
@@ -54,24 +53,10 @@ impl RedisServer {
     fn spawn(&mut self) {
         let child = Command::new(binary())
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
-            .args([
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "no",
-                "--loglevel",
-                "warning",
-            ])
+            .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

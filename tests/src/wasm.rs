@@ -41,7 +41,10 @@ pub struct PluginPaths {
 
 /// The repository root (the folder holding `plugins/` and `tests/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Builds every plugin once per process and returns their paths. Panics with
@@ -88,7 +91,10 @@ fn check_target_installed() {
         }
         _ => panic!("cannot run `{rustc} --print sysroot`; is Rust installed?"),
     };
-    assert!(installed, "the {TARGET} Rust target is not installed; run `rustup target add {TARGET}` (plugins are built for it)");
+    assert!(
+        installed,
+        "the {TARGET} Rust target is not installed; run `rustup target add {TARGET}` (plugins are built for it)"
+    );
 }
 
 fn build(workspace: &Path, target_dir: &Path) {
@@ -110,6 +116,9 @@ fn build(workspace: &Path, target_dir: &Path) {
         } else {
             String::new()
         };
-        panic!("building the plugins in {} failed:\n{stderr}{hint}", workspace.display());
+        panic!(
+            "building the plugins in {} failed:\n{stderr}{hint}",
+            workspace.display()
+        );
     }
 }

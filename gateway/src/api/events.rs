@@ -1,19 +1,30 @@
 //! `POST /api/events`: validate, fan out, store atomically, answer 202.
+//!
+//! With an `Idempotency-Key` header, the first answer is remembered for 24
+//! hours in the same atomic write that stores the event: a repeat (even
+//! racing in another gateway) gets that answer and creates nothing; the same
+//! key with a different body is a 409.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
 use super::json::{parse, read_body, require_json};
 use crate::ids;
-use crate::store::{NewDelivery, NewEvent, now_ms};
+use crate::signing::to_hex;
+use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, now_ms};
 use crate::webhooks::is_valid_event_type;
+
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Deserialize)]
 struct EventIn<'a> {
@@ -38,12 +49,37 @@ struct Accepted {
     deliveries: Vec<DeliveryRef>,
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+/// Stores an event and its deliveries and wakes the dispatcher.
+pub async fn store_event(
+    state: &AppState,
+    event: &NewEvent,
+    deliveries: &[NewDelivery],
+    idempotency: Option<&Idempotency>,
+) -> Result<Enqueued, ApiError> {
+    let done = state.store.enqueue(event, deliveries, idempotency).await?;
+    if done == Enqueued::Created {
+        state.waker.wake();
+    }
+    Ok(done)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => Ok(Some(k)),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     require_json(&headers)?;
+    let key = idempotency_key(&headers)?;
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let input: EventIn<'_> = parse(&bytes)?;
     if !is_valid_event_type(&input.event_type) {
@@ -67,18 +103,43 @@ pub async fn create(
             webhook_id: w.id.clone(),
         })
         .collect();
-    state.store.enqueue(&event, &deliveries).await?;
-    state.waker.wake();
-    tracing::debug!(event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event accepted");
-    let answer = Accepted {
-        id: event.id,
+    let answer = serde_json::to_string(&Accepted {
+        id: event.id.clone(),
         deliveries: deliveries
-            .into_iter()
+            .iter()
             .map(|d| DeliveryRef {
-                id: d.id,
-                webhook_id: d.webhook_id,
+                id: d.id.clone(),
+                webhook_id: d.webhook_id.clone(),
             })
             .collect(),
+    })
+    .map_err(|e| ApiError::malformed(e.to_string()))?;
+    let idempotency = key.map(|k| Idempotency {
+        key: to_hex(&Sha256::digest(k.as_bytes())),
+        fingerprint: to_hex(&Sha256::digest(&bytes)),
+        answer: answer.clone(),
+        ttl: IDEMPOTENCY_TTL,
+    });
+    let (body, replayed) = match store_event(&state, &event, &deliveries, idempotency.as_ref()).await? {
+        Enqueued::Created => {
+            tracing::debug!(event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event accepted");
+            (answer, false)
+        }
+        Enqueued::Repeated { fingerprint, answer } => {
+            if idempotency.is_some_and(|i| i.fingerprint != fingerprint) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used within 24 hours for a different request",
+                ));
+            }
+            (answer, true)
+        }
     };
-    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+    let mut resp = (StatusCode::ACCEPTED, [("content-type", "application/json")], body).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }

@@ -39,9 +39,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         Ok(())
     } else {
         Err(ApiError::unsupported_media_type())
@@ -62,6 +60,15 @@ pub fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErr
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
+            // A shape error can surface before a syntax error further on:
+            // malformed JSON is a 400 whatever else is wrong with it.
+            let syntax = match inner.classify() {
+                serde_json::error::Category::Data => serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err(),
+                _ => None,
+            };
+            if let Some(e) = syntax {
+                return Err(ApiError::malformed(format!("malformed JSON: {e}")));
+            }
             match inner.classify() {
                 serde_json::error::Category::Data => {
                     let field = if path == "." || path.is_empty() {

@@ -56,10 +56,7 @@ fn the_example_config_in_the_repo_is_valid() {
     let env = |n: &str| Some(format!("value-for-{n}"));
     let c = Config::parse(src, Path::new("config.toml"), &env).unwrap();
     assert_eq!(c.webhooks.len(), 1);
-    assert_eq!(
-        c.webhooks[0].headers,
-        vec![("X-Team".to_owned(), "billing".to_owned())]
-    );
+    assert_eq!(c.webhooks[0].headers, vec![("X-Team".to_owned(), "billing".to_owned())]);
 }
 
 #[test]
@@ -70,11 +67,8 @@ fn webhook_fields_and_overrides() {
     let c = parse(&src).unwrap();
     let w = &c.webhooks[0];
     assert_eq!(w.name, "orders", "name defaults to the id");
-    assert_eq!(w.secrets[0].expose(), "secret-0123456789");
-    assert_eq!(
-        (w.max_retries, w.rate_limit_per_minute),
-        (Some(5), Some(120))
-    );
+    assert_eq!(w.secrets[0].0.expose(), "secret-0123456789");
+    assert_eq!((w.max_retries, w.rate_limit_per_minute), (Some(5), Some(120)));
     assert_eq!(w.timeout, Some(Duration::from_secs(5)));
     assert!(w.test_mode && w.enabled);
     assert_eq!(c.max_attempt_time(), Duration::from_secs(10));
@@ -120,7 +114,10 @@ fn missing_tokens_and_embedded_backend_are_explained() {
 
 #[test]
 fn secrets_do_not_appear_in_errors_or_debug() {
-    let c = parse(&format!("{MINIMAL}[[webhooks]]\nid = \"a\"\nurl = \"https://e.com\"\nevents = [\"*\"]\nsecret = \"env:SECRET\"\n")).unwrap();
+    let c = parse(&format!(
+        "{MINIMAL}[[webhooks]]\nid = \"a\"\nurl = \"https://e.com\"\nevents = [\"*\"]\nsecret = \"env:SECRET\"\n"
+    ))
+    .unwrap();
     let dbg = format!("{c:?}");
     assert!(
         !dbg.contains("secret-0123456789") && !dbg.contains("tok-0123456789"),

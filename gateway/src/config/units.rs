@@ -4,9 +4,8 @@ use std::time::Duration;
 
 /// Parses a duration like `"250ms"`, `"5s"`, `"2m"`, `"10h"` or `"7d"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("invalid duration {s:?} ({e}); use e.g. \"250ms\", \"5s\", \"2m\", \"7d\"")
-    })
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"250ms\", \"5s\", \"2m\", \"7d\""))
 }
 
 /// Parses a size like `"32MiB"`, `"512KiB"`, `"1GiB"`, `"64MB"` or `"1048576"`.

@@ -9,9 +9,7 @@ use std::time::Duration;
 use super::raw::{N, RawConfig, RawDelivery, RawWebhook, S};
 use super::units::{parse_duration, parse_size};
 use super::*;
-use crate::webhooks::{
-    EventPattern, Secret, Source, Webhook, is_reserved_header, is_valid_webhook_id,
-};
+use crate::webhooks::{EventPattern, Secret, Source, Webhook, is_reserved_header, is_valid_webhook_id};
 
 /// Collects errors while reading values out of the raw model.
 struct Ctx<'a> {
@@ -66,23 +64,13 @@ impl Ctx<'_> {
     }
 
     /// An integer in `range`, or the default.
-    fn int<T: TryFrom<i64> + Copy>(
-        &mut self,
-        n: Option<&N>,
-        default: T,
-        range: Range<i64>,
-        key: &str,
-    ) -> T {
+    fn int<T: TryFrom<i64> + Copy>(&mut self, n: Option<&N>, default: T, range: Range<i64>, key: &str) -> T {
         let Some(n) = n else { return default };
         let v = *n.get_ref();
         if !range.contains(&v) {
             self.error(
                 n.span(),
-                format!(
-                    "{key} must be between {} and {}, got {v}",
-                    range.start,
-                    range.end - 1
-                ),
+                format!("{key} must be between {} and {}, got {v}", range.start, range.end - 1),
             );
             return default;
         }
@@ -99,11 +87,7 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-pub(super) fn validate(
-    src: &str,
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let mut ctx = Ctx {
         src,
         path,
@@ -253,14 +237,8 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         .map_or_else(
             || "redis://127.0.0.1:6379".to_owned(),
             |(span, v)| {
-                if !(v.starts_with("redis://")
-                    || v.starts_with("rediss://")
-                    || v.starts_with("unix://"))
-                {
-                    ctx.error(
-                        span,
-                        "store.url must start with redis://, rediss:// or unix://",
-                    );
+                if !(v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("unix://")) {
+                    ctx.error(span, "store.url must start with redis://, rediss:// or unix://");
                 }
                 v
             },
@@ -272,16 +250,9 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         .map_or_else(
             || "hookgate".to_owned(),
             |(span, v)| {
-                if v.is_empty()
-                    || v.len() > 64
-                    || !v
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b))
+                if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b))
                 {
-                    ctx.error(
-                        span,
-                        "store.prefix must be 1-64 characters of [a-zA-Z0-9_-:.]",
-                    );
+                    ctx.error(span, "store.prefix must be 1-64 characters of [a-zA-Z0-9_-:.]");
                 }
                 v
             },
@@ -296,11 +267,7 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         ),
         url,
         prefix,
-        retention: ctx.duration(
-            s.retention.as_ref(),
-            Duration::from_secs(7 * 86_400),
-            "store.retention",
-        ),
+        retention: ctx.duration(s.retention.as_ref(), Duration::from_secs(7 * 86_400), "store.retention"),
     }
 }
 
@@ -341,18 +308,10 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
         }
     }
     DeliveryConfig {
-        timeout: ctx.duration(
-            d.timeout.as_ref(),
-            Duration::from_secs(10),
-            "delivery.timeout",
-        ),
+        timeout: ctx.duration(d.timeout.as_ref(), Duration::from_secs(10), "delivery.timeout"),
         retry: RetryPolicy {
             max_retries: ctx.int(d.max_retries.as_ref(), 3, 0..11, "max_retries"),
-            base: ctx.duration(
-                d.retry_base.as_ref(),
-                Duration::from_secs(5),
-                "delivery.retry_base",
-            ),
+            base: ctx.duration(d.retry_base.as_ref(), Duration::from_secs(5), "delivery.retry_base"),
             factor: ctx.int(d.retry_factor.as_ref(), 5, 1..1001, "retry_factor"),
             max_delay: ctx.duration(
                 d.retry_max_delay.as_ref(),
@@ -367,12 +326,7 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
             1..60_000_001,
             "rate_limit_per_minute",
         ),
-        rate_limit_burst: ctx.int(
-            d.rate_limit_burst.as_ref(),
-            10,
-            1..1_000_001,
-            "rate_limit_burst",
-        ),
+        rate_limit_burst: ctx.int(d.rate_limit_burst.as_ref(), 10, 1..1_000_001, "rate_limit_burst"),
         signature_headers: schemes,
         concurrency: ctx.int(d.concurrency.as_ref(), 256, 1..100_001, "concurrency"),
         allow_private_destinations: d.allow_private_destinations.unwrap_or(false),
@@ -394,10 +348,7 @@ fn validate_webhook(
         Some(s) => {
             let id = ctx.string(s).unwrap_or_default();
             if !is_valid_webhook_id(&id) {
-                ctx.error(
-                    s.span(),
-                    format!("webhook id {id:?} must match [a-zA-Z0-9_-]{{1,64}}"),
-                );
+                ctx.error(s.span(), format!("webhook id {id:?} must match [a-zA-Z0-9_-]{{1,64}}"));
             } else if !seen.insert(id.clone()) {
                 ctx.error(s.span(), format!("duplicate webhook id {id:?}"));
             }
@@ -420,9 +371,7 @@ fn validate_webhook(
     let mut events = Vec::new();
     match &w.events {
         None => ctx.error(span.clone(), format!("webhook {id:?} is missing `events`")),
-        Some(list) if list.get_ref().is_empty() => {
-            ctx.error(list.span(), "events must list at least one pattern")
-        }
+        Some(list) if list.get_ref().is_empty() => ctx.error(list.span(), "events must list at least one pattern"),
         Some(list) => {
             for p in list.get_ref() {
                 if let Some(v) = ctx.string(p) {
@@ -487,7 +436,7 @@ fn validate_webhook(
         name,
         url: url?,
         events,
-        secrets: vec![secret?],
+        secrets: vec![(secret?, None)],
         test_mode: w.test_mode.unwrap_or(false),
         enabled: true,
         disabled_reason: None,
@@ -496,6 +445,8 @@ fn validate_webhook(
         timeout,
         headers,
         source: Source::Config,
+        created_at_ms: None,
+        updated_at_ms: None,
     })
 }
 
@@ -520,9 +471,7 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("invalid header name {name:?}"));
     }
     if is_reserved_header(name) {
-        return Err(format!(
-            "header {name:?} is set by hookgate and cannot be overridden"
-        ));
+        return Err(format!("header {name:?} is set by hookgate and cannot be overridden"));
     }
     if reqwest::header::HeaderValue::from_str(value).is_err() {
         return Err(format!("invalid value for header {name:?}"));

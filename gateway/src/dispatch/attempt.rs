@@ -54,13 +54,7 @@ pub struct Attempted {
 }
 
 /// The headers of one attempt, signatures included.
-pub fn build_headers(
-    job: &Job,
-    hook: &Webhook,
-    schemes: SignatureSchemes,
-    body: &[u8],
-    timestamp: i64,
-) -> HeaderMap {
+pub fn build_headers(job: &Job, hook: &Webhook, schemes: SignatureSchemes, body: &[u8], timestamp: i64) -> HeaderMap {
     let attempt = job.attempts + 1;
     let mut h = HeaderMap::with_capacity(16);
     let mut put = |name: &'static str, value: &str| {
@@ -73,19 +67,17 @@ pub fn build_headers(
     put("x-delivery-attempt", &attempt.to_string());
     put("x-event-type", &job.event_type);
     put("x-webhook-timestamp", &timestamp.to_string());
-    if let Some(current) = hook.secrets.first()
+    let now = now_ms();
+    if let Some(current) = hook.active_secrets(now).next()
         && schemes.hub
     {
-        put(
-            "x-hub-signature",
-            &signing::hub_signature(current.expose(), body),
-        );
+        put("x-hub-signature", &signing::hub_signature(current.expose(), body));
     }
     if schemes.standard {
         put("webhook-id", &job.delivery_id);
         put("webhook-timestamp", &timestamp.to_string());
         let sig = signing::standard_signature_header(
-            hook.secrets.iter().map(|s| s.expose()),
+            hook.active_secrets(now).map(|s| s.expose()),
             &job.delivery_id,
             timestamp,
             body,
@@ -96,10 +88,7 @@ pub fn build_headers(
         put("x-webhook-test", "true");
     }
     for (name, value) in &hook.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
             h.insert(n, v);
         }
     }
@@ -180,10 +169,7 @@ pub async fn attempt(
             let v = verdict_of(&answer);
             if v != Verdict::Success {
                 record.error = Some(match answer.status.as_u16() {
-                    300..=399 => format!(
-                        "HTTP {} (redirects are not followed)",
-                        answer.status.as_u16()
-                    ),
+                    300..=399 => format!("HTTP {} (redirects are not followed)", answer.status.as_u16()),
                     410 => "HTTP 410 Gone: the receiver asked to stop; webhook disabled".into(),
                     s => format!("HTTP {s}"),
                 });
@@ -194,9 +180,7 @@ pub async fn attempt(
             record.error = Some(e.to_string());
             match e {
                 SendError::Timeout(_) => Verdict::Timeout,
-                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => {
-                    Verdict::Connect
-                }
+                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => Verdict::Connect,
             }
         }
     };
@@ -210,16 +194,10 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

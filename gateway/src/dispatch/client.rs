@@ -100,8 +100,7 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -178,10 +177,7 @@ impl Outbound {
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the outbound HTTP client: {e}"))?;
-        Ok(Outbound {
-            client,
-            allow_private,
-        })
+        Ok(Outbound { client, allow_private })
     }
 
     /// Checks a URL's IP literal host (names are checked at resolution).
@@ -223,11 +219,7 @@ impl Outbound {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = read_limited(resp).await;
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
+            Ok(Answer { status, headers, body })
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
@@ -316,12 +308,7 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "2606:4700:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -333,21 +320,10 @@ mod tests {
             .check_literal(&Url::parse("http://127.0.0.1:9/x").unwrap())
             .unwrap_err();
         assert!(err.to_string().contains("loopback"), "{err}");
-        assert!(
-            guarded
-                .check_literal(&Url::parse("http://[::1]/").unwrap())
-                .is_err()
-        );
-        assert!(
-            guarded
-                .check_literal(&Url::parse("http://8.8.8.8/").unwrap())
-                .is_ok()
-        );
+        assert!(guarded.check_literal(&Url::parse("http://[::1]/").unwrap()).is_err());
+        assert!(guarded.check_literal(&Url::parse("http://8.8.8.8/").unwrap()).is_ok());
         let open = Outbound::new(true, 1).unwrap();
-        assert!(
-            open.check_literal(&Url::parse("http://127.0.0.1/").unwrap())
-                .is_ok()
-        );
+        assert!(open.check_literal(&Url::parse("http://127.0.0.1/").unwrap()).is_ok());
     }
 
     #[tokio::test]

@@ -17,11 +17,7 @@ use crate::store::Completion;
 
 const MAX_BATCH: usize = 512;
 
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Completion>,
-    done: CancellationToken,
-) {
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>, done: CancellationToken) {
     let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     loop {
         if batch.is_empty() {

@@ -39,8 +39,7 @@ impl RetryPolicy {
         }
         let nominal = self.nominal(n).min(self.max_delay);
         let spread = 1.0 + self.jitter.clamp(0.0, 1.0) * unit.clamp(-1.0, 1.0);
-        let jittered =
-            Duration::try_from_secs_f64(nominal.as_secs_f64() * spread).unwrap_or(self.max_delay);
+        let jittered = Duration::try_from_secs_f64(nominal.as_secs_f64() * spread).unwrap_or(self.max_delay);
         let wait = match retry_after {
             Some(asked) => jittered.max(asked),
             None => jittered,
@@ -81,10 +80,7 @@ mod tests {
                 let unit = f64::from(i) / 100.0 - 1.0;
                 let d = p.next_delay(n, None, unit).unwrap().as_secs_f64();
                 let nominal = p.nominal(n).as_secs_f64();
-                assert!(
-                    d >= nominal * 0.9 - 1e-9 && d <= nominal * 1.1 + 1e-9,
-                    "{n} {unit} {d}"
-                );
+                assert!(d >= nominal * 0.9 - 1e-9 && d <= nominal * 1.1 + 1e-9, "{n} {unit} {d}");
             }
         }
         let capped = RetryPolicy {
@@ -125,9 +121,6 @@ mod tests {
             factor: u32::MAX,
             ..policy()
         };
-        assert_eq!(
-            p.next_delay(10, None, 1.0),
-            Some(Duration::from_secs(36_000))
-        );
+        assert_eq!(p.next_delay(10, None, 1.0), Some(Duration::from_secs(36_000)));
     }
 }

@@ -84,7 +84,18 @@ async fn route(
     hard_stop: &CancellationToken,
     attempts: &TaskTracker,
 ) {
-    let snapshot = shared.registry.snapshot();
+    let mut snapshot = shared.registry.snapshot();
+    if jobs.iter().any(|j| snapshot.get(&j.webhook_id).is_none()) {
+        // Created through another gateway moments ago, or deleted: look again.
+        if let Err(e) = shared.registry.refresh(shared.store.as_ref(), false).await {
+            let wait = shared.health.failed("reloading webhooks", &e);
+            for job in jobs {
+                defer(shared, job, wait).await;
+            }
+            return;
+        }
+        snapshot = shared.registry.snapshot();
+    }
     let mut ready: Vec<(Job, Arc<Webhook>)> = Vec::with_capacity(jobs.len());
     let mut held: HashMap<String, usize> = HashMap::new();
     for job in jobs {
@@ -122,8 +133,7 @@ async fn route(
         .map(|(_, hook)| RateRequest {
             key: format!("wh:{}", hook.id),
             limit: Gcra::per_minute(
-                hook.rate_limit_per_minute
-                    .unwrap_or(d.rate_limit_per_minute),
+                hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
                 d.rate_limit_burst,
             ),
         })
@@ -141,12 +151,7 @@ async fn route(
     // Deliveries over the limit wait for their own slot: the n-th one of a
     // webhook in this batch is spread n intervals past the first free slot.
     let mut waiting: HashMap<String, u32> = HashMap::new();
-    for ((job, hook), decision, req) in ready
-        .into_iter()
-        .zip(decisions)
-        .zip(reqs)
-        .map(|((a, b), c)| (a, b, c))
-    {
+    for ((job, hook), decision, req) in ready.into_iter().zip(decisions).zip(reqs).map(|((a, b), c)| (a, b, c)) {
         match decision {
             RateDecision::Wait(wait) => {
                 let n = waiting.entry(hook.id.clone()).or_default();
@@ -217,11 +222,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut map = self
-            .shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = self.shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.webhook) {
             *n -= 1;
             if *n == 0 {
@@ -233,13 +234,7 @@ impl Drop for InFlight {
 
 type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>, InFlight);
 
-async fn run_one(
-    shared: Arc<Shared>,
-    job: Job,
-    hook: Arc<Webhook>,
-    cancel: CancellationToken,
-    held: Held,
-) {
+async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: CancellationToken, held: Held) {
     let d = &shared.config.delivery;
     let timeout = hook.timeout.unwrap_or(d.timeout);
     let body = job.data.clone();
@@ -279,18 +274,13 @@ async fn run_one(
                     tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled")
                 }
             }
-            if let Ok(states) = shared.store.webhook_states().await {
-                shared.registry.apply_states(&states);
+            if let Err(e) = shared.registry.refresh(shared.store.as_ref(), true).await {
+                tracing::debug!(error = %e, "could not reload webhooks");
             }
             (Outcome::Dead, Some(attempted.record))
         }
-        Verdict::Http { retry_after, .. } => (
-            retry_or_dead(&policy, &job, *retry_after),
-            Some(attempted.record),
-        ),
-        Verdict::Timeout | Verdict::Connect => {
-            (retry_or_dead(&policy, &job, None), Some(attempted.record))
-        }
+        Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
+        Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
     };
     if let Outcome::Retry(delay) = &outcome {
         tracing::debug!(?delay, "attempt failed; retry scheduled");
@@ -317,12 +307,7 @@ async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome
     commit(shared, &job, outcome, None).await;
 }
 
-async fn commit(
-    shared: &Arc<Shared>,
-    job: &Job,
-    outcome: Outcome,
-    attempt: Option<crate::store::AttemptRecord>,
-) {
+async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<crate::store::AttemptRecord>) {
     let c = Completion {
         delivery_id: job.delivery_id.clone(),
         event_id: job.event_id.clone(),

@@ -27,25 +27,27 @@
 //! status is `pending` or `failed`, and in none once final.
 
 mod decode;
+mod history;
+mod limits;
+mod webhooks;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Script, Value};
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use super::*;
-use decode::{as_int, field_map};
+use decode::as_int;
 
 /// The Lua scripts, loaded once per connection (EVALSHA, reloaded on NOSCRIPT).
-struct Scripts {
-    enqueue: Script,
-    claim: Script,
-    complete: Script,
-    disable: Script,
-    gcra: Script,
+pub(crate) struct Scripts {
+    pub(crate) enqueue: Script,
+    pub(crate) claim: Script,
+    pub(crate) complete: Script,
+    pub(crate) disable: Script,
+    pub(crate) gcra: Script,
+    pub(crate) requeue: Script,
 }
 
 impl Scripts {
@@ -56,16 +58,17 @@ impl Scripts {
             complete: Script::new(include_str!("redis/lua/complete.lua")),
             disable: Script::new(include_str!("redis/lua/disable.lua")),
             gcra: Script::new(include_str!("redis/lua/gcra.lua")),
+            requeue: Script::new(include_str!("redis/lua/requeue.lua")),
         }
     }
 }
 
 /// A store on one Redis, under one key prefix.
 pub struct RedisStore {
-    conn: ConnectionManager,
-    prefix: String,
-    retention_ms: u64,
-    scripts: Scripts,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) prefix: String,
+    pub(crate) retention_ms: u64,
+    pub(crate) scripts: Scripts,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -76,7 +79,7 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn unavailable(e: ::redis::RedisError) -> StoreError {
+pub(crate) fn unavailable(e: ::redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -84,8 +87,8 @@ impl RedisStore {
     /// A store on `url` (not connected yet: the first command connects, and
     /// a lost connection is re-established on demand with backoff).
     pub fn open(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
+        let client =
+            ::redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -100,7 +103,7 @@ impl RedisStore {
         })
     }
 
-    fn key(&self, rest: &str) -> String {
+    pub(crate) fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.prefix)
     }
 }
@@ -111,23 +114,40 @@ impl DeliveryQueue for RedisStore {
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
-    ) -> Result<(), StoreError> {
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Enqueued, StoreError> {
         let mut inv = self.scripts.enqueue.prepare_invoke();
         inv.arg(&self.prefix)
             .arg(&event.id)
             .arg(&event.event_type)
             .arg(event.data.as_ref())
             .arg(if event.test { "1" } else { "0" })
-            .arg(self.retention_ms)
-            .arg(deliveries.len());
+            .arg(self.retention_ms);
+        match idempotency {
+            Some(i) => inv
+                .arg(&i.key)
+                .arg(&i.fingerprint)
+                .arg(&i.answer)
+                .arg(i.ttl.as_millis() as u64),
+            None => inv.arg("").arg("").arg("").arg(0),
+        };
+        inv.arg(deliveries.len());
         for d in deliveries {
             inv.arg(&d.id).arg(&d.webhook_id);
         }
-        let _: Value = inv
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        match reply.as_slice() {
+            [first] if as_int(first) == Some(1) => Ok(Enqueued::Created),
+            [_, seen] => {
+                let seen = decode::as_string(seen).unwrap_or_default();
+                let (fingerprint, answer) = seen.split_once('\n').unwrap_or(("", &seen));
+                Ok(Enqueued::Repeated {
+                    fingerprint: fingerprint.to_owned(),
+                    answer: answer.to_owned(),
+                })
+            }
+            other => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {other:?}"))),
+        }
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError> {
@@ -152,9 +172,7 @@ impl DeliveryQueue for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = self.scripts.complete.prepare_invoke();
-        inv.arg(&self.prefix)
-            .arg(self.retention_ms)
-            .arg(batch.len());
+        inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.len());
         for c in batch {
             let (kind, delay) = match &c.outcome {
                 Outcome::Succeeded => ("s", 0),
@@ -164,9 +182,7 @@ impl DeliveryQueue for RedisStore {
                 Outcome::Defer(d) => ("w", d.as_millis() as u64),
             };
             let attempt = match &c.attempt {
-                Some(a) => {
-                    serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?
-                }
+                Some(a) => serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 None => String::new(),
             };
             inv.arg(&c.delivery_id)
@@ -177,15 +193,10 @@ impl DeliveryQueue for RedisStore {
                 .arg(&c.event_id)
                 .arg(&c.webhook_id);
         }
-        let reply: Value = inv
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         match reply {
             Value::Array(items) => Ok(items.iter().map(|v| as_int(v) == Some(1)).collect()),
-            other => Err(StoreError::Corrupt(format!(
-                "complete: unexpected reply {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(format!("complete: unexpected reply {other:?}"))),
         }
     }
 
@@ -195,150 +206,5 @@ impl DeliveryQueue for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl Records for RedisStore {
-    async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        let dk = self.key(&format!("dlv:{id}"));
-        let (fields, attempts): (Value, Vec<Vec<u8>>) = ::redis::pipe()
-            .cmd("HGETALL")
-            .arg(&dk)
-            .cmd("LRANGE")
-            .arg(format!("{dk}:att"))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        let f = field_map(fields);
-        if f.is_empty() {
-            return Ok(None);
-        }
-        let get = |k: &str| {
-            f.get(k)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
-        };
-        let num = |k: &str| get(k).parse::<u64>().ok();
-        let event_id = get("event");
-        let payload: Option<Vec<u8>> = match f.get("payload") {
-            Some(p) => Some(p.clone()),
-            None => ::redis::cmd("HGET")
-                .arg(self.key(&format!("evt:{event_id}")))
-                .arg("data")
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(unavailable)?,
-        };
-        let status = Status::parse(&get("status")).ok_or_else(|| {
-            StoreError::Corrupt(format!("delivery {id}: unknown status {:?}", get("status")))
-        })?;
-        let attempts = attempts
-            .iter()
-            .map(|a| {
-                serde_json::from_slice(a)
-                    .map_err(|e| StoreError::Corrupt(format!("attempt record: {e}")))
-            })
-            .collect::<Result<Vec<AttemptRecord>, _>>()?;
-        Ok(Some(DeliveryRecord {
-            id: id.to_owned(),
-            webhook_id: get("webhook"),
-            event_type: get("type"),
-            status,
-            test: get("test") == "1",
-            created_at_ms: num("createdAt").unwrap_or(0),
-            updated_at_ms: num("updatedAt").unwrap_or(0),
-            next_attempt_at_ms: match status {
-                Status::Pending | Status::Failed => num("due"),
-                _ => None,
-            },
-            payload: Bytes::from(payload.unwrap_or_default()),
-            event_id,
-            attempts,
-        }))
-    }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StateJson {
-    reason: String,
-    url: String,
-}
-
-#[async_trait]
-impl WebhookStates for RedisStore {
-    async fn disable_webhook(
-        &self,
-        webhook_id: &str,
-        url: &str,
-        reason: &str,
-    ) -> Result<u64, StoreError> {
-        let state = serde_json::to_string(&StateJson {
-            reason: reason.to_owned(),
-            url: url.to_owned(),
-        })
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let moved: i64 = self
-            .scripts
-            .disable
-            .prepare_invoke()
-            .arg(&self.prefix)
-            .arg(webhook_id)
-            .arg(state)
-            .arg(self.retention_ms)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(moved.max(0) as u64)
-    }
-
-    async fn webhook_states(&self) -> Result<HashMap<String, WebhookState>, StoreError> {
-        let all: HashMap<String, String> = ::redis::cmd("HGETALL")
-            .arg(self.key("whstate"))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(all
-            .into_iter()
-            .filter_map(|(id, json): (String, String)| {
-                let s: StateJson = serde_json::from_str(&json).ok()?;
-                Some((
-                    id,
-                    WebhookState {
-                        disabled_reason: s.reason,
-                        url: s.url,
-                    },
-                ))
-            })
-            .collect())
-    }
-}
-
-#[async_trait]
-impl RateLimiter for RedisStore {
-    async fn acquire(&self, reqs: &[RateRequest]) -> Result<Vec<RateDecision>, StoreError> {
-        if reqs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inv = self.scripts.gcra.prepare_invoke();
-        inv.arg(&self.prefix).arg(reqs.len());
-        for r in reqs {
-            inv.arg(&r.key)
-                .arg(r.limit.interval_us)
-                .arg(r.limit.tolerance_us);
-        }
-        let waits: Vec<i64> = inv
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(waits
-            .into_iter()
-            .map(|w| match w {
-                w if w <= 0 => RateDecision::Allow,
-                w => RateDecision::Wait(Duration::from_micros(w as u64)),
-            })
-            .collect())
     }
 }

@@ -72,9 +72,7 @@ mod tests {
         for ok in ["a", "task.completed", "a_b.c1.d_2", "0"] {
             assert!(is_valid_event_type(ok), "{ok}");
         }
-        for bad in [
-            "", ".", "a.", ".a", "a..b", "Task", "a-b", "a b", "a.*", "é",
-        ] {
+        for bad in ["", ".", "a.", ".a", "a..b", "Task", "a-b", "a b", "a.*", "é"] {
             assert!(!is_valid_event_type(bad), "{bad}");
         }
     }

@@ -1,10 +1,18 @@
 //! The live set of webhooks, swapped whole on change.
+//!
+//! Config webhooks come from config.toml; API webhooks and webhook states
+//! (disabled by a 410) from the store, which bumps a version number on every
+//! change. [`Registry::refresh`] reads that number (one tiny round trip) and
+//! reloads only when it moved; the gateway calls it on a short interval, after
+//! its own API changes, and when a claimed delivery names a webhook it does
+//! not know yet — so a change made through any gateway reaches all of them
+//! within moments, without a restart.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::Webhook;
-use crate::store::WebhookState;
+use crate::store::{Store, StoreError, WebhookState};
 
 /// An immutable view of every webhook.
 #[derive(Debug, Default)]
@@ -24,60 +32,100 @@ impl Snapshot {
         self.by_id.get(id)
     }
 
-    /// Every webhook, in definition order.
+    /// Every webhook: config ones first, in definition order, then API ones
+    /// by creation.
     pub fn all(&self) -> &[Arc<Webhook>] {
         &self.list
     }
 
     /// The enabled webhooks an event of this type goes to.
-    pub fn matching<'a>(
-        &'a self,
-        event_type: &'a str,
-        test: bool,
-    ) -> impl Iterator<Item = &'a Arc<Webhook>> + 'a {
+    pub fn matching<'a>(&'a self, event_type: &'a str, test: bool) -> impl Iterator<Item = &'a Arc<Webhook>> + 'a {
         self.list.iter().filter(move |w| w.wants(event_type, test))
     }
 }
 
-/// The registry: config webhooks plus the state the store keeps about them.
+#[derive(Debug, Default)]
+struct Loaded {
+    /// `None` until the first successful load.
+    version: Option<u64>,
+    api: Vec<Webhook>,
+    states: HashMap<String, WebhookState>,
+}
+
+/// The registry: config webhooks, API webhooks, and their states.
 #[derive(Debug)]
 pub struct Registry {
-    config: Vec<Arc<Webhook>>,
+    config: Vec<Webhook>,
+    loaded: Mutex<Loaded>,
     current: RwLock<Arc<Snapshot>>,
 }
 
 impl Registry {
     /// A registry of the config webhooks, all as configured.
     pub fn new(config: Vec<Webhook>) -> Self {
-        let config: Vec<Arc<Webhook>> = config.into_iter().map(Arc::new).collect();
+        let snapshot = Snapshot::new(config.iter().cloned().map(Arc::new).collect());
         Registry {
-            current: RwLock::new(Arc::new(Snapshot::new(config.clone()))),
             config,
+            loaded: Mutex::new(Loaded::default()),
+            current: RwLock::new(Arc::new(snapshot)),
         }
     }
 
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Lays the store's webhook states over the config webhooks. A state
-    /// recorded for another URL is stale (the operator changed the URL in
-    /// config.toml since the receiver answered 410) and is ignored.
-    pub fn apply_states(&self, states: &HashMap<String, WebhookState>) {
+    /// Whether `id` is a config webhook (read-only through the API).
+    pub fn is_config(&self, id: &str) -> bool {
+        self.config.iter().any(|w| w.id == id)
+    }
+
+    /// Reloads from the store if anything changed there (or always, with
+    /// `force`).
+    pub async fn refresh(&self, store: &dyn Store, force: bool) -> Result<(), StoreError> {
+        let version = store.webhooks_version().await?;
+        let known = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).version;
+        if !force && known == Some(version) {
+            return Ok(());
+        }
+        let (version, stored, states) = store.load_webhooks().await?;
+        let mut api = Vec::with_capacity(stored.len());
+        for s in stored {
+            if self.is_config(&s.id) {
+                continue;
+            }
+            match s.to_webhook() {
+                Ok(w) => api.push(w),
+                Err(e) => tracing::warn!(webhook_id = %s.id, error = %e, "ignoring an unreadable stored webhook"),
+            }
+        }
+        api.sort_by_key(|w| w.created_at_ms);
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        *loaded = Loaded {
+            version: Some(version),
+            api,
+            states,
+        };
+        self.rebuild(&loaded);
+        Ok(())
+    }
+
+    /// Lays the states over the webhooks and publishes a new snapshot. A
+    /// state recorded for another URL is stale (the URL changed since the
+    /// receiver answered 410) and is ignored.
+    fn rebuild(&self, loaded: &Loaded) {
         let list = self
             .config
             .iter()
-            .map(|w| match states.get(&w.id) {
+            .chain(loaded.api.iter())
+            .map(|w| match loaded.states.get(&w.id) {
                 Some(state) if state.url == w.url.as_str() => Arc::new(Webhook {
                     enabled: false,
                     disabled_reason: Some(state.disabled_reason.clone()),
-                    ..(**w).clone()
+                    ..w.clone()
                 }),
-                _ => w.clone(),
+                _ => Arc::new(w.clone()),
             })
             .collect();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot::new(list));

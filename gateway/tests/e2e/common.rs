@@ -31,15 +31,8 @@ rate_limit_burst = 1000
 /// [`FAST_DELIVERY`] with some keys replaced or added (`key = value` lines).
 pub fn fast_delivery(overrides: &str) -> String {
     let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
-    let replaced: Vec<String> = overrides
-        .lines()
-        .filter(|l| l.contains('='))
-        .map(key)
-        .collect();
-    let kept: Vec<&str> = FAST_DELIVERY
-        .lines()
-        .filter(|l| !replaced.contains(&key(l)))
-        .collect();
+    let replaced: Vec<String> = overrides.lines().filter(|l| l.contains('=')).map(key).collect();
+    let kept: Vec<&str> = FAST_DELIVERY.lines().filter(|l| !replaced.contains(&key(l))).collect();
     format!("{}\n{overrides}\n", kept.join("\n"))
 }
 
@@ -80,10 +73,7 @@ pub fn webhook(id: &str, url: &str, events: &[&str], extra: &str) -> String {
 }
 
 pub fn parse_config(toml: &str) -> Config {
-    Config::parse(toml, Path::new("test-config.toml"), &|k| {
-        std::env::var(k).ok()
-    })
-    .expect("test config is valid")
+    Config::parse(toml, Path::new("test-config.toml"), &|k| std::env::var(k).ok()).expect("test config is valid")
 }
 
 pub fn http() -> reqwest::Client {
@@ -150,6 +140,37 @@ impl Gateway {
         body
     }
 
+    /// Calls the API with the token: `(status, headers, JSON body)`.
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.api_as(Some(TOKEN), method, path, body.map(|b| b.to_string()))
+            .await
+    }
+
+    /// Calls the API with any token and a raw body.
+    pub async fn api_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), self.url(path))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(t) = self.task.take() {
@@ -185,18 +206,9 @@ pub async fn wait_status(
     status: hookgate::store::Status,
     timeout: Duration,
 ) -> hookgate::store::DeliveryRecord {
-    wait_until(
-        timeout,
-        &format!("delivery {id} to be {status:?}"),
-        || async {
-            store
-                .delivery(id)
-                .await
-                .ok()
-                .flatten()
-                .filter(|r| r.status == status)
-        },
-    )
+    wait_until(timeout, &format!("delivery {id} to be {status:?}"), || async {
+        store.delivery(id).await.ok().flatten().filter(|r| r.status == status)
+    })
     .await
 }
 
@@ -213,10 +225,7 @@ impl GatewayProcess {
     /// `hookgate serve` on it; waits until /healthz answers.
     pub async fn spawn(toml: &str, dir: Arc<TempDir>) -> Self {
         let port = hookgate_testkit::free_port();
-        let toml = toml.replace(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-        );
+        let toml = toml.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
         let n = unique();
         let config = dir.path().join(format!("config-{n}.toml"));
         std::fs::write(&config, toml).unwrap();
@@ -238,11 +247,7 @@ impl GatewayProcess {
             || {
                 let client = client.clone();
                 async move {
-                    let r = client
-                        .get(format!("http://{addr}/healthz"))
-                        .send()
-                        .await
-                        .ok()?;
+                    let r = client.get(format!("http://{addr}/healthz")).send().await.ok()?;
                     r.status().is_success().then_some(())
                 }
             },

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hookgate::ratelimit::Gcra;
 use hookgate::store::*;
+use hookgate::webhooks::StoredWebhook;
 use hookgate_testkit::{RedisServer, unique};
 
 fn event(id: &str) -> NewEvent {
@@ -66,13 +67,185 @@ pub async fn run_suite(make: impl Fn() -> Arc<dyn Store>) {
     claim_budget_keeps_room_for_first_attempts(make()).await;
     disabling_a_webhook_dead_letters_its_pending_deliveries(make()).await;
     rate_limiter_admits_burst_then_steady_rate(make()).await;
+    idempotent_enqueue_writes_once(make()).await;
+    history_pages_newest_first_with_filters(make()).await;
+    requeue_gives_a_fresh_budget_and_keeps_history(make()).await;
+    webhooks_are_stored_versioned_and_deletable(make()).await;
+}
+
+async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
+    let idem = |answer: &str| Idempotency {
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+        answer: answer.into(),
+        ttl: Duration::from_secs(60),
+    };
+    let first = s
+        .enqueue(&event("e1"), &[delivery("d1", "w")], Some(&idem("A1")))
+        .await
+        .unwrap();
+    assert_eq!(first, Enqueued::Created);
+    let again = s
+        .enqueue(&event("e2"), &[delivery("d2", "w")], Some(&idem("A2")))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Enqueued::Repeated {
+            fingerprint: "f1".into(),
+            answer: "A1".into()
+        }
+    );
+    assert!(s.delivery("d2").await.unwrap().is_none(), "a repeat writes nothing");
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+}
+
+async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let id = hookgate::ids::new_id("dlv");
+        let webhook = if i % 2 == 0 { "even" } else { "odd" };
+        s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None)
+            .await
+            .unwrap();
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = DeliveryFilter::default();
+    let p1 = s.list_deliveries(&all, 3, None).await.unwrap();
+    let p2 = s.list_deliveries(&all, 3, p1.next_cursor.as_deref()).await.unwrap();
+    // A new delivery arriving between pages does not disturb them.
+    s.enqueue(&event("late"), &[delivery(&hookgate::ids::new_id("dlv"), "odd")], None)
+        .await
+        .unwrap();
+    let p3 = s.list_deliveries(&all, 3, p2.next_cursor.as_deref()).await.unwrap();
+    let got: Vec<String> = [p1.items, p2.items, p3.items]
+        .concat()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(got, newest_first);
+    assert_eq!(p3.next_cursor, None);
+    let even = s
+        .list_deliveries(
+            &DeliveryFilter {
+                webhook_id: Some("even".into()),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(even.items.len(), 4);
+    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
+    s.complete(&[completion(&job, "A", Outcome::Dead, Some(1))])
+        .await
+        .unwrap();
+    let dead = s
+        .list_deliveries(
+            &DeliveryFilter {
+                status: Some(Status::Dead),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [job.delivery_id.as_str()]
+    );
+    assert_eq!(dead.items[0].attempt_count, 1);
+    let dl = s.list_dead(None, 10, None).await.unwrap();
+    assert_eq!(dl.items.len(), 1);
+    s.purge_history(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(
+        s.list_deliveries(&all, 100, None).await.unwrap().items.len(),
+        8,
+        "recent history is kept"
+    );
+}
+
+async fn requeue_gives_a_fresh_budget_and_keeps_history(s: Arc<dyn Store>) {
+    s.enqueue(&event("e1"), &[delivery("d1", "w")], None).await.unwrap();
+    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
+    assert_eq!(
+        s.requeue(&["d1".into()], &[Status::Dead]).await.unwrap(),
+        [Requeue::WrongStatus(Status::Pending)]
+    );
+    s.complete(&[completion(&job, "A", Outcome::Dead, Some(1))])
+        .await
+        .unwrap();
+    let r = s.requeue(&["d1".into(), "nope".into()], &[Status::Dead]).await.unwrap();
+    assert_eq!(r, [Requeue::Queued, Requeue::Missing]);
+    assert!(
+        s.list_dead(None, 10, None).await.unwrap().items.is_empty(),
+        "no longer a dead letter"
+    );
+    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
+    assert_eq!(
+        (job.delivery_id.as_str(), job.attempts, job.next_retry_number()),
+        ("d1", 1, 1)
+    );
+    assert_eq!(job.data.as_ref(), br#"{"a": 1}"#);
+    s.complete(&[completion(&job, "A", Outcome::Succeeded, Some(2))])
+        .await
+        .unwrap();
+    let rec = s.delivery("d1").await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts.len()), (Status::Succeeded, 2));
+}
+
+async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
+    let v0 = s.webhooks_version().await.unwrap();
+    let w = StoredWebhook {
+        id: "wh_1".into(),
+        name: "one".into(),
+        url: "https://e.com/h".into(),
+        events: vec!["*".into()],
+        secrets: vec![hookgate::webhooks::StoredSecret {
+            secret: "secret-123456".into(),
+            expires_at: None,
+        }],
+        test_mode: false,
+        enabled: true,
+        rate_limit_per_minute: None,
+        max_retries: Some(2),
+        timeout_ms: None,
+        headers: Default::default(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(s.insert_webhook(&w).await.unwrap());
+    assert!(!s.insert_webhook(&w).await.unwrap(), "ids are unique");
+    let v1 = s.webhooks_version().await.unwrap();
+    assert_ne!(v0, v1);
+    let changed = StoredWebhook {
+        name: "renamed".into(),
+        ..w.clone()
+    };
+    assert!(s.replace_webhook(&changed, false).await.unwrap());
+    let (v2, list, _) = s.load_webhooks().await.unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(list, [changed]);
+    assert!(s.delete_webhook("wh_1").await.unwrap());
+    assert!(!s.delete_webhook("wh_1").await.unwrap());
+    assert!(
+        !s.replace_webhook(&w, false).await.unwrap(),
+        "no resurrection by replace"
+    );
+    assert!(s.load_webhooks().await.unwrap().1.is_empty());
 }
 
 async fn enqueue_then_claim_hands_out_each_delivery_once(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w1"), delivery("d2", "w2")])
+    s.enqueue(&event("e1"), &[delivery("d1", "w1"), delivery("d2", "w2")], None)
         .await
         .unwrap();
-    s.enqueue(&event("e2"), &[]).await.unwrap();
+    s.enqueue(&event("e2"), &[], None).await.unwrap();
     let batch = s.claim(&claim_req("A", 10, 60_000)).await.unwrap();
     let mut ids: Vec<_> = batch.jobs.iter().map(|j| j.delivery_id.as_str()).collect();
     ids.sort_unstable();
@@ -90,25 +263,16 @@ async fn enqueue_then_claim_hands_out_each_delivery_once(s: Arc<dyn Store>) {
         );
     }
     let again = s.claim(&claim_req("B", 10, 60_000)).await.unwrap();
-    assert!(
-        again.jobs.is_empty(),
-        "leased deliveries are not handed out twice"
-    );
-    assert!(
-        again.next_due_in.is_some(),
-        "the lease expiry is the next thing due"
-    );
+    assert!(again.jobs.is_empty(), "leased deliveries are not handed out twice");
+    assert!(again.next_due_in.is_some(), "the lease expiry is the next thing due");
     let rec = s.delivery("d1").await.unwrap().unwrap();
-    assert_eq!(
-        (rec.status, rec.webhook_id.as_str()),
-        (Status::Pending, "w1")
-    );
+    assert_eq!((rec.status, rec.webhook_id.as_str()), (Status::Pending, "w1"));
     assert_eq!(rec.payload.as_ref(), br#"{"a": 1}"#);
     assert!(s.delivery("nope").await.unwrap().is_none());
 }
 
 async fn outcomes_apply_and_stale_leases_only_record(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w"), delivery("d2", "w")])
+    s.enqueue(&event("e1"), &[delivery("d1", "w"), delivery("d2", "w")], None)
         .await
         .unwrap();
     let jobs = s.claim(&claim_req("A", 10, 150)).await.unwrap().jobs;
@@ -141,32 +305,18 @@ async fn outcomes_apply_and_stale_leases_only_record(s: Arc<dyn Store>) {
     );
     let rec = s.delivery("d2").await.unwrap().unwrap();
     assert_eq!(rec.status, Status::Pending);
-    assert_eq!(
-        rec.attempts.len(),
-        1,
-        "the stale attempt is still on record"
-    );
+    assert_eq!(rec.attempts.len(), 1, "the stale attempt is still on record");
     let applied = s
         .complete(&[completion(&reclaimed[0], "B", Outcome::Filtered, None)])
         .await
         .unwrap();
     assert_eq!(applied, [true]);
-    assert_eq!(
-        s.delivery("d2").await.unwrap().unwrap().status,
-        Status::Filtered
-    );
+    assert_eq!(s.delivery("d2").await.unwrap().unwrap().status, Status::Filtered);
 }
 
 async fn retries_wait_and_defers_keep_the_budget(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w")])
-        .await
-        .unwrap();
-    let job = s
-        .claim(&claim_req("A", 10, 60_000))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+    s.enqueue(&event("e1"), &[delivery("d1", "w")], None).await.unwrap();
+    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
     s.complete(&[completion(
         &job,
         "A",
@@ -183,34 +333,16 @@ async fn retries_wait_and_defers_keep_the_budget(s: Arc<dyn Store>) {
     let wait = early.next_due_in.unwrap();
     assert!(wait <= Duration::from_millis(300), "{wait:?}");
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let job = s
-        .claim(&claim_req("A", 10, 60_000))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
     assert_eq!((job.attempts, job.next_retry_number()), (1, 2));
 
-    s.complete(&[completion(
-        &job,
-        "A",
-        Outcome::Defer(Duration::from_millis(50)),
-        None,
-    )])
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let job = s
-        .claim(&claim_req("A", 10, 60_000))
+    s.complete(&[completion(&job, "A", Outcome::Defer(Duration::from_millis(50)), None)])
         .await
-        .unwrap()
-        .jobs
-        .remove(0);
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
     assert_eq!(job.attempts, 1, "a defer is not an attempt");
-    assert_eq!(
-        s.delivery("d1").await.unwrap().unwrap().status,
-        Status::Failed
-    );
+    assert_eq!(s.delivery("d1").await.unwrap().unwrap().status, Status::Failed);
     s.complete(&[completion(&job, "A", Outcome::Dead, Some(2))])
         .await
         .unwrap();
@@ -222,7 +354,7 @@ async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
     // Eight deliveries become retries, then eight fresh first attempts arrive.
     let retry_ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
     let ds: Vec<NewDelivery> = retry_ids.iter().map(|id| delivery(id, "w")).collect();
-    s.enqueue(&event("e1"), &ds).await.unwrap();
+    s.enqueue(&event("e1"), &ds, None).await.unwrap();
     let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
     let outs: Vec<Completion> = jobs
         .iter()
@@ -230,7 +362,7 @@ async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
         .collect();
     s.complete(&outs).await.unwrap();
     let firsts: Vec<NewDelivery> = (0..8).map(|i| delivery(&format!("f{i}"), "w")).collect();
-    s.enqueue(&event("e2"), &firsts).await.unwrap();
+    s.enqueue(&event("e2"), &firsts, None).await.unwrap();
 
     // Budget 4, at most 4 retries: a quarter (1) is kept for retries, the
     // rest goes to first attempts.
@@ -250,11 +382,8 @@ async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
 async fn disabling_a_webhook_dead_letters_its_pending_deliveries(s: Arc<dyn Store>) {
     s.enqueue(
         &event("e1"),
-        &[
-            delivery("d1", "gone"),
-            delivery("d2", "gone"),
-            delivery("d3", "kept"),
-        ],
+        &[delivery("d1", "gone"), delivery("d2", "gone"), delivery("d3", "kept")],
+        None,
     )
     .await
     .unwrap();
@@ -268,11 +397,8 @@ async fn disabling_a_webhook_dead_letters_its_pending_deliveries(s: Arc<dyn Stor
     for id in ["d1", "d2"] {
         assert_eq!(s.delivery(id).await.unwrap().unwrap().status, Status::Dead);
     }
-    assert_ne!(
-        s.delivery("d3").await.unwrap().unwrap().status,
-        Status::Dead
-    );
-    let states = s.webhook_states().await.unwrap();
+    assert_ne!(s.delivery("d3").await.unwrap().unwrap().status, Status::Dead);
+    let (_, _, states) = s.load_webhooks().await.unwrap();
     assert_eq!(states["gone"].url, "https://e.com/h");
     let left = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
     assert!(left.iter().all(|j| j.webhook_id == "kept"));
@@ -313,12 +439,8 @@ async fn redis_store_conforms() {
     let url = redis.url();
     run_suite(|| {
         Arc::new(
-            hookgate::store::redis::RedisStore::open(
-                &url,
-                &format!("conf{}", unique()),
-                Duration::from_secs(60),
-            )
-            .unwrap(),
+            hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), Duration::from_secs(60))
+                .unwrap(),
         ) as Arc<dyn Store>
     })
     .await;

@@ -71,27 +71,15 @@ async fn sigterm_finishes_in_flight_attempts_and_exits_zero() {
     let redis = RedisServer::start();
     let rx = Receiver::start().await;
     rx.set_default(Reply::status(200).delay(Duration::from_millis(800)));
-    let (toml, prefix) = config_toml(
-        &redis,
-        FAST_DELIVERY,
-        &webhook("w", &rx.url("/hook"), &["*"], ""),
-    );
+    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let dir = Arc::new(TempDir::new("sigterm"));
     let mut gw = GatewayProcess::spawn(&toml, dir).await;
     let client = http();
     let ids = post(&client, &gw.url("/api/events"), 1).await;
     rx.wait_for("/hook", 1, Duration::from_secs(5)).await;
     let status = gw.terminate(Duration::from_secs(15));
-    assert!(
-        status.success(),
-        "exit status {status:?}; log:\n{}",
-        gw.log_text()
-    );
-    let rec = store(&redis, &prefix)
-        .delivery(&ids[0])
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(status.success(), "exit status {status:?}; log:\n{}", gw.log_text());
+    let rec = store(&redis, &prefix).delivery(&ids[0]).await.unwrap().unwrap();
     assert_eq!(
         rec.status,
         Status::Succeeded,

@@ -19,10 +19,7 @@ fn independent_hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     }
     let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&ipad)
-        .chain_update(msg)
-        .finalize();
+    let inner = Sha256::new().chain_update(&ipad).chain_update(msg).finalize();
     Sha256::new()
         .chain_update(&opad)
         .chain_update(inner)
@@ -78,11 +75,7 @@ async fn fans_out_by_pattern_and_honours_test_mode() {
         .post_raw(r#"{"type":"task.completed","data":{"n":4},"test":true}"#)
         .await;
     assert_eq!(status, 202);
-    assert_eq!(
-        targets(&t),
-        ["sandbox"],
-        "test events go only to test-mode webhooks"
-    );
+    assert_eq!(targets(&t), ["sandbox"], "test events go only to test-mode webhooks");
 
     rx.wait_for("/all", 3, Duration::from_secs(10)).await;
     rx.wait_for("/tasks", 1, Duration::from_secs(10)).await;
@@ -118,16 +111,9 @@ async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
         .await;
     assert_eq!(status, 202, "{answer}");
     let delivery_id = delivery_ids(&answer)[0].clone();
-    let got = rx
-        .wait_for("/hook", 1, Duration::from_secs(10))
-        .await
-        .remove(0);
+    let got = rx.wait_for("/hook", 1, Duration::from_secs(10)).await.remove(0);
 
-    assert_eq!(
-        got.body.as_ref(),
-        data.as_bytes(),
-        "body is the data exactly as posted"
-    );
+    assert_eq!(got.body.as_ref(), data.as_bytes(), "body is the data exactly as posted");
     assert_eq!(got.header("content-type"), Some("application/json"));
     assert_eq!(got.header("x-webhook-id"), Some("billing"));
     assert_eq!(got.header("x-delivery-id"), Some(delivery_id.as_str()));
@@ -147,31 +133,15 @@ async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
     assert!((now - ts).abs() < 30, "timestamp {ts} vs now {now}");
 
     // X-Hub-Signature: HMAC of the exact body keyed with the secret's UTF-8 bytes.
-    let expected = format!(
-        "sha256={}",
-        hex(&independent_hmac_sha256(secret.as_bytes(), &got.body))
-    );
+    let expected = format!("sha256={}", hex(&independent_hmac_sha256(secret.as_bytes(), &got.body)));
     assert_eq!(got.header("x-hub-signature"), Some(expected.as_str()));
 
     // Standard Webhooks: id = delivery id, key = decoded whsec_ bytes.
     assert_eq!(got.header("webhook-id"), Some(delivery_id.as_str()));
-    assert_eq!(
-        got.header("webhook-timestamp"),
-        Some(ts.to_string().as_str())
-    );
+    assert_eq!(got.header("webhook-timestamp"), Some(ts.to_string().as_str()));
     let key = base64_decode(secret.strip_prefix("whsec_").unwrap());
-    let signed = [
-        delivery_id.as_bytes(),
-        b".",
-        ts.to_string().as_bytes(),
-        b".",
-        &got.body,
-    ]
-    .concat();
-    let expected = format!(
-        "v1,{}",
-        base64_encode(&independent_hmac_sha256(&key, &signed))
-    );
+    let signed = [delivery_id.as_bytes(), b".", ts.to_string().as_bytes(), b".", &got.body].concat();
+    let expected = format!("v1,{}", base64_encode(&independent_hmac_sha256(&key, &signed)));
     assert_eq!(got.header("webhook-signature"), Some(expected.as_str()));
     assert!(hookgate::signing::verify_standard(
         secret,
@@ -182,13 +152,7 @@ async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
     ));
 
     let store = store(&redis, &prefix);
-    let rec = wait_status(
-        &store,
-        &delivery_id,
-        Status::Succeeded,
-        Duration::from_secs(5),
-    )
-    .await;
+    let rec = wait_status(&store, &delivery_id, Status::Succeeded, Duration::from_secs(5)).await;
     assert_eq!(rec.attempts.len(), 1);
     assert_eq!(rec.attempts[0].status_code, Some(200));
     assert_eq!(rec.payload.as_ref(), data.as_bytes());
@@ -201,11 +165,7 @@ async fn hub_only_signature_config_and_redirects_fail() {
     let rx = Receiver::start().await;
     rx.plan([Reply::status(302).header("location", "http://127.0.0.1:1/elsewhere")]);
     let delivery = fast_delivery("signature_headers = [\"hub\"]\nmax_retries = 1\n");
-    let (toml, prefix) = config_toml(
-        &redis,
-        &delivery,
-        &webhook("w", &rx.url("/hook"), &["*"], ""),
-    );
+    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let answer = gw.post_event("a.b", "[1,2,3]").await;
     let id = delivery_ids(&answer)[0].clone();
@@ -217,13 +177,7 @@ async fn hub_only_signature_config_and_redirects_fail() {
         Some("2"),
         "a redirect fails the attempt"
     );
-    let rec = wait_status(
-        &store(&redis, &prefix),
-        &id,
-        Status::Succeeded,
-        Duration::from_secs(5),
-    )
-    .await;
+    let rec = wait_status(&store(&redis, &prefix), &id, Status::Succeeded, Duration::from_secs(5)).await;
     assert_eq!(rec.attempts[0].status_code, Some(302));
     assert!(
         rec.attempts[0]
@@ -255,17 +209,11 @@ async fn ssrf_guard_refuses_loopback_unless_allowed() {
         assert_eq!(rec.attempts.len(), 2);
         for a in &rec.attempts {
             let err = a.error.as_deref().unwrap();
-            assert!(
-                err.contains("destination refused") && err.contains("loopback"),
-                "{err}"
-            );
+            assert!(err.contains("destination refused") && err.contains("loopback"), "{err}");
             assert_eq!(a.status_code, None);
         }
     }
-    assert!(
-        rx.received().is_empty(),
-        "nothing reached the loopback receiver"
-    );
+    assert!(rx.received().is_empty(), "nothing reached the loopback receiver");
     gw.stop().await;
 }
 

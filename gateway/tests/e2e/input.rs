@@ -8,12 +8,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-async fn send(
-    gw: &Gateway,
-    token: Option<&str>,
-    content_type: Option<&str>,
-    body: String,
-) -> (u16, Value) {
+async fn send(gw: &Gateway, token: Option<&str>, content_type: Option<&str>, body: String) -> (u16, Value) {
     let mut req = gw.http.post(gw.url("/api/events")).body(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -22,20 +17,14 @@ async fn send(
         req = req.header("content-type", ct);
     }
     let resp = req.send().await.unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
 fn assert_error(got: &(u16, Value), status: u16, code: &str, mentions: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error"]["code"], code, "{}", got.1);
     let msg = got.1["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains(mentions),
-        "message {msg:?} should mention {mentions:?}"
-    );
+    assert!(msg.contains(mentions), "message {msg:?} should mention {mentions:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,13 +90,7 @@ async fn ingest_rejects_bad_input_with_clear_errors() {
         "data",
     );
     assert_error(
-        &send(
-            &gw,
-            Some(TOKEN),
-            json,
-            r#"{"type":"Bad Type!","data":{}}"#.into(),
-        )
-        .await,
+        &send(&gw, Some(TOKEN), json, r#"{"type":"Bad Type!","data":{}}"#.into()).await,
         422,
         "validation_failed",
         "type",
@@ -211,7 +194,11 @@ secret = "short"
     }
 
     let unknown = dir.path().join("unknown.toml");
-    std::fs::write(&unknown, "[api]\ntokens = [\"abcdefgh1\"]\n[store]\nbackend = \"redis\"\n\n[delivery]\nmax_retry = 3\n").unwrap();
+    std::fs::write(
+        &unknown,
+        "[api]\ntokens = [\"abcdefgh1\"]\n[store]\nbackend = \"redis\"\n\n[delivery]\nmax_retry = 3\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .args(["check", "--config"])
         .arg(&unknown)
@@ -220,10 +207,7 @@ secret = "short"
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with(&format!(
-            "{}:7:1: unknown field `max_retry`",
-            unknown.display()
-        )),
+        text.starts_with(&format!("{}:7:1: unknown field `max_retry`", unknown.display())),
         "{text}"
     );
 

@@ -14,11 +14,7 @@ async fn redis_restart_is_survived_without_a_gateway_restart() {
     // The first attempt fails, so a retry is pending across the outage.
     rx.plan([Reply::status(500)]);
     let delivery = fast_delivery("retry_base = \"1500ms\"\n");
-    let (toml, prefix) = config_toml(
-        &redis,
-        &delivery,
-        &webhook("w", &rx.url("/hook"), &["*"], ""),
-    );
+    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let pending = delivery_ids(&gw.post_event("a.b", r#"{"before":true}"#).await)[0].clone();
     rx.wait_for("/hook", 1, Duration::from_secs(5)).await;
@@ -43,12 +39,6 @@ async fn redis_restart_is_survived_without_a_gateway_restart() {
     wait_status(&store, &after, Status::Succeeded, Duration::from_secs(20)).await;
     let bodies: Vec<_> = rx.received().iter().map(|r| r.body.clone()).collect();
     assert!(bodies.iter().any(|b| b.as_ref() == br#"{"after":true}"#));
-    assert_eq!(
-        bodies
-            .iter()
-            .filter(|b| b.as_ref() == br#"{"before":true}"#)
-            .count(),
-        2
-    );
+    assert_eq!(bodies.iter().filter(|b| b.as_ref() == br#"{"before":true}"#).count(), 2);
     gw.stop().await;
 }

@@ -12,13 +12,9 @@ async fn rate_limit_is_shared_by_two_gateway_processes() {
     let redis = RedisServer::start();
     let rx = Receiver::start().await;
     // 600/min = one every 100 ms, bursts of 3.
-    let delivery = "allow_private_destinations = true\nretry_jitter = 0.0\nrate_limit_per_minute = 1200\nrate_limit_burst = 3\n";
-    let hook = webhook(
-        "limited",
-        &rx.url("/hook"),
-        &["*"],
-        "rate_limit_per_minute = 600",
-    );
+    let delivery =
+        "allow_private_destinations = true\nretry_jitter = 0.0\nrate_limit_per_minute = 1200\nrate_limit_burst = 3\n";
+    let hook = webhook("limited", &rx.url("/hook"), &["*"], "rate_limit_per_minute = 600");
     let (toml, _) = config_toml(&redis, delivery, &hook);
     let dir = Arc::new(TempDir::new("ratelimit"));
     let a = GatewayProcess::spawn(&toml, dir.clone()).await;
@@ -59,9 +55,7 @@ async fn rate_limit_is_shared_by_two_gateway_processes() {
             "waiting for a slot is not a failed attempt"
         );
     }
-    let both_delivered = [&a, &b]
-        .iter()
-        .all(|g| g.log_text().contains("hookgate listening"));
+    let both_delivered = [&a, &b].iter().all(|g| g.log_text().contains("hookgate listening"));
     assert!(both_delivered);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.received().len(), N, "nothing delivered twice");

@@ -14,11 +14,7 @@ async fn retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter() {
     rx.set_default(Reply::status(500).body("boom"));
     // retry n waits 200ms * 2^(n-1): 200, 400, 800 ms, no jitter.
     let delivery = fast_delivery("max_retries = 3\n");
-    let (toml, prefix) = config_toml(
-        &redis,
-        &delivery,
-        &webhook("w", &rx.url("/hook"), &["*"], ""),
-    );
+    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let answer = gw.post_event("job.failed", r#"{"x":1}"#).await;
     let id = delivery_ids(&answer)[0].clone();
@@ -27,26 +23,18 @@ async fn retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter() {
     let store = store(&redis, &prefix);
     let rec = wait_status(&store, &id, Status::Dead, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        rx.received().len(),
-        4,
-        "first attempt + max_retries, then nothing"
-    );
+    assert_eq!(rx.received().len(), 4, "first attempt + max_retries, then nothing");
 
     for (i, r) in got.iter().enumerate() {
         assert_eq!(r.header("x-delivery-id"), Some(id.as_str()));
-        assert_eq!(
-            r.header("x-delivery-attempt"),
-            Some((i + 1).to_string().as_str())
-        );
+        assert_eq!(r.header("x-delivery-attempt"), Some((i + 1).to_string().as_str()));
         assert_eq!(r.body.as_ref(), br#"{"x":1}"#);
     }
     for (n, pair) in got.windows(2).enumerate() {
         let gap = pair[1].at - pair[0].at;
         let nominal = Duration::from_millis(200 << n);
         assert!(
-            gap + Duration::from_millis(30) >= nominal
-                && gap <= nominal + Duration::from_millis(400),
+            gap + Duration::from_millis(30) >= nominal && gap <= nominal + Duration::from_millis(400),
             "retry {} came after {gap:?}, expected about {nominal:?}",
             n + 1
         );
@@ -72,11 +60,7 @@ async fn retry_after_is_honoured_in_seconds_and_http_dates() {
         Reply::status(200),
     ]);
     let delivery = fast_delivery("max_retries = 5\nretry_base = \"50ms\"\n");
-    let (toml, prefix) = config_toml(
-        &redis,
-        &delivery,
-        &webhook("w", &rx.url("/hook"), &["*"], ""),
-    );
+    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let id = delivery_ids(&gw.post_event("a.b", "{}").await)[0].clone();
     let got = rx.wait_for("/hook", 3, Duration::from_secs(15)).await;
@@ -92,13 +76,7 @@ async fn retry_after_is_honoured_in_seconds_and_http_dates() {
         to_third >= Duration::from_millis(1900),
         "HTTP-date Retry-After honoured, {to_third:?}"
     );
-    wait_status(
-        &store(&redis, &prefix),
-        &id,
-        Status::Succeeded,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_status(&store(&redis, &prefix), &id, Status::Succeeded, Duration::from_secs(5)).await;
     gw.stop().await;
 }
 
@@ -130,7 +108,7 @@ async fn gone_disables_the_webhook_and_dead_letters_its_pending_deliveries() {
         "the pending retry went to the dead-letter queue unattempted"
     );
 
-    let states = store.webhook_states().await.unwrap();
+    let (_, _, states) = store.load_webhooks().await.unwrap();
     assert!(states["gone"].disabled_reason.contains("410"));
     let later = gw.post_event("a.b", "3").await;
     assert!(

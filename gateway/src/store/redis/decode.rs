@@ -78,11 +78,7 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             return Err(corrupt("job arity"));
         }
         let s = |i: usize| as_string(&f[i]).ok_or_else(|| corrupt("job field"));
-        let n = |i: usize| {
-            as_int(&f[i])
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(0)
-        };
+        let n = |i: usize| as_int(&f[i]).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
         let event_id = s(1)?;
         let data = match &f[8] {
             Value::Int(0) => data_by_event.get(&event_id).cloned(),
@@ -90,9 +86,7 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             v => as_bytes(v).map(Bytes::from),
         };
         if let Some(d) = &data {
-            data_by_event
-                .entry(event_id.clone())
-                .or_insert_with(|| d.clone());
+            data_by_event.entry(event_id.clone()).or_insert_with(|| d.clone());
         }
         jobs.push(Job {
             delivery_id: s(0)?,

@@ -45,7 +45,7 @@ for i = 0, n - 1 do
         redis.call('HSET', k, 'status', status, 'attempts', attempts, 'lease', '', 'due', '', 'updatedAt', now)
         redis.call('SREM', p .. ':wh:' .. wid .. ':pending', id)
         if status == 'dead' then
-          redis.call('ZADD', p .. ':dead', now, id)
+          redis.call('ZADD', p .. ':dead', 0, id)
         end
         redis.call('PEXPIRE', k, retention)
         redis.call('PEXPIRE', k .. ':att', retention)

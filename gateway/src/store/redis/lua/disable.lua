@@ -6,6 +6,7 @@ local p, wid, state, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('HSET', p .. ':whstate', wid, state)
+redis.call('INCR', p .. ':webhooks:version')
 local set = p .. ':wh:' .. wid .. ':pending'
 local ids = redis.call('SMEMBERS', set)
 for _, id in ipairs(ids) do
@@ -16,7 +17,7 @@ for _, id in ipairs(ids) do
   local eid = redis.call('HGET', k, 'event')
   if eid then
     redis.call('HSET', k, 'status', 'dead', 'lease', '', 'due', '', 'updatedAt', now)
-    redis.call('ZADD', p .. ':dead', now, id)
+    redis.call('ZADD', p .. ':dead', 0, id)
     redis.call('PEXPIRE', k, retention)
     redis.call('PEXPIRE', k .. ':att', retention)
     local ek = p .. ':evt:' .. eid

@@ -1,6 +1,7 @@
 -- Shared GCRA rate limiter; mirrors ratelimit.rs `Gcra::check`.
 -- ARGV: prefix, n, then n triples (key, interval us, tolerance us).
--- Returns one integer per request: 0 admitted, else microseconds to wait.
+-- Returns three integers per request: 0 if admitted (else microseconds to
+-- wait), the theoretical arrival time after the check, and now (both µs).
 local p, n = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -16,8 +17,11 @@ for i = 0, n - 1 do
     local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
     redis.call('SET', k, string.format('%.0f', new_tat), 'PX', ttl_ms)
     out[#out + 1] = 0
+    out[#out + 1] = new_tat
   else
     out[#out + 1] = tat - tolerance - now
+    out[#out + 1] = tat
   end
+  out[#out + 1] = now
 end
 return out

@@ -1,0 +1,80 @@
+//! Authentication and the per-token API rate limit, one middleware for all
+//! of `/api/*`.
+//!
+//! Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+//! `X-RateLimit-Reset` (unix seconds when the allowance is full again); past
+//! the limit the answer is 429 with `Retry-After`. The allowance is a GCRA
+//! bucket of `rate_limit_per_minute` requests refilling continuously, shared
+//! by every gateway on the store. Requests without a valid token are limited
+//! per client address with the same allowance, so guessing tokens is slow.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ratelimit::Gcra;
+use crate::signing::{constant_time_eq, to_hex};
+use crate::store::{RateDecision, RateRequest};
+
+/// The token a request presents, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn valid_token(state: &AppState, given: &str) -> bool {
+    // Compare against every token so timing does not tell which matched.
+    state.config.api.tokens.iter().fold(false, |acc, t| {
+        constant_time_eq(t.expose().as_bytes(), given.as_bytes()) | acc
+    })
+}
+
+/// Authenticates, rate-limits and stamps the limit headers.
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let token = bearer(req.headers())
+        .filter(|t| valid_token(&state, t))
+        .map(str::to_owned);
+    let key = match &token {
+        Some(t) => format!("api:tok:{}", &to_hex(&Sha256::digest(t.as_bytes()))[..24]),
+        None => {
+            let ip = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+            format!("api:ip:{ip}")
+        }
+    };
+    let per_minute = state.config.api.rate_limit_per_minute;
+    let limit = Gcra::per_minute(per_minute, per_minute);
+    let st = match state.store.acquire_with_state(&RateRequest { key, limit }).await {
+        Ok(st) => st,
+        Err(e) => return ApiError::store(&e).into_response(),
+    };
+    let remaining = limit.remaining(Some(st.tat_us), st.now_us);
+    let reset = (st.now_us + limit.reset_after(Some(st.tat_us), st.now_us).as_micros() as u64).div_ceil(1_000_000);
+    let mut resp = match st.decision {
+        RateDecision::Wait(wait) => ApiError {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("more than {per_minute} requests a minute; slow down"),
+            )
+        }
+        .into_response(),
+        RateDecision::Allow if token.is_none() => ApiError::unauthorized().into_response(),
+        RateDecision::Allow => next.run(req).await,
+    };
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(per_minute));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    resp
+}

@@ -1,0 +1,156 @@
+//! The JSON shapes the API answers with (camelCase, RFC 3339 times).
+//! Secrets never appear here, except the one `secret` field of a freshly
+//! created webhook whose secret was generated.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::store::{AttemptRecord, DeliveryRecord, Status};
+use crate::webhooks::{Source, Webhook};
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn time(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub test_mode: bool,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    pub source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub headers: BTreeMap<String, String>,
+    /// Only in the answer to a create that generated the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        WebhookView {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            url: w.url.to_string(),
+            events: w.events.iter().map(ToString::to_string).collect(),
+            test_mode: w.test_mode,
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason.clone(),
+            source: w.source,
+            created_at: w.created_at_ms.map(time),
+            updated_at: w.updated_at_ms.map(time),
+            rate_limit_per_minute: w.rate_limit_per_minute,
+            max_retries: w.max_retries,
+            timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
+            headers: w.headers.iter().cloned().collect(),
+            secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub started_at: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}
+
+impl From<&AttemptRecord> for AttemptView {
+    fn from(a: &AttemptRecord) -> Self {
+        AttemptView {
+            attempt: a.attempt,
+            started_at: time(a.started_at),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error: a.error.clone(),
+            response_body: a.response_body.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub status: Status,
+    pub test: bool,
+    pub attempt_count: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// The payload as last sent (JSON as is, or a string if it is not JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptView>>,
+}
+
+impl DeliveryView {
+    /// The list form: no payload, no attempts.
+    pub fn summary(d: &DeliveryRecord) -> Self {
+        DeliveryView {
+            id: d.id.clone(),
+            event_id: d.event_id.clone(),
+            webhook_id: d.webhook_id.clone(),
+            event_type: d.event_type.clone(),
+            status: d.status,
+            test: d.test,
+            attempt_count: d.attempt_count,
+            created_at: time(d.created_at_ms),
+            updated_at: time(d.updated_at_ms),
+            next_attempt_at: d.next_attempt_at_ms.map(time),
+            payload: None,
+            attempts: None,
+        }
+    }
+
+    /// The full form: payload and every attempt.
+    pub fn full(d: &DeliveryRecord) -> Self {
+        let payload = serde_json::from_slice::<&RawValue>(&d.payload)
+            .map(|v| v.to_owned())
+            .or_else(|_| serde_json::value::to_raw_value(&String::from_utf8_lossy(&d.payload)))
+            .ok();
+        DeliveryView {
+            payload,
+            attempts: Some(d.attempts.iter().map(AttemptView::from).collect()),
+            ..Self::summary(d)
+        }
+    }
+}
+
+/// `{data: [...], nextCursor}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListView<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}

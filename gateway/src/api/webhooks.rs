@@ -1,0 +1,301 @@
+//! `/api/webhooks`: CRUD, secret rotation and test deliveries.
+//!
+//! API webhooks live in the store; config webhooks are listed with
+//! `source: "config"` and are read-only (409). After a change the local
+//! registry reloads at once; other gateways see the store's version move
+//! within their refresh interval.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::events::store_event;
+use super::json::{parse, read_body, require_json};
+use super::views::WebhookView;
+use super::webhook_input::WebhookInput;
+use crate::ids;
+use crate::signing::generate_secret;
+use crate::store::{NewDelivery, NewEvent, now_ms};
+use crate::webhooks::{StoredSecret, StoredWebhook, Webhook, is_valid_event_type};
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no webhook with id {id:?}"))
+}
+
+fn read_only(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "read_only",
+        format!("webhook {id:?} is defined in config.toml and is read-only through the API"),
+    )
+}
+
+async fn reload(state: &AppState) -> Result<(), ApiError> {
+    state
+        .registry
+        .refresh(state.store.as_ref(), true)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// The stored form of an API webhook.
+async fn stored(state: &AppState, id: &str) -> Result<StoredWebhook, ApiError> {
+    if state.registry.is_config(id) {
+        return Err(read_only(id));
+    }
+    let (_, list, _) = state.store.load_webhooks().await?;
+    list.into_iter().find(|w| w.id == id).ok_or_else(|| not_found(id))
+}
+
+/// The live webhook (config or API) as the registry has it now.
+async fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Webhook>, ApiError> {
+    state.registry.refresh(state.store.as_ref(), false).await?;
+    state.registry.snapshot().get(id).cloned().ok_or_else(|| not_found(id))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.registry.refresh(state.store.as_ref(), false).await?;
+    let snapshot = state.registry.snapshot();
+    let data: Vec<WebhookView> = snapshot.all().iter().map(|w| WebhookView::from(w.as_ref())).collect();
+    Ok(axum::Json(json!({ "data": data })).into_response())
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let hook = live(&state, &id).await?;
+    Ok(axum::Json(WebhookView::from(hook.as_ref())).into_response())
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let input: WebhookInput = parse(&bytes)?;
+    input.validate(state.config.max_attempt_time())?;
+    let (secret, generated) = match &input.secret {
+        Some(s) => (s.clone(), false),
+        None => (generate_secret(), true),
+    };
+    let now = now_ms();
+    let record = StoredWebhook {
+        id: ids::new_id("wh"),
+        name: input.name.trim().to_owned(),
+        url: input.url.clone(),
+        events: input.events(),
+        secrets: vec![StoredSecret {
+            secret: secret.clone(),
+            expires_at: None,
+        }],
+        test_mode: input.test_mode.unwrap_or(false),
+        enabled: input.enabled.unwrap_or(true),
+        rate_limit_per_minute: input.rate_limit_per_minute,
+        max_retries: input.max_retries,
+        timeout_ms: input.timeout_ms,
+        headers: input.headers.clone().unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    if !state.store.insert_webhook(&record).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "webhook id already exists; try again",
+        ));
+    }
+    reload(&state).await?;
+    let hook = record.to_webhook().map_err(|e| ApiError::invalid("url", e))?;
+    let mut view = WebhookView::from(&hook);
+    if generated {
+        view.secret = Some(secret);
+    }
+    tracing::info!(webhook_id = %record.id, "webhook created");
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let changes: serde_json::Map<String, serde_json::Value> = parse(&bytes)?;
+    let current = stored(&state, &id).await?;
+    // JSON merge patch over the editable fields: null clears an override.
+    let mut merged =
+        serde_json::to_value(WebhookInput::from_stored(&current)).map_err(|e| ApiError::malformed(e.to_string()))?;
+    if let Some(obj) = merged.as_object_mut() {
+        for (k, v) in &changes {
+            if v.is_null() {
+                obj.remove(k);
+            } else {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let merged_bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let input: WebhookInput = parse(&merged_bytes)?;
+    input.validate(state.config.max_attempt_time())?;
+    let secrets = match &input.secret {
+        Some(s) => vec![StoredSecret {
+            secret: s.clone(),
+            expires_at: None,
+        }],
+        None => current.secrets.clone(),
+    };
+    let enabled = input.enabled.unwrap_or(true);
+    let record = StoredWebhook {
+        name: input.name.trim().to_owned(),
+        url: input.url.clone(),
+        events: input.events(),
+        secrets,
+        test_mode: input.test_mode.unwrap_or(false),
+        enabled,
+        rate_limit_per_minute: input.rate_limit_per_minute,
+        max_retries: input.max_retries,
+        timeout_ms: input.timeout_ms,
+        headers: input.headers.clone().unwrap_or_default(),
+        updated_at: now_ms(),
+        ..current
+    };
+    // Enabling a webhook clears a 410 "disabled" state.
+    let clear_state = changes.get("enabled").and_then(|v| v.as_bool()) == Some(true);
+    if !state.store.replace_webhook(&record, clear_state).await? {
+        return Err(not_found(&id));
+    }
+    reload(&state).await?;
+    let hook = live(&state, &id).await?;
+    tracing::info!(webhook_id = %id, "webhook updated");
+    Ok(axum::Json(WebhookView::from(hook.as_ref())).into_response())
+}
+
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if state.registry.is_config(&id) {
+        return Err(read_only(&id));
+    }
+    if !state.store.delete_webhook(&id).await? {
+        return Err(not_found(&id));
+    }
+    reload(&state).await?;
+    tracing::info!(webhook_id = %id, "webhook deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RotateInput {
+    secret: Option<String>,
+    grace_seconds: Option<u64>,
+}
+
+/// Most a rotated-out secret may stay valid.
+const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let input: RotateInput = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RotateInput::default()
+    } else {
+        require_json(&headers)?;
+        parse(&bytes)?
+    };
+    if let Some(s) = &input.secret
+        && !(8..=256).contains(&s.len())
+    {
+        return Err(ApiError::invalid("secret", "must be 8 to 256 bytes long"));
+    }
+    let grace = input.grace_seconds.unwrap_or(86_400);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "graceSeconds",
+            format!("must be at most {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    let current = stored(&state, &id).await?;
+    let now = now_ms();
+    let until = now + grace * 1000;
+    let new_secret = input.secret.unwrap_or_else(generate_secret);
+    let mut secrets = vec![StoredSecret {
+        secret: new_secret.clone(),
+        expires_at: None,
+    }];
+    secrets.extend(
+        current
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now))
+            .map(|s| StoredSecret {
+                secret: s.secret.clone(),
+                expires_at: Some(s.expires_at.map_or(until, |e| e.min(until))),
+            }),
+    );
+    let record = StoredWebhook {
+        secrets,
+        updated_at: now,
+        ..current
+    };
+    if !state.store.replace_webhook(&record, false).await? {
+        return Err(not_found(&id));
+    }
+    reload(&state).await?;
+    tracing::info!(webhook_id = %id, grace_seconds = grace, "webhook secret rotated");
+    Ok(axum::Json(json!({ "secret": new_secret })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TestQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+}
+
+pub async fn test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TestQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let event_type = q.event_type.unwrap_or_else(|| "webhook.test".into());
+    if !is_valid_event_type(&event_type) {
+        return Err(ApiError::invalid("type", "must match ^[a-z0-9_]+(\\.[a-z0-9_]+)*$"));
+    }
+    let data = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        let _: &serde_json::value::RawValue = parse(&bytes)?;
+        bytes
+    };
+    let hook = live(&state, &id).await?;
+    if !hook.enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "webhook_disabled",
+            format!("webhook {id:?} is disabled"),
+        ));
+    }
+    let event = NewEvent {
+        id: ids::new_id("evt"),
+        event_type,
+        data,
+        test: true,
+        created_at_ms: now_ms(),
+    };
+    let delivery = NewDelivery {
+        id: ids::new_id("dlv"),
+        webhook_id: hook.id.clone(),
+    };
+    store_event(&state, &event, std::slice::from_ref(&delivery), None).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "deliveryId": delivery.id }))).into_response())
+}
