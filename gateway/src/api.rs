@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -116,6 +117,21 @@ async fn healthz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Prometheus text format; queue depths are read from the store per scrape.
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(1), state.store.queue_depths()).await {
+        crate::metrics::queue_depth("pending", d.pending);
+        crate::metrics::queue_depth("failed", d.failed);
+        crate::metrics::queue_depth("in_flight", d.in_flight);
+        crate::metrics::queue_depth("dead", d.dead);
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

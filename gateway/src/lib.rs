@@ -14,6 +14,7 @@ pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod ids;
+pub mod metrics;
 pub mod plugin;
 pub mod ratelimit;
 pub mod signing;
@@ -68,6 +69,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
 /// rest and records every outcome it can.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
+    metrics::install();
     let store = open_store(&config)?;
     let registry = Arc::new(Registry::new(config.webhooks.clone()));
     let health = Arc::new(StoreHealth::default());

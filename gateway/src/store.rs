@@ -254,6 +254,8 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     async fn complete(&self, batch: &[Completion]) -> Result<Vec<bool>, StoreError>;
     /// Round trip to the store.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// How many deliveries wait in each queue.
+    async fn queue_depths(&self) -> Result<QueueDepths, StoreError>;
 }
 
 /// Delivery records, history and the dead-letter queue.
@@ -315,6 +317,19 @@ pub trait RateLimiter: Send + Sync + 'static {
 /// Everything a backend provides.
 pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter {}
 impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter> Store for T {}
+
+/// Queue sizes, for the `hookgate_queue_depth` gauge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Waiting for their first attempt.
+    pub pending: u64,
+    /// Waiting for a retry.
+    pub failed: u64,
+    /// Claimed by a gateway right now.
+    pub in_flight: u64,
+    /// In the dead-letter queue.
+    pub dead: u64,
+}
 
 /// An `Idempotency-Key` and what to remember under it.
 #[derive(Debug, Clone)]

@@ -122,6 +122,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     });
     let (body, replayed) = match store_event(&state, &event, &deliveries, idempotency.as_ref()).await? {
         Enqueued::Created => {
+            crate::metrics::event_received(&event.event_type);
             tracing::debug!(event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event accepted");
             (answer, false)
         }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::attempt::{Verdict, attempt};
 use super::{CLAIM_BATCH, IDLE_POLL, Shared};
+use crate::metrics;
 use crate::ratelimit::Gcra;
 use crate::store::{ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
 use crate::webhooks::Webhook;
@@ -154,6 +155,7 @@ async fn route(
     for ((job, hook), decision, req) in ready.into_iter().zip(decisions).zip(reqs).map(|((a, b), c)| (a, b, c)) {
         match decision {
             RateDecision::Wait(wait) => {
+                metrics::rate_limited(&hook.id);
                 let n = waiting.entry(hook.id.clone()).or_default();
                 let spread = Duration::from_micros(req.limit.interval_us) * *n;
                 *n += 1;
@@ -238,6 +240,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     let d = &shared.config.delivery;
     let timeout = hook.timeout.unwrap_or(d.timeout);
     let body = job.data.clone();
+    let started = std::time::Instant::now();
     let attempted = attempt(
         &shared.outbound,
         &job,
@@ -248,6 +251,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
         &cancel,
     )
     .await;
+    let took = started.elapsed();
     drop(held);
     tracing::Span::current().record("status", tracing::field::debug(&attempted.verdict));
 
@@ -282,10 +286,21 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
         Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
         Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
     };
-    if let Outcome::Retry(delay) = &outcome {
-        tracing::debug!(?delay, "attempt failed; retry scheduled");
-    } else if outcome == Outcome::Dead {
-        tracing::info!("delivery dead-lettered");
+    if attempted.verdict != Verdict::Cancelled {
+        metrics::attempt(&hook.id, attempted.verdict.metric_label(), took);
+    }
+    match &outcome {
+        Outcome::Retry(delay) => {
+            metrics::retry(&hook.id);
+            tracing::debug!(?delay, "attempt failed; retry scheduled");
+        }
+        Outcome::Dead => {
+            metrics::delivery(&hook.id, "dead");
+            tracing::info!("delivery dead-lettered");
+        }
+        Outcome::Succeeded => metrics::delivery(&hook.id, "succeeded"),
+        Outcome::Filtered => metrics::delivery(&hook.id, "filtered"),
+        Outcome::Defer(_) => {}
     }
     commit(&shared, &job, outcome, record).await;
 }
@@ -303,6 +318,7 @@ async fn defer(shared: &Arc<Shared>, job: Job, delay: Duration) {
 }
 
 async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome, why: &str) {
+    metrics::delivery(&job.webhook_id, "dead");
     tracing::info!(delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, "{why}; dead-lettering");
     commit(shared, &job, outcome, None).await;
 }

@@ -207,4 +207,25 @@ impl DeliveryQueue for RedisStore {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+        let (pending, failed, in_flight, dead): (u64, u64, u64, u64) = ::redis::pipe()
+            .cmd("ZCARD")
+            .arg(self.key("q:first"))
+            .cmd("ZCARD")
+            .arg(self.key("q:retry"))
+            .cmd("ZCARD")
+            .arg(self.key("leases"))
+            .cmd("ZCARD")
+            .arg(self.key("dead"))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(QueueDepths {
+            pending,
+            failed,
+            in_flight,
+            dead,
+        })
+    }
 }

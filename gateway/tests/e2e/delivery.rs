@@ -226,3 +226,49 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_events_attempts_outcomes_and_queues() {
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    rx.plan([Reply::status(503)]);
+    let delivery = fast_delivery("max_retries = 1\nretry_base = \"50ms\"");
+    let hooks = [
+        webhook("metrics_flaky", &rx.url("/flaky"), &["metrics.*"], ""),
+        webhook("metrics_ok", &rx.url("/ok"), &["metrics.ok"], ""),
+    ]
+    .concat();
+    let (toml, prefix) = config_toml(&redis, &delivery, &hooks);
+    let gw = Gateway::start(&toml).await;
+    let flaky = delivery_ids(&gw.post_event("metrics.flaky", "{}").await);
+    let both = delivery_ids(&gw.post_event("metrics.ok", "{}").await);
+    let store = store(&redis, &prefix);
+    for id in flaky.iter().chain(&both) {
+        wait_status(&store, id, Status::Succeeded, Duration::from_secs(10)).await;
+    }
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "hookgate_events_received_total{type=\"metrics.flaky\"} 1",
+        "hookgate_events_received_total{type=\"metrics.ok\"} 1",
+        "hookgate_delivery_attempts_total{webhook=\"metrics_flaky\",result=\"http_5xx\"} 1",
+        "hookgate_delivery_attempts_total{webhook=\"metrics_flaky\",result=\"success\"} 2",
+        "hookgate_deliveries_total{webhook=\"metrics_flaky\",outcome=\"succeeded\"} 2",
+        "hookgate_deliveries_total{webhook=\"metrics_ok\",outcome=\"succeeded\"} 1",
+        "hookgate_retries_total{webhook=\"metrics_flaky\"} 1",
+        "hookgate_delivery_duration_seconds_count{webhook=\"metrics_ok\"} 1",
+        "hookgate_queue_depth{status=\"pending\"} 0",
+        "hookgate_queue_depth{status=\"dead\"} 0",
+        "# TYPE hookgate_delivery_duration_seconds histogram",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    gw.stop().await;
+}

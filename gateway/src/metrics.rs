@@ -1,0 +1,99 @@
+//! Every metric hookgate exports (SPEC §6), defined in one place, and the
+//! Prometheus text rendering for `GET /metrics`.
+//!
+//! Recording goes through the `metrics` facade to one process-wide
+//! Prometheus recorder (installed on first use), so gateways started twice
+//! in one process (tests) share it.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Histogram buckets for durations, in seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder (once per process) and returns its handle, or
+/// `None` if another recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), DURATION_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    describe_counter!(
+        "hookgate_events_received_total",
+        "Events accepted by POST /api/events, by type"
+    );
+    describe_counter!(
+        "hookgate_delivery_attempts_total",
+        "Delivery attempts, by webhook and result"
+    );
+    describe_counter!(
+        "hookgate_deliveries_total",
+        "Deliveries that reached a final state, by webhook and outcome"
+    );
+    describe_histogram!(
+        "hookgate_delivery_duration_seconds",
+        "Time of one delivery attempt, by webhook"
+    );
+    describe_counter!("hookgate_retries_total", "Retries scheduled, by webhook");
+    describe_counter!(
+        "hookgate_rate_limited_total",
+        "Deliveries that waited for their webhook's rate limit"
+    );
+    describe_gauge!("hookgate_queue_depth", "Deliveries in the store's queues, by status");
+    describe_histogram!("hookgate_plugin_duration_seconds", "Time of one plugin call, by plugin");
+}
+
+/// The exposition text.
+pub fn render() -> String {
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+pub fn event_received(event_type: &str) {
+    counter!("hookgate_events_received_total", "type" => event_type.to_owned()).increment(1);
+}
+
+/// One attempt: `result` is `success`, `http_4xx`, `http_5xx`, `timeout`,
+/// `connect_error` or `plugin_error`.
+pub fn attempt(webhook: &str, result: &'static str, took: Duration) {
+    counter!("hookgate_delivery_attempts_total", "webhook" => webhook.to_owned(), "result" => result).increment(1);
+    histogram!("hookgate_delivery_duration_seconds", "webhook" => webhook.to_owned()).record(took.as_secs_f64());
+}
+
+/// A final state: `succeeded`, `dead` or `filtered`.
+pub fn delivery(webhook: &str, outcome: &'static str) {
+    counter!("hookgate_deliveries_total", "webhook" => webhook.to_owned(), "outcome" => outcome).increment(1);
+}
+
+pub fn retry(webhook: &str) {
+    counter!("hookgate_retries_total", "webhook" => webhook.to_owned()).increment(1);
+}
+
+pub fn rate_limited(webhook: &str) {
+    counter!("hookgate_rate_limited_total", "webhook" => webhook.to_owned()).increment(1);
+}
+
+pub fn queue_depth(status: &'static str, n: u64) {
+    gauge!("hookgate_queue_depth", "status" => status).set(n as f64);
+}
+
+pub fn plugin_call(plugin: &str, took: Duration) {
+    histogram!("hookgate_plugin_duration_seconds", "plugin" => plugin.to_owned()).record(took.as_secs_f64());
+}
