@@ -9,6 +9,7 @@
 mod raw;
 mod units;
 mod validate;
+mod webhook;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use crate::dispatch::RetryPolicy;
 use crate::webhooks::{Secret, Webhook};
 
 pub use units::{parse_duration, parse_size};
-pub use validate::{check_header, parse_webhook_url};
+pub use webhook::{check_header, parse_webhook_url};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]

@@ -71,7 +71,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let config = Arc::new(config);
     metrics::install();
     let store = open_store(&config)?;
-    let registry = Arc::new(Registry::new(config.webhooks.clone()));
+    let registry = Arc::new(Registry::new(&config));
     let health = Arc::new(StoreHealth::default());
     if let Err(e) = registry.refresh(store.as_ref(), true).await {
         tracing::warn!(error = %e, "store unreachable at start; will keep trying");

@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use pattern::{EventPattern, is_valid_event_type};
-pub use record::{StoredSecret, StoredWebhook};
+pub use record::{StoredPlugin, StoredSecret, StoredWebhook};
 pub use registry::{Registry, Snapshot};
 
 /// Where a webhook was defined.
@@ -47,6 +47,56 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
     }
+}
+
+/// What a plugin failure does to the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The attempt fails and follows the retry path.
+    #[default]
+    Retry,
+    /// Deliver as if the plugin forwarded the payload unchanged.
+    Skip,
+}
+
+impl OnError {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "retry" => Some(OnError::Retry),
+            "skip" => Some(OnError::Skip),
+            _ => None,
+        }
+    }
+}
+
+/// One plugin in a webhook's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    /// As written (config or API), for display.
+    pub path: String,
+    /// Resolved against the config file's folder.
+    pub resolved: std::path::PathBuf,
+    pub config: Vec<(String, String)>,
+    pub on_error: OnError,
+    /// Lowercase hex pin of the module's content.
+    pub sha256: Option<String>,
+    pub timeout: Duration,
+    pub max_memory: u64,
+}
+
+impl PluginSpec {
+    /// The name used in metrics and errors: the file name without `.wasm`.
+    pub fn name(&self) -> String {
+        self.resolved
+            .file_stem()
+            .map_or_else(|| self.path.clone(), |s| s.to_string_lossy().into_owned())
+    }
+}
+
+/// Whether `s` is a SHA-256 in hex.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether `id` is a valid webhook id: `[a-zA-Z0-9_-]{1,64}`.
@@ -97,6 +147,8 @@ pub struct Webhook {
     /// not reserved).
     pub headers: Vec<(String, String)>,
     pub source: Source,
+    /// Plugins run in order on each attempt before signing.
+    pub plugins: Vec<PluginSpec>,
     /// Unix ms; `None` for config webhooks.
     pub created_at_ms: Option<u64>,
     pub updated_at_ms: Option<u64>,

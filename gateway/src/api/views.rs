@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::store::{AttemptRecord, DeliveryRecord, Status};
-use crate::webhooks::{Source, Webhook};
+use crate::webhooks::{OnError, Source, Webhook};
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn time(ms: u64) -> String {
@@ -39,6 +39,8 @@ pub struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginView>,
     /// Only in the answer to a create that generated the secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -61,9 +63,42 @@ impl From<&Webhook> for WebhookView {
             max_retries: w.max_retries,
             timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
             headers: w.headers.iter().cloned().collect(),
+            plugins: w
+                .plugins
+                .iter()
+                .map(|p| PluginView {
+                    path: p.path.clone(),
+                    // config.toml values may come from `env:` (secrets):
+                    // only API-given values, which the caller sent, are shown.
+                    config: p
+                        .config
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = if w.source == Source::Api {
+                                v.clone()
+                            } else {
+                                "<hidden>".into()
+                            };
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                    on_error: p.on_error,
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
             secret: None,
         }
     }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginView {
+    pub path: String,
+    pub config: BTreeMap<String, String>,
+    pub on_error: OnError,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::config::{check_header, parse_webhook_url};
-use crate::webhooks::{EventPattern, StoredWebhook};
+use crate::webhooks::{EventPattern, StoredPlugin, StoredWebhook, is_sha256_hex};
 
 /// The fields of `POST /api/webhooks`, and of `PATCH` after merging.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -31,6 +31,8 @@ pub struct WebhookInput {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<Vec<StoredPlugin>>,
 }
 
 impl WebhookInput {
@@ -47,6 +49,7 @@ impl WebhookInput {
             max_retries: w.max_retries,
             timeout_ms: w.timeout_ms,
             headers: Some(w.headers.clone()),
+            plugins: Some(w.plugins.clone()),
         }
     }
 
@@ -90,6 +93,22 @@ impl WebhookInput {
                 "timeoutMs",
                 format!("must be between 1 and {max_ms} (the longest timeout in config.toml)"),
             ));
+        }
+        for (i, p) in self.plugins.iter().flatten().enumerate() {
+            if p.path.trim().is_empty() {
+                return Err(ApiError::invalid(
+                    &format!("plugins[{i}].path"),
+                    "must name a .wasm component",
+                ));
+            }
+            if let Some(h) = &p.sha256
+                && !is_sha256_hex(h)
+            {
+                return Err(ApiError::invalid(
+                    &format!("plugins[{i}].sha256"),
+                    "must be 64 hex digits",
+                ));
+            }
         }
         for (k, v) in self.headers.iter().flatten() {
             check_header(k, v).map_err(|e| ApiError::invalid(&format!("headers.{k}"), e))?;

@@ -98,6 +98,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         headers: input.headers.clone().unwrap_or_default(),
         created_at: now,
         updated_at: now,
+        plugins: input.plugins.clone().unwrap_or_default(),
     };
     if !state.store.insert_webhook(&record).await? {
         return Err(ApiError::new(
@@ -107,7 +108,9 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         ));
     }
     reload(&state).await?;
-    let hook = record.to_webhook().map_err(|e| ApiError::invalid("url", e))?;
+    let hook = record
+        .to_webhook(&state.config.base_dir, &state.config.plugins)
+        .map_err(|e| ApiError::invalid("url", e))?;
     let mut view = WebhookView::from(&hook);
     if generated {
         view.secret = Some(secret);
@@ -160,6 +163,7 @@ pub async fn patch(
         max_retries: input.max_retries,
         timeout_ms: input.timeout_ms,
         headers: input.headers.clone().unwrap_or_default(),
+        plugins: input.plugins.clone().unwrap_or_default(),
         updated_at: now_ms(),
         ..current
     };

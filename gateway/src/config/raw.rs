@@ -90,4 +90,17 @@ pub struct RawWebhook {
     pub max_retries: Option<N>,
     pub timeout: Option<S>,
     pub headers: Option<Spanned<BTreeMap<String, S>>>,
+    pub plugins: Option<Vec<Spanned<RawPluginRef>>>,
+}
+
+/// One `[[webhooks.plugins]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPluginRef {
+    pub path: Option<S>,
+    pub config: Option<Spanned<BTreeMap<String, S>>>,
+    pub on_error: Option<S>,
+    pub sha256: Option<S>,
+    pub timeout: Option<S>,
+    pub max_memory: Option<S>,
 }

@@ -6,21 +6,22 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{N, RawConfig, RawDelivery, RawWebhook, S};
+use super::raw::{N, RawConfig, RawDelivery, S};
 use super::units::{parse_duration, parse_size};
+use super::webhook::validate_webhook;
 use super::*;
-use crate::webhooks::{EventPattern, Secret, Source, Webhook, is_reserved_header, is_valid_webhook_id};
+use crate::webhooks::Secret;
 
 /// Collects errors while reading values out of the raw model.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     src: &'a str,
     path: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
-    errors: Vec<ConfigError>,
+    pub(super) errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.src, span.start);
         self.errors.push(ConfigError {
             path: self.path.to_owned(),
@@ -31,7 +32,7 @@ impl Ctx<'_> {
     }
 
     /// A string value, with `env:NAME` resolved.
-    fn string(&mut self, s: &S) -> Option<String> {
+    pub(super) fn string(&mut self, s: &S) -> Option<String> {
         let v = s.get_ref();
         match v.strip_prefix("env:") {
             None => Some(v.clone()),
@@ -45,7 +46,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&mut self, s: Option<&S>, default: Duration, key: &str) -> Duration {
+    pub(super) fn duration(&mut self, s: Option<&S>, default: Duration, key: &str) -> Duration {
         let Some(s) = s else { return default };
         let Some(v) = self.string(s) else {
             return default;
@@ -63,8 +64,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// A size of at least 1 MiB (`"32MiB"`), or the default.
+    pub(super) fn size(&mut self, s: Option<&S>, default: u64, key: &str) -> u64 {
+        let Some(s) = s else { return default };
+        match self.string(s).map(|v| parse_size(&v)) {
+            Some(Ok(n)) if n >= 1 << 20 => n,
+            Some(Ok(_)) => {
+                self.error(s.span(), format!("{key} must be at least 1MiB"));
+                default
+            }
+            Some(Err(e)) => {
+                self.error(s.span(), format!("{key}: {e}"));
+                default
+            }
+            None => default,
+        }
+    }
+
     /// An integer in `range`, or the default.
-    fn int<T: TryFrom<i64> + Copy>(&mut self, n: Option<&N>, default: T, range: Range<i64>, key: &str) -> T {
+    pub(super) fn int<T: TryFrom<i64> + Copy>(&mut self, n: Option<&N>, default: T, range: Range<i64>, key: &str) -> T {
         let Some(n) = n else { return default };
         let v = *n.get_ref();
         if !range.contains(&v) {
@@ -164,27 +182,13 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
             Duration::from_millis(100),
             "plugins.timeout",
         ),
-        max_memory: match raw.plugins.max_memory.as_ref() {
-            None => 32 << 20,
-            Some(s) => match ctx.string(s).map(|v| parse_size(&v)) {
-                Some(Ok(n)) if n >= 1 << 20 => n,
-                Some(Ok(_)) => {
-                    ctx.error(s.span(), "plugins.max_memory must be at least 1MiB");
-                    32 << 20
-                }
-                Some(Err(e)) => {
-                    ctx.error(s.span(), format!("plugins.max_memory: {e}"));
-                    32 << 20
-                }
-                None => 32 << 20,
-            },
-        },
+        max_memory: ctx.size(raw.plugins.max_memory.as_ref(), 32 << 20, "plugins.max_memory"),
     };
 
     let mut seen = HashSet::new();
     let mut webhooks = Vec::new();
     for w in &raw.webhooks {
-        if let Some(hook) = validate_webhook(&mut ctx, w.get_ref(), w.span(), &mut seen) {
+        if let Some(hook) = validate_webhook(&mut ctx, w.get_ref(), w.span(), &mut seen, &base_dir, &plugins) {
             webhooks.push(hook);
         }
     }
@@ -331,150 +335,4 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
         concurrency: ctx.int(d.concurrency.as_ref(), 256, 1..100_001, "concurrency"),
         allow_private_destinations: d.allow_private_destinations.unwrap_or(false),
     }
-}
-
-fn validate_webhook(
-    ctx: &mut Ctx<'_>,
-    w: &RawWebhook,
-    span: Range<usize>,
-    seen: &mut HashSet<String>,
-) -> Option<Webhook> {
-    let before = ctx.errors.len();
-    let id = match &w.id {
-        None => {
-            ctx.error(span.clone(), "webhook is missing `id`");
-            String::new()
-        }
-        Some(s) => {
-            let id = ctx.string(s).unwrap_or_default();
-            if !is_valid_webhook_id(&id) {
-                ctx.error(s.span(), format!("webhook id {id:?} must match [a-zA-Z0-9_-]{{1,64}}"));
-            } else if !seen.insert(id.clone()) {
-                ctx.error(s.span(), format!("duplicate webhook id {id:?}"));
-            }
-            id
-        }
-    };
-    let url = match &w.url {
-        None => {
-            ctx.error(span.clone(), format!("webhook {id:?} is missing `url`"));
-            None
-        }
-        Some(s) => ctx.string(s).and_then(|v| match parse_webhook_url(&v) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                ctx.error(s.span(), e);
-                None
-            }
-        }),
-    };
-    let mut events = Vec::new();
-    match &w.events {
-        None => ctx.error(span.clone(), format!("webhook {id:?} is missing `events`")),
-        Some(list) if list.get_ref().is_empty() => ctx.error(list.span(), "events must list at least one pattern"),
-        Some(list) => {
-            for p in list.get_ref() {
-                if let Some(v) = ctx.string(p) {
-                    match EventPattern::parse(&v) {
-                        Ok(p) => events.push(p),
-                        Err(e) => ctx.error(p.span(), e),
-                    }
-                }
-            }
-        }
-    }
-    let secret = match &w.secret {
-        None => {
-            ctx.error(
-                span.clone(),
-                format!("webhook {id:?} is missing `secret` (use secret = \"env:NAME\")"),
-            );
-            None
-        }
-        Some(s) => ctx.string(s).and_then(|v| {
-            if (8..=256).contains(&v.len()) {
-                Some(Secret::new(v))
-            } else {
-                ctx.error(s.span(), "secret must be 8 to 256 bytes long");
-                None
-            }
-        }),
-    };
-    let mut headers = Vec::new();
-    if let Some(map) = &w.headers {
-        for (name, value) in map.get_ref() {
-            let Some(v) = ctx.string(value) else { continue };
-            if let Err(e) = check_header(name, &v) {
-                ctx.error(value.span(), e);
-            } else {
-                headers.push((name.clone(), v));
-            }
-        }
-    }
-    let timeout = w
-        .timeout
-        .as_ref()
-        .map(|t| ctx.duration(Some(t), Duration::from_secs(10), "timeout"));
-    let rate_limit_per_minute = w
-        .rate_limit_per_minute
-        .as_ref()
-        .map(|n| ctx.int(Some(n), 60, 1..60_000_001, "rate_limit_per_minute"));
-    let max_retries = w
-        .max_retries
-        .as_ref()
-        .map(|n| ctx.int(Some(n), 3, 0..11, "max_retries"));
-    let name = w
-        .name
-        .as_ref()
-        .and_then(|s| ctx.string(s))
-        .unwrap_or_else(|| id.clone());
-    if ctx.errors.len() > before {
-        return None;
-    }
-    Some(Webhook {
-        id,
-        name,
-        url: url?,
-        events,
-        secrets: vec![(secret?, None)],
-        test_mode: w.test_mode.unwrap_or(false),
-        enabled: true,
-        disabled_reason: None,
-        rate_limit_per_minute,
-        max_retries,
-        timeout,
-        headers,
-        source: Source::Config,
-        created_at_ms: None,
-        updated_at_ms: None,
-    })
-}
-
-/// Checks a webhook URL: absolute http(s) with a host, no credentials.
-pub fn parse_webhook_url(v: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(v).map_err(|e| format!("invalid url {v:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url must be http or https, got {:?}", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("url must have a host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("url must not contain credentials; use headers instead".into());
-    }
-    Ok(url)
-}
-
-/// Checks one extra static header.
-pub fn check_header(name: &str, value: &str) -> Result<(), String> {
-    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(format!("invalid header name {name:?}"));
-    }
-    if is_reserved_header(name) {
-        return Err(format!("header {name:?} is set by hookgate and cannot be overridden"));
-    }
-    if reqwest::header::HeaderValue::from_str(value).is_err() {
-        return Err(format!("invalid value for header {name:?}"));
-    }
-    Ok(())
 }

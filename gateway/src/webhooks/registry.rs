@@ -9,9 +9,11 @@
 //! within moments, without a restart.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::Webhook;
+use crate::config::{Config, PluginsConfig};
 use crate::store::{Store, StoreError, WebhookState};
 
 /// An immutable view of every webhook.
@@ -56,16 +58,21 @@ struct Loaded {
 #[derive(Debug)]
 pub struct Registry {
     config: Vec<Webhook>,
+    /// Where relative plugin paths of API webhooks resolve, and their limits.
+    base_dir: PathBuf,
+    plugin_defaults: PluginsConfig,
     loaded: Mutex<Loaded>,
     current: RwLock<Arc<Snapshot>>,
 }
 
 impl Registry {
-    /// A registry of the config webhooks, all as configured.
-    pub fn new(config: Vec<Webhook>) -> Self {
-        let snapshot = Snapshot::new(config.iter().cloned().map(Arc::new).collect());
+    /// A registry of the config's webhooks, all as configured.
+    pub fn new(config: &Config) -> Self {
+        let snapshot = Snapshot::new(config.webhooks.iter().cloned().map(Arc::new).collect());
         Registry {
-            config,
+            config: config.webhooks.clone(),
+            base_dir: config.base_dir.clone(),
+            plugin_defaults: config.plugins.clone(),
             loaded: Mutex::new(Loaded::default()),
             current: RwLock::new(Arc::new(snapshot)),
         }
@@ -95,7 +102,7 @@ impl Registry {
             if self.is_config(&s.id) {
                 continue;
             }
-            match s.to_webhook() {
+            match s.to_webhook(&self.base_dir, &self.plugin_defaults) {
                 Ok(w) => api.push(w),
                 Err(e) => tracing::warn!(webhook_id = %s.id, error = %e, "ignoring an unreadable stored webhook"),
             }

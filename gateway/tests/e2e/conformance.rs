@@ -219,6 +219,7 @@ async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
         headers: Default::default(),
         created_at: 1,
         updated_at: 1,
+        plugins: Vec::new(),
     };
     assert!(s.insert_webhook(&w).await.unwrap());
     assert!(!s.insert_webhook(&w).await.unwrap(), "ids are unique");
