@@ -153,6 +153,9 @@ pub struct Completion {
     pub outcome: Outcome,
     /// The attempt made, if one was (not for `Defer`).
     pub attempt: Option<AttemptRecord>,
+    /// The body sent, when plugins made it differ from the event's data
+    /// (kept as the delivery's "payload as last sent").
+    pub payload: Option<Bytes>,
 }
 
 /// Delivery status as the API shows it.

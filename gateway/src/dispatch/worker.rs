@@ -324,6 +324,17 @@ async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome
 }
 
 async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<crate::store::AttemptRecord>) {
+    commit_sent(shared, job, outcome, attempt, None).await;
+}
+
+/// Like [`commit`], recording the body sent when plugins changed it.
+async fn commit_sent(
+    shared: &Arc<Shared>,
+    job: &Job,
+    outcome: Outcome,
+    attempt: Option<crate::store::AttemptRecord>,
+    payload: Option<bytes::Bytes>,
+) {
     let c = Completion {
         delivery_id: job.delivery_id.clone(),
         event_id: job.event_id.clone(),
@@ -331,6 +342,7 @@ async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Opti
         owner: shared.owner.clone(),
         outcome,
         attempt,
+        payload,
     };
     // The committer lives as long as any attempt can; a closed channel means
     // the process is exiting and the lease will hand this delivery out again.

@@ -192,6 +192,10 @@ impl DeliveryQueue for RedisStore {
                 .arg(attempt)
                 .arg(&c.event_id)
                 .arg(&c.webhook_id);
+            match &c.payload {
+                Some(p) => inv.arg("1").arg(p.as_ref()),
+                None => inv.arg("0").arg(""),
+            };
         }
         let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         match reply {

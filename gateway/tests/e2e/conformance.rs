@@ -55,6 +55,7 @@ fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>) ->
             error: Some("HTTP 500".into()),
             response_body: None,
         }),
+        payload: None,
     }
 }
 

@@ -1,7 +1,7 @@
 -- Applies a batch of outcomes.
--- ARGV: prefix, retention ms, n, then n groups of 7:
+-- ARGV: prefix, retention ms, n, then n groups of 9:
 --   delivery id, owner, kind, delay ms, attempt JSON ('' = no attempt),
---   event id, webhook id
+--   event id, webhook id, has payload ('1'/'0'), payload as sent
 -- kind: s = succeeded, f = filtered, d = dead, r = retry after delay,
 --       w = wait (defer) after delay without using the retry budget.
 -- Returns one integer per outcome: 1 applied, 0 stale (attempt recorded only).
@@ -12,7 +12,7 @@ local leases, qf, qr = p .. ':leases', p .. ':q:first', p .. ':q:retry'
 local final_status = {s = 'succeeded', f = 'filtered', d = 'dead'}
 local out = {}
 for i = 0, n - 1 do
-  local b = 4 + 7 * i
+  local b = 4 + 9 * i
   local id, owner, kind, delay = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
   local attempt, eid, wid = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
   local k = p .. ':dlv:' .. id
@@ -21,6 +21,9 @@ for i = 0, n - 1 do
   if cur[2] then
     if attempt ~= '' then
       redis.call('RPUSH', k .. ':att', attempt)
+    end
+    if ARGV[b + 7] == '1' then
+      redis.call('HSET', k, 'payload', ARGV[b + 8])
     end
     local live = cur[2] == 'pending' or cur[2] == 'failed'
     if live and (cur[1] == owner or cur[1] == '') then
