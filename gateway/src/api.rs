@@ -28,7 +28,7 @@ use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::dispatch::Waker;
+use crate::dispatch::{PluginRuntime, Waker};
 use crate::store::Store;
 use crate::webhooks::Registry;
 pub use error::ApiError;
@@ -41,6 +41,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub waker: Waker,
+    pub plugins: Arc<PluginRuntime>,
 }
 
 /// One `/api` route: its path (below `/api`), its methods, its handlers.

@@ -155,6 +155,16 @@ impl Config {
         validate::validate(src, path, env)
     }
 
+    /// The longest a webhook's plugin chain may run: the largest sum of
+    /// plugin timeouts over config webhooks, and room for four default-limit
+    /// plugins on API webhooks.
+    pub fn max_plugin_time(&self) -> Duration {
+        self.webhooks
+            .iter()
+            .map(|w| w.plugins.iter().map(|p| p.timeout).sum::<Duration>())
+            .fold(self.plugins.timeout * 4, Duration::max)
+    }
+
     /// The longest time one attempt can hold a delivery: the largest
     /// per-attempt timeout over the defaults and every webhook.
     pub fn max_attempt_time(&self) -> Duration {

@@ -21,6 +21,7 @@ mod attempt;
 mod client;
 mod committer;
 mod retry;
+mod transform;
 mod worker;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use tokio_util::task::TaskTracker;
 pub use attempt::{USER_AGENT_VALUE, Verdict, build_headers, parse_retry_after};
 pub use client::{Outbound, RESPONSE_BODY_LIMIT, SendError, is_public};
 pub use retry::RetryPolicy;
+pub use transform::PluginRuntime;
 
 use crate::config::Config;
 use crate::health::StoreHealth;
@@ -67,6 +69,8 @@ pub(crate) struct Shared {
     /// Wakes the claim loop: new work, or a retry was scheduled.
     pub wake: Arc<Notify>,
     pub commits: mpsc::Sender<Completion>,
+    /// The plugin runtime (started on first use).
+    pub plugins: Arc<PluginRuntime>,
 }
 
 /// The running dispatcher.
@@ -104,11 +108,12 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         registry: Arc<Registry>,
         health: Arc<StoreHealth>,
+        plugins: Arc<PluginRuntime>,
     ) -> Result<Self, String> {
         let concurrency = config.delivery.concurrency;
         let outbound = Outbound::new(config.delivery.allow_private_destinations, concurrency)?;
         let (tx, rx) = mpsc::channel(COMMIT_BUFFER);
-        let lease = config.max_attempt_time() * 2 + Duration::from_secs(5);
+        let lease = (config.max_attempt_time() + config.max_plugin_time()) * 2 + Duration::from_secs(5);
         let owner = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let shared = Arc::new(Shared {
             store,
@@ -123,6 +128,7 @@ impl Dispatcher {
             in_flight: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             commits: tx,
+            plugins,
             config,
         });
         let d = Dispatcher {

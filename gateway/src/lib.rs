@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, PluginRuntime};
 use crate::health::StoreHealth;
 use crate::store::Store;
 use crate::webhooks::Registry;
@@ -76,8 +76,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Err(e) = registry.refresh(store.as_ref(), true).await {
         tracing::warn!(error = %e, "store unreachable at start; will keep trying");
     }
-    let dispatcher =
-        Dispatcher::start(config.clone(), store.clone(), registry.clone(), health.clone()).map_err(RunError::Setup)?;
+    let plugins = Arc::new(PluginRuntime::new(
+        config.plugins.cache_dir.clone(),
+        config.delivery.concurrency.min(32),
+    ));
+    for w in &config.webhooks {
+        plugins
+            .validate(&w.plugins)
+            .await
+            .map_err(|(i, e)| RunError::Setup(format!("webhook {:?}: plugin {:?}: {e}", w.id, w.plugins[i].path)))?;
+    }
+    let dispatcher = Dispatcher::start(
+        config.clone(),
+        store.clone(),
+        registry.clone(),
+        health.clone(),
+        plugins.clone(),
+    )
+    .map_err(RunError::Setup)?;
 
     let refresher = tokio::spawn(maintain(
         config.clone(),
@@ -90,6 +106,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         store: store.clone(),
         registry,
         waker: dispatcher.waker(),
+        plugins,
     };
     tracing::info!(listen = %listener.local_addr()?, webhooks = config.webhooks.len(), "hookgate listening");
     axum::serve(

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use hookgate::config::Config;
+use hookgate::dispatch::PluginRuntime;
 
 #[derive(Parser)]
 #[command(name = "hookgate", version, about = "Webhook delivery gateway")]
@@ -110,19 +111,51 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// `check`: the config, then every plugin it names (loaded and asked to
+/// validate its config), each problem as `PATH:LINE:COL: message`.
+fn check(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            println!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+        println!("{}:1:1: cannot start the async runtime", path.display());
+        return ExitCode::FAILURE;
+    };
+    let problems: Vec<String> = runtime.block_on(async {
+        let plugins = PluginRuntime::new(config.plugins.cache_dir.clone(), 4);
+        let mut problems = Vec::new();
+        for w in &config.webhooks {
+            for spec in &w.plugins {
+                if let Err((_, e)) = plugins.validate(std::slice::from_ref(spec)).await {
+                    let (line, col) = spec.position.unwrap_or((1, 1));
+                    problems.push(format!(
+                        "{}:{line}:{col}: webhook {:?}: plugin {:?}: {e}",
+                        path.display(),
+                        w.id,
+                        spec.path
+                    ));
+                }
+            }
+        }
+        problems
+    });
+    if problems.is_empty() {
+        println!("ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("{}", problems.join("\n"));
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("ok");
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                println!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check { config } => check(&config),
         Command::Plugin {
             command: PluginCommand::Run { plugin, event, set },
         } => run_plugin(plugin, event, set),

@@ -83,6 +83,8 @@ pub struct PluginSpec {
     pub sha256: Option<String>,
     pub timeout: Duration,
     pub max_memory: u64,
+    /// Line and column of its `[[webhooks.plugins]]` entry in config.toml.
+    pub position: Option<(usize, usize)>,
 }
 
 impl PluginSpec {

@@ -59,6 +59,21 @@ async fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Webhook>, Api
     state.registry.snapshot().get(id).cloned().ok_or_else(|| not_found(id))
 }
 
+/// Loads every plugin of a webhook definition and has it validate its
+/// config, so a bad one is a 422 now rather than a failure at delivery.
+async fn check_plugins(state: &AppState, input: &WebhookInput) -> Result<(), ApiError> {
+    let specs: Vec<_> = input
+        .plugins
+        .iter()
+        .flatten()
+        .map(|p| p.to_spec(&state.config.base_dir, &state.config.plugins))
+        .collect();
+    state.plugins.validate(&specs).await.map_err(|(i, e)| {
+        let path = specs.get(i).map_or("", |s| s.path.as_str());
+        ApiError::invalid(&format!("plugins[{i}]"), format!("{path}: {e}"))
+    })
+}
+
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.registry.refresh(state.store.as_ref(), false).await?;
     let snapshot = state.registry.snapshot();
@@ -76,6 +91,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let input: WebhookInput = parse(&bytes)?;
     input.validate(state.config.max_attempt_time())?;
+    check_plugins(&state, &input).await?;
     let (secret, generated) = match &input.secret {
         Some(s) => (s.clone(), false),
         None => (generate_secret(), true),
@@ -144,6 +160,7 @@ pub async fn patch(
     let merged_bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::malformed(e.to_string()))?;
     let input: WebhookInput = parse(&merged_bytes)?;
     input.validate(state.config.max_attempt_time())?;
+    check_plugins(&state, &input).await?;
     let secrets = match &input.secret {
         Some(s) => vec![StoredSecret {
             secret: s.clone(),

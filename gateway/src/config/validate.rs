@@ -21,6 +21,11 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// 1-based line and column of a byte offset.
+    pub(super) fn position(&self, offset: usize) -> (usize, usize) {
+        line_col(self.src, offset)
+    }
+
     pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.src, span.start);
         self.errors.push(ConfigError {

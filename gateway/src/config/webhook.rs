@@ -150,7 +150,7 @@ fn validate_plugin(
     let path = match &p.path {
         None => {
             ctx.error(
-                span,
+                span.clone(),
                 "plugin is missing `path` (a .wasm component, relative to this file's folder)",
             );
             String::new()
@@ -189,6 +189,7 @@ fn validate_plugin(
         return None;
     }
     Some(PluginSpec {
+        position: Some(ctx.position(span.start)),
         resolved: base_dir.join(&path),
         path,
         config,

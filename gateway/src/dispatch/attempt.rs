@@ -9,7 +9,7 @@ use super::client::{Answer, Outbound, SendError};
 use crate::config::SignatureSchemes;
 use crate::signing;
 use crate::store::{AttemptRecord, Job, now_ms};
-use crate::webhooks::Webhook;
+use crate::webhooks::{Webhook, is_reserved_header};
 
 /// `hookgate/<version>`.
 pub const USER_AGENT_VALUE: &str = concat!("hookgate/", env!("CARGO_PKG_VERSION"));
@@ -54,9 +54,29 @@ pub struct Attempted {
 }
 
 /// The headers of one attempt, signatures included.
-pub fn build_headers(job: &Job, hook: &Webhook, schemes: SignatureSchemes, body: &[u8], timestamp: i64) -> HeaderMap {
+///
+/// `extra` are the webhook's static headers, or a plugin chain's output
+/// headers (which started from them): they may set `Content-Type`, but every
+/// header hookgate owns (ids, signatures, ...) is set by hookgate.
+pub fn build_headers(
+    job: &Job,
+    hook: &Webhook,
+    schemes: SignatureSchemes,
+    body: &[u8],
+    timestamp: i64,
+    extra: &[(String, String)],
+) -> HeaderMap {
     let attempt = job.attempts + 1;
     let mut h = HeaderMap::with_capacity(16);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in extra {
+        if is_reserved_header(name) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            h.insert(n, v);
+        }
+    }
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(HeaderName::from_static(name), v);
@@ -87,12 +107,6 @@ pub fn build_headers(job: &Job, hook: &Webhook, schemes: SignatureSchemes, body:
     if job.test {
         put("x-webhook-test", "true");
     }
-    for (name, value) in &hook.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            h.insert(n, v);
-        }
-    }
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     h
 }
@@ -135,6 +149,7 @@ pub async fn attempt(
     hook: &Webhook,
     schemes: SignatureSchemes,
     body: Bytes,
+    extra_headers: &[(String, String)],
     timeout: Duration,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Attempted {
@@ -143,7 +158,7 @@ pub async fn attempt(
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let headers = build_headers(job, hook, schemes, &body, timestamp);
+    let headers = build_headers(job, hook, schemes, &body, timestamp, extra_headers);
     let result = tokio::select! {
         r = outbound.post(&hook.url, headers, body, timeout) => Some(r),
         () = cancel.cancelled() => None,

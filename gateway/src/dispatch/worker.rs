@@ -10,10 +10,11 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::attempt::{Verdict, attempt};
+use super::transform::Transformed;
 use super::{CLAIM_BATCH, IDLE_POLL, Shared};
 use crate::metrics;
 use crate::ratelimit::Gcra;
-use crate::store::{ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
+use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
 use crate::webhooks::Webhook;
 
 /// How long a delivery waits when its webhook already has its share of the
@@ -239,14 +240,57 @@ type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>, InFlight);
 async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: CancellationToken, held: Held) {
     let d = &shared.config.delivery;
     let timeout = hook.timeout.unwrap_or(d.timeout);
-    let body = job.data.clone();
+    let policy = match hook.max_retries {
+        Some(max_retries) => super::RetryPolicy {
+            max_retries,
+            ..d.retry.clone()
+        },
+        None => d.retry.clone(),
+    };
     let started = std::time::Instant::now();
+    let started_at = crate::store::now_ms();
+
+    // Plugins first: the signature covers what they produce.
+    let (body, extra, sent) = if hook.plugins.is_empty() {
+        (job.data.clone(), hook.headers.clone(), None)
+    } else {
+        let no_attempt = |error: String| AttemptRecord {
+            attempt: job.attempts + 1,
+            started_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            status_code: None,
+            error: Some(error),
+            response_body: None,
+        };
+        match run_plugins(&shared, &job, &hook).await {
+            Transformed::Forward { body, headers } => (body.clone(), headers, Some(body)),
+            Transformed::Drop(reason) => {
+                drop(held);
+                tracing::debug!(%reason, "a plugin dropped the delivery");
+                note_outcome(&hook.id, &Outcome::Filtered);
+                let record = no_attempt(format!("filtered by plugin: {reason}"));
+                commit(&shared, &job, Outcome::Filtered, Some(record)).await;
+                return;
+            }
+            Transformed::Failed(error) => {
+                drop(held);
+                tracing::info!(%error, "plugin failed; the attempt fails");
+                metrics::attempt(&hook.id, "plugin_error", started.elapsed());
+                let outcome = retry_or_dead(&policy, &job, None);
+                note_outcome(&hook.id, &outcome);
+                commit(&shared, &job, outcome, Some(no_attempt(error))).await;
+                return;
+            }
+        }
+    };
+
     let attempted = attempt(
         &shared.outbound,
         &job,
         &hook,
         d.signature_headers,
         body,
+        &extra,
         timeout,
         &cancel,
     )
@@ -255,32 +299,11 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     drop(held);
     tracing::Span::current().record("status", tracing::field::debug(&attempted.verdict));
 
-    let policy = match hook.max_retries {
-        Some(max_retries) => super::RetryPolicy {
-            max_retries,
-            ..d.retry.clone()
-        },
-        None => d.retry.clone(),
-    };
     let (outcome, record) = match &attempted.verdict {
         Verdict::Success => (Outcome::Succeeded, Some(attempted.record)),
         Verdict::Cancelled => (Outcome::Defer(Duration::ZERO), None),
         Verdict::Gone => {
-            match shared
-                .store
-                .disable_webhook(&hook.id, hook.url.as_str(), "receiver answered 410 Gone")
-                .await
-            {
-                Ok(moved) => {
-                    tracing::warn!(webhook_id = %hook.id, moved, "receiver answered 410 Gone; webhook disabled, pending deliveries dead-lettered")
-                }
-                Err(e) => {
-                    tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled")
-                }
-            }
-            if let Err(e) = shared.registry.refresh(shared.store.as_ref(), true).await {
-                tracing::debug!(error = %e, "could not reload webhooks");
-            }
+            disable_gone(&shared, &hook).await;
             (Outcome::Dead, Some(attempted.record))
         }
         Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
@@ -289,20 +312,48 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     if attempted.verdict != Verdict::Cancelled {
         metrics::attempt(&hook.id, attempted.verdict.metric_label(), took);
     }
-    match &outcome {
+    note_outcome(&hook.id, &outcome);
+    commit_sent(&shared, &job, outcome, record, sent).await;
+}
+
+/// Runs the webhook's plugin chain, starting the plugin runtime if needed.
+async fn run_plugins(shared: &Arc<Shared>, job: &Job, hook: &Webhook) -> Transformed {
+    shared.plugins.transform(job, hook).await
+}
+
+/// The receiver answered 410 Gone: disable the webhook everywhere.
+async fn disable_gone(shared: &Arc<Shared>, hook: &Webhook) {
+    match shared
+        .store
+        .disable_webhook(&hook.id, hook.url.as_str(), "receiver answered 410 Gone")
+        .await
+    {
+        Ok(moved) => {
+            tracing::warn!(webhook_id = %hook.id, moved, "receiver answered 410 Gone; webhook disabled, pending deliveries dead-lettered")
+        }
+        Err(e) => {
+            tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled")
+        }
+    }
+    if let Err(e) = shared.registry.refresh(shared.store.as_ref(), true).await {
+        tracing::debug!(error = %e, "could not reload webhooks");
+    }
+}
+
+fn note_outcome(webhook: &str, outcome: &Outcome) {
+    match outcome {
         Outcome::Retry(delay) => {
-            metrics::retry(&hook.id);
+            metrics::retry(webhook);
             tracing::debug!(?delay, "attempt failed; retry scheduled");
         }
         Outcome::Dead => {
-            metrics::delivery(&hook.id, "dead");
+            metrics::delivery(webhook, "dead");
             tracing::info!("delivery dead-lettered");
         }
-        Outcome::Succeeded => metrics::delivery(&hook.id, "succeeded"),
-        Outcome::Filtered => metrics::delivery(&hook.id, "filtered"),
+        Outcome::Succeeded => metrics::delivery(webhook, "succeeded"),
+        Outcome::Filtered => metrics::delivery(webhook, "filtered"),
         Outcome::Defer(_) => {}
     }
-    commit(&shared, &job, outcome, record).await;
 }
 
 fn retry_or_dead(policy: &super::RetryPolicy, job: &Job, retry_after: Option<Duration>) -> Outcome {
@@ -323,7 +374,7 @@ async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome
     commit(shared, &job, outcome, None).await;
 }
 
-async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<crate::store::AttemptRecord>) {
+async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<AttemptRecord>) {
     commit_sent(shared, job, outcome, attempt, None).await;
 }
 
@@ -332,7 +383,7 @@ async fn commit_sent(
     shared: &Arc<Shared>,
     job: &Job,
     outcome: Outcome,
-    attempt: Option<crate::store::AttemptRecord>,
+    attempt: Option<AttemptRecord>,
     payload: Option<bytes::Bytes>,
 ) {
     let c = Completion {

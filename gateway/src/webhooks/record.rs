@@ -72,6 +72,7 @@ impl StoredPlugin {
             sha256: self.sha256.as_ref().map(|s| s.to_ascii_lowercase()),
             timeout: defaults.timeout,
             max_memory: defaults.max_memory,
+            position: None,
         }
     }
 }

@@ -11,5 +11,6 @@ mod crash;
 mod delivery;
 mod input;
 mod outage;
+mod plugins;
 mod ratelimit;
 mod retries;

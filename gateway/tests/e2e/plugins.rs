@@ -1,0 +1,347 @@
+//! WebAssembly plugins through the real gateway: transformations signed as
+//! sent, filtering, hostile plugins contained, on_error = "skip", hot reload
+//! under load, validation on registration and in `hookgate check`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookgate::signing::verify_hub;
+use hookgate::store::Status;
+use hookgate_testkit::wasm::built_plugins;
+use hookgate_testkit::{Receiver, RedisServer, TempDir};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A `[plugins]` section caching into `dir`.
+fn plugins_section(dir: &TempDir) -> String {
+    format!("[plugins]\ncache_dir = \"{}\"\n\n", dir.path().join("cache").display())
+}
+
+/// A `[[webhooks.plugins]]` block.
+fn plugin(path: &Path, config: &str, extra: &str) -> String {
+    format!(
+        "[[webhooks.plugins]]\npath = \"{}\"\nconfig = {{ {config} }}\n{extra}\n",
+        path.display()
+    )
+}
+
+fn json_body(r: &hookgate_testkit::Received) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
+    let p = built_plugins();
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    let dir = TempDir::new("plugins-e2e");
+    let hooks = [
+        plugins_section(&dir),
+        webhook("redacted", &rx.url("/redacted"), &["task.*"], ""),
+        plugin(&p.redact, "fields = \"/task/owner/email\"", ""),
+        webhook("cloud", &rx.url("/cloud"), &["task.*"], ""),
+        plugin(&p.redact, "fields = \"/task/owner\"", ""),
+        plugin(&p.cloudevents, "", ""),
+        webhook("slack", &rx.url("/slack"), &["task.*"], ""),
+        plugin(
+            &p.slack,
+            "template = \"{{type}}: {{/task/title}} is {{/task/status}}\"",
+            "",
+        ),
+        webhook("only_done", &rx.url("/done"), &["task.*"], ""),
+        plugin(
+            &p.event_filter,
+            "field = \"/task/status\", op = \"eq\", value = \"done\"",
+            "",
+        ),
+    ]
+    .concat();
+    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let gw = Gateway::start(&toml).await;
+    let done = r#"{"task":{"title":"Ship","status":"done","owner":{"name":"Ann","email":"ann@example.com"}}}"#;
+    let open = r#"{"task":{"title":"Plan","status":"open","owner":{"name":"Bo","email":"bo@example.com"}}}"#;
+    let first = gw.post_event("task.completed", done).await;
+    let second = gw.post_event("task.updated", open).await;
+
+    let r = rx.wait_for("/redacted", 2, Duration::from_secs(20)).await;
+    let bodies: Vec<Value> = r.iter().map(json_body).collect();
+    assert!(
+        bodies.contains(&json!({"task":{"title":"Ship","status":"done","owner":{"name":"Ann"}}})),
+        "{bodies:?}"
+    );
+    for got in &r {
+        let secret = "secret-redacted-0123";
+        assert!(
+            verify_hub(secret, &got.body, got.header("x-hub-signature").unwrap()),
+            "signed over the new body"
+        );
+        assert!(!String::from_utf8_lossy(&got.body).contains("@example.com"));
+    }
+
+    let c = rx.wait_for("/cloud", 2, Duration::from_secs(20)).await;
+    let env = c.iter().map(json_body).find(|b| b["type"] == "task.completed").unwrap();
+    assert_eq!(env["specversion"], "1.0");
+    assert_eq!(env["source"], "hookgate/cloud");
+    assert_eq!(env["id"], first["id"]);
+    assert_eq!(
+        env["data"],
+        json!({"task":{"title":"Ship","status":"done"}}),
+        "the chain ran in order"
+    );
+    assert_eq!(c[0].header("content-type"), Some("application/cloudevents+json"));
+
+    let s = rx.wait_for("/slack", 2, Duration::from_secs(20)).await;
+    let texts: Vec<Value> = s.iter().map(|r| json_body(r)["text"].clone()).collect();
+    assert!(texts.contains(&json!("task.completed: Ship is done")), "{texts:?}");
+
+    // The filter forwards the done task and drops the open one.
+    let d = rx.wait_for("/done", 1, Duration::from_secs(20)).await;
+    assert_eq!(json_body(&d[0])["task"]["status"], "done");
+    let store = store(&redis, &prefix);
+    let dropped = second["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["webhookId"] == "only_done")
+        .unwrap();
+    let rec = wait_status(
+        &store,
+        dropped["id"].as_str().unwrap(),
+        Status::Filtered,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        rec.attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("filtered by plugin: "),
+        "{:?}",
+        rec.attempts
+    );
+    assert_eq!(rec.attempts[0].status_code, None);
+
+    // The payload as last sent is the transformed one.
+    let redacted = first["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["webhookId"] == "redacted")
+        .unwrap();
+    let (_, _, view) = gw
+        .api(
+            "GET",
+            &format!("/api/deliveries/{}", redacted["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        view["payload"],
+        json!({"task":{"title":"Ship","status":"done","owner":{"name":"Ann"}}})
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received_on("/done").len(), 1);
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("hookgate_plugin_duration_seconds_count{plugin=\"redact\"}"),
+        "{text}"
+    );
+    assert!(text.contains("hookgate_deliveries_total{webhook=\"only_done\",outcome=\"filtered\"} 1"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delivering() {
+    let p = built_plugins();
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    let dir = TempDir::new("plugins-hostile");
+    let hooks = [
+        plugins_section(&dir),
+        webhook("healthy", &rx.url("/healthy"), &["*"], ""),
+        webhook("looping", &rx.url("/loop"), &["*"], "max_retries = 0"),
+        plugin(&p.hostile_loop, "", ""),
+        webhook("bomb", &rx.url("/bomb"), &["*"], "max_retries = 0"),
+        plugin(&p.hostile_memory, "", "max_memory = \"8MiB\""),
+        webhook("panics", &rx.url("/panic"), &["*"], "max_retries = 0"),
+        plugin(&p.hostile_panic, "", ""),
+        webhook("skips", &rx.url("/skip"), &["*"], ""),
+        plugin(&p.hostile_panic, "", "on_error = \"skip\""),
+    ]
+    .concat();
+    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let gw = Gateway::start(&toml).await;
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        answers.push(gw.post_event("a.b", &format!("{{\"i\":{i}}}")).await);
+    }
+    rx.wait_for("/healthy", 5, Duration::from_secs(10)).await;
+    // on_error = "skip": delivered as if the plugin forwarded it unchanged.
+    let skipped = rx.wait_for("/skip", 5, Duration::from_secs(10)).await;
+    assert!(skipped.iter().any(|r| r.body.as_ref() == br#"{"i":0}"#));
+
+    let store = store(&redis, &prefix);
+    for (webhook, expect) in [("looping", "timed out"), ("bomb", "memory"), ("panics", "trapped")] {
+        for a in &answers {
+            let id = a["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["webhookId"] == webhook)
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let rec = wait_status(&store, &id, Status::Dead, Duration::from_secs(20)).await;
+            let err = rec.attempts[0].error.as_deref().unwrap();
+            assert!(err.starts_with("plugin: ") && err.contains(expect), "{webhook}: {err}");
+            assert!(
+                rec.attempts[0].duration_ms < 2_000,
+                "{webhook} took {}ms",
+                rec.attempts[0].duration_ms
+            );
+        }
+    }
+    assert!(
+        rx.received_on("/loop").is_empty() && rx.received_on("/bomb").is_empty() && rx.received_on("/panic").is_empty()
+    );
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("hookgate_delivery_attempts_total{webhook=\"looping\",result=\"plugin_error\"} 5"),
+        "{text}"
+    );
+    // The gateway is still healthy.
+    gw.post_event("a.b", "{}").await;
+    rx.wait_for("/healthy", 6, Duration::from_secs(10)).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery() {
+    let p = built_plugins();
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    let dir = TempDir::new("plugins-reload");
+    let live = dir.path().join("live.wasm");
+    std::fs::copy(&p.template, &live).unwrap();
+    let hooks = [
+        plugins_section(&dir),
+        webhook("w", &rx.url("/w"), &["*"], ""),
+        plugin(&live, "", ""),
+    ]
+    .concat();
+    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let gw = Gateway::start(&toml).await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        if i == 30 {
+            // Replace the file atomically, as a deploy would.
+            let next = dir.path().join("next.wasm");
+            std::fs::copy(&p.cloudevents, &next).unwrap();
+            std::fs::rename(&next, &live).unwrap();
+        }
+        ids.extend(delivery_ids(&gw.post_event("a.b", &format!("{{\"i\":{i}}}")).await));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let store = store(&redis, &prefix);
+    for id in &ids {
+        let rec = wait_status(&store, id, Status::Succeeded, Duration::from_secs(20)).await;
+        assert_eq!(rec.attempts.len(), 1, "no failed attempt during the swap");
+    }
+    let got = rx.wait_for("/w", 60, Duration::from_secs(10)).await;
+    let first = json_body(&got[0]);
+    assert_eq!(first, json!({"i": 0}), "the template forwards unchanged");
+    hookgate_testkit::wait_until(Duration::from_secs(10), "the new plugin to be in use", || async {
+        gw.post_event("a.b", r#"{"i":"after"}"#).await;
+        rx.received()
+            .iter()
+            .any(|r| json_body(r)["specversion"] == "1.0")
+            .then_some(())
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_configs_are_validated_on_registration_and_by_check() {
+    let p = built_plugins();
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    let dir = TempDir::new("plugins-validate");
+    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &plugins_section(&dir));
+    let gw = Gateway::start(&toml).await;
+    let redact = p.redact.display().to_string();
+    let (status, _, body) = gw
+        .api(
+            "POST",
+            "/api/webhooks",
+            Some(
+                json!({"name": "n", "url": rx.url("/n"), "events": ["*"], "plugins": [{"path": redact, "config": {}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("plugins[0]") && msg.contains("fields"), "{msg}");
+    let (status, _, body) = gw
+        .api(
+            "POST",
+            "/api/webhooks",
+            Some(json!({"name": "n", "url": rx.url("/n"), "events": ["*"], "plugins": [{"path": "/nope.wasm"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, created) = gw
+        .api(
+            "POST",
+            "/api/webhooks",
+            Some(json!({"name": "n", "url": rx.url("/n"), "events": ["*"], "plugins": [{"path": redact, "config": {"fields": "/secret"}}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["plugins"][0]["config"]["fields"], "/secret");
+    gw.post_event("a.b", r#"{"secret":1,"keep":2}"#).await;
+    let got = rx.wait_for("/n", 1, Duration::from_secs(20)).await;
+    assert_eq!(json_body(&got[0]), json!({"keep": 2}));
+    gw.stop().await;
+
+    // `hookgate check` loads the plugins and reports a bad plugin config
+    // with the position of its entry.
+    let bad = dir.path().join("bad.toml");
+    let src = format!(
+        "[api]\ntokens = [\"abcdefgh12\"]\n[store]\nbackend = \"redis\"\n{}[[webhooks]]\nid = \"w\"\nurl = \"https://e.com\"\nevents = [\"*\"]\nsecret = \"0123456789\"\n{}",
+        plugins_section(&dir),
+        plugin(&p.event_filter, "field = \"/x\", op = \"bogus\"", "")
+    );
+    std::fs::write(&bad, src).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with(&format!("{}:13:1: webhook \"w\": plugin", bad.display())),
+        "{text}"
+    );
+    assert!(text.contains("bogus"), "{text}");
+}

@@ -1,0 +1,15 @@
+//! Sleeps for ten seconds: the guest is blocked in a WASI clock wait, not
+//! running code, so only the host's wall-clock timer can stop it.
+
+use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
+
+struct Sleeper;
+
+impl Plugin for Sleeper {
+    fn handle(event: Event, _config: &Config) -> Result<Verdict, Error> {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        Ok(event.forward())
+    }
+}
+
+export_plugin!(Sleeper);
