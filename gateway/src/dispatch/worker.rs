@@ -371,7 +371,16 @@ async fn defer(shared: &Arc<Shared>, job: Job, delay: Duration) {
 async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome, why: &str) {
     metrics::delivery(&job.webhook_id, "dead");
     tracing::info!(delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, "{why}; dead-lettering");
-    commit(shared, &job, outcome, None).await;
+    // Recorded like an attempt that never left, so history says why.
+    let record = AttemptRecord {
+        attempt: job.attempts + 1,
+        started_at: crate::store::now_ms(),
+        duration_ms: 0,
+        status_code: None,
+        error: Some(format!("not sent: {why}")),
+        response_body: None,
+    };
+    commit(shared, &job, outcome, Some(record)).await;
 }
 
 async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<AttemptRecord>) {

@@ -258,3 +258,45 @@ async fn rotation_signs_with_both_secrets_during_grace_then_only_the_new() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_webhook_dead_letters_its_pending_retries_with_a_reason() {
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    rx.set_default(hookgate_testkit::Reply::status(500));
+    let (toml, prefix) = config_toml(&redis, &fast_delivery("retry_base = \"1s\""), "");
+    let gw = Gateway::start(&toml).await;
+    let (_, _, created) = gw
+        .api(
+            "POST",
+            "/api/webhooks",
+            Some(json!({"name": "n", "url": rx.url("/n"), "events": ["*"]})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let delivery = delivery_ids(&gw.post_event("a.b", "{}").await)[0].clone();
+    let store = store(&redis, &prefix);
+    wait_status(
+        &store,
+        &delivery,
+        hookgate::store::Status::Failed,
+        Duration::from_secs(5),
+    )
+    .await;
+    let (status, _, _) = gw.api("DELETE", &format!("/api/webhooks/{id}"), None).await;
+    assert_eq!(status, 204);
+    let rec = wait_status(
+        &store,
+        &delivery,
+        hookgate::store::Status::Dead,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(rec.attempts.len(), 2);
+    assert_eq!(
+        rec.attempts[1].error.as_deref(),
+        Some("not sent: webhook no longer exists")
+    );
+    assert_eq!(rx.received().len(), 1);
+    gw.stop().await;
+}
