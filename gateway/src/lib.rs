@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
 pub mod health;
 pub mod ids;

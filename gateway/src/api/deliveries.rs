@@ -82,7 +82,15 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match state.store.delivery(&id).await? {
-        Some(d) => Ok(axum::Json(DeliveryView::full(&d)).into_response()),
+        Some(d) => {
+            let hooks = state.registry.snapshot();
+            let view = DeliveryView::full(
+                &d,
+                hooks.get(&d.webhook_id).map(AsRef::as_ref),
+                state.config.delivery.signature_headers,
+            );
+            Ok(axum::Json(view).into_response())
+        }
         None => Err(ApiError::not_found(format!("no delivery with id {id:?}"))),
     }
 }

@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::config::SignatureSchemes;
+use crate::dispatch::USER_AGENT_VALUE;
 use crate::store::{AttemptRecord, DeliveryRecord, Status};
-use crate::webhooks::{OnError, Source, Webhook};
+use crate::webhooks::{OnError, Source, Webhook, is_reserved_header};
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn time(ms: u64) -> String {
@@ -147,6 +149,11 @@ pub struct DeliveryView {
     pub payload: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptView>>,
+    /// The headers hookgate sends, reconstructed (signatures are placeholders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<SentHeaders>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers_note: Option<&'static str>,
 }
 
 impl DeliveryView {
@@ -165,11 +172,14 @@ impl DeliveryView {
             next_attempt_at: d.next_attempt_at_ms.map(time),
             payload: None,
             attempts: None,
+            headers: None,
+            headers_note: None,
         }
     }
 
-    /// The full form: payload and every attempt.
-    pub fn full(d: &DeliveryRecord) -> Self {
+    /// The full form: payload, every attempt and the headers sent (`hook` is
+    /// the delivery's webhook, if it still exists).
+    pub fn full(d: &DeliveryRecord, hook: Option<&Webhook>, schemes: SignatureSchemes) -> Self {
         let payload = serde_json::from_slice::<&RawValue>(&d.payload)
             .map(|v| v.to_owned())
             .or_else(|_| serde_json::value::to_raw_value(&String::from_utf8_lossy(&d.payload)))
@@ -177,9 +187,58 @@ impl DeliveryView {
         DeliveryView {
             payload,
             attempts: Some(d.attempts.iter().map(AttemptView::from).collect()),
+            headers: Some(sent_headers(d, hook, schemes)),
+            headers_note: Some(HEADERS_NOTE),
             ..Self::summary(d)
         }
     }
+}
+
+const HEADERS_NOTE: &str = "Reconstructed from the delivery and its webhook's current settings: signatures and \
+     timestamps are computed per attempt and never stored; a plugin may have changed the headers it sent.";
+const SIGNED: &str = "<signed per attempt>";
+const SIGNED_AT: &str = "<unix seconds at signing>";
+
+/// Header name/value pairs in sending order, rendered as a JSON object.
+#[derive(Debug)]
+pub struct SentHeaders(Vec<(String, String)>);
+
+impl Serialize for SentHeaders {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// The headers of the delivery's last attempt (or its next one), as
+/// `dispatch::build_headers` sends them, with placeholders for signatures.
+fn sent_headers(d: &DeliveryRecord, hook: Option<&Webhook>, schemes: SignatureSchemes) -> SentHeaders {
+    let mut h: Vec<(String, String)> = vec![("Content-Type".into(), "application/json".into())];
+    for (name, value) in hook.map(|w| w.headers.as_slice()).unwrap_or_default() {
+        if is_reserved_header(name) {
+            continue;
+        }
+        h.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        h.push((name.clone(), value.clone()));
+    }
+    let mut put = |name: &str, value: &str| h.push((name.into(), value.into()));
+    put("User-Agent", USER_AGENT_VALUE);
+    put("X-Webhook-ID", &d.webhook_id);
+    put("X-Delivery-ID", &d.id);
+    put("X-Delivery-Attempt", &d.attempt_count.max(1).to_string());
+    put("X-Event-Type", &d.event_type);
+    put("X-Webhook-Timestamp", SIGNED_AT);
+    if schemes.hub {
+        put("X-Hub-Signature", SIGNED);
+    }
+    if schemes.standard {
+        put("webhook-id", &d.id);
+        put("webhook-timestamp", SIGNED_AT);
+        put("webhook-signature", SIGNED);
+    }
+    if d.test {
+        put("X-Webhook-Test", "true");
+    }
+    SentHeaders(h)
 }
 
 /// `{data: [...], nextCursor}`.

@@ -111,6 +111,14 @@ pub fn build_headers(
     h
 }
 
+/// What goes out: the body to sign and send, and the extra headers (the
+/// webhook's static ones, or a plugin chain's output).
+#[derive(Debug, Clone)]
+pub struct Payload<'a> {
+    pub body: Bytes,
+    pub headers: &'a [(String, String)],
+}
+
 /// Parses `Retry-After`: delay-seconds or an HTTP date.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
@@ -148,11 +156,14 @@ pub async fn attempt(
     job: &Job,
     hook: &Webhook,
     schemes: SignatureSchemes,
-    body: Bytes,
-    extra_headers: &[(String, String)],
+    payload: Payload<'_>,
     timeout: Duration,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Attempted {
+    let Payload {
+        body,
+        headers: extra_headers,
+    } = payload;
     let started_at = now_ms();
     let clock = Instant::now();
     let timestamp = SystemTime::now()

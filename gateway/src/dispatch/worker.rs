@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::attempt::{Verdict, attempt};
+use super::attempt::{Payload, Verdict, attempt};
 use super::transform::Transformed;
 use super::{CLAIM_BATCH, IDLE_POLL, Shared};
 use crate::metrics;
@@ -284,13 +284,13 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
         }
     };
 
+    let payload = Payload { body, headers: &extra };
     let attempted = attempt(
         &shared.outbound,
         &job,
         &hook,
         d.signature_headers,
-        body,
-        &extra,
+        payload,
         timeout,
         &cancel,
     )

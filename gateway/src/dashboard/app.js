@@ -1,0 +1,525 @@
+// hookgate delivery dashboard (SPEC §7). Plain JavaScript modules, no build
+// step, no external resources. It reads the gateway's own API with a bearer
+// token kept in sessionStorage, and /metrics (no auth) for the per-webhook
+// figures. Views: webhooks (overview), delivery history, one delivery, dead
+// letters; the URL hash names the view, so the back button and links work.
+//
+// Safety: everything from the API (payloads, headers, response bodies, names)
+// is untrusted. The page never uses innerHTML: every node is made by `h()`
+// (ui.js), which puts strings in as text nodes, so nothing inserted can become
+// markup. The server also sends a Content-Security-Policy without inline script.
+
+import { ApiError, TOKEN_KEY, api, query } from './api.js';
+import { ERROR_TYPES, blankStats, loadMetrics, summarize } from './metrics.js';
+import { badge, emptyRow, fill, fmtCount, fmtMs, fmtPct, fmtTime, h, timeCell } from './ui.js';
+
+const REFRESH_MS = 5000;
+const FAST_POLL_MS = 1000;
+const FAST_POLL_FOR_MS = 60000;
+const RETRYABLE = new Set(['dead', 'succeeded', 'filtered']);
+
+const $ = (id) => document.getElementById(id);
+
+// ---------- errors ----------
+
+const alerts = new Map(); // context -> element
+let pausedUntil = 0; // auto-refresh pauses after a 429
+
+function showAlert(context, title, body, kind) {
+  clearAlert(context);
+  const el = h('div', { class: `alert ${kind || ''}`, 'data-context': context },
+    h('div', { class: 'alert-body' }, h('span', { class: 'alert-title' }, title), ' ', body),
+    h('button', { type: 'button', class: 'ghost', onclick: () => clearAlert(context) }, 'Dismiss'));
+  alerts.set(context, el);
+  $('alerts').append(el);
+}
+
+function clearAlert(context) {
+  const el = alerts.get(context);
+  if (el) el.remove();
+  alerts.delete(context);
+}
+
+function clearAlerts() {
+  for (const c of [...alerts.keys()]) clearAlert(c);
+}
+
+/** Shows an error from `context` (e.g. "Loading deliveries"); never swallows it. */
+function report(context, err) {
+  if (err instanceof ApiError && err.status === 401) {
+    signOut(`The gateway refused the token (401 ${err.code}: ${err.message}). Enter a valid API token.`);
+    return;
+  }
+  if (err instanceof ApiError && err.status === 429) {
+    const secs = Number.parseInt(err.retryAfter, 10);
+    const wait = Number.isFinite(secs) ? secs : 10;
+    pausedUntil = Date.now() + wait * 1000;
+    showAlert(context, 'Rate limited (429).',
+      `${err.message} Retry after ${err.retryAfter ?? '?'} s (Retry-After); auto-refresh pauses until then.`, 'warn');
+    return;
+  }
+  if (err instanceof ApiError) {
+    const what = err.status ? `${err.status} ${err.code}` : err.code;
+    showAlert(context, `${context} failed:`, `${what}: ${err.message}`);
+    return;
+  }
+  showAlert(context, `${context} failed:`, String(err && err.message ? err.message : err));
+}
+
+// ---------- webhooks (overview) ----------
+
+let webhooks = [];
+
+function fillWebhookSelects() {
+  for (const sel of [$('f-webhook'), $('dl-webhook')]) {
+    const current = sel.value;
+    fill(sel, h('option', { value: '' }, 'All webhooks'),
+      webhooks.map((w) => h('option', { value: w.id }, w.name && w.name !== w.id ? `${w.name} (${w.id})` : w.id)));
+    if (current && !webhooks.some((w) => w.id === current)) sel.append(h('option', { value: current }, current));
+    sel.value = current;
+  }
+}
+
+async function loadWebhooks() {
+  const answer = await api('GET', '/api/webhooks');
+  webhooks = Array.isArray(answer && answer.data) ? answer.data : [];
+  fillWebhookSelects();
+  return webhooks;
+}
+
+function rateCell(ratio, detail) {
+  if (!Number.isFinite(ratio)) return h('td', {}, h('span', { class: 'muted' }, '—'), h('div', { class: 'sub' }, detail));
+  const fillEl = h('span');
+  fillEl.style.width = `${Math.max(0, Math.min(100, ratio * 100))}%`;
+  const level = ratio >= 0.95 ? '' : ratio >= 0.8 ? 'mid' : 'low';
+  return h('td', { class: 'success-rate' },
+    h('div', { class: 'rate' }, h('span', { class: 'pct' }, fmtPct(ratio)), h('span', { class: `bar ${level}` }, fillEl)),
+    h('div', { class: 'sub' }, detail));
+}
+
+function errorChips(st) {
+  const chips = ERROR_TYPES.filter((t) => st.attempts[t] > 0).map((t) =>
+    h('span', { class: 'chip bad', title: `${fmtCount(st.attempts[t])} of ${fmtCount(st.attemptsTotal)} attempts` },
+      `${t} ${fmtPct(st.attempts[t] / st.attemptsTotal)}`));
+  return chips.length ? h('div', { class: 'chips' }, chips) : h('span', { class: 'muted' }, 'none');
+}
+
+function webhookRow(w, st, registered) {
+  const total = st.attemptsTotal;
+  const finished = st.outcomes.succeeded + st.outcomes.dead + st.outcomes.filtered;
+  return h('tr', { 'data-webhook': w.id },
+    h('td', {},
+      h('div', {}, h('span', { class: 'hook-name' }, w.name || w.id), ' ',
+        registered ? badge(w.enabled ? 'enabled' : 'disabled') : badge('removed'),
+        w.testMode ? h('span', { class: 'badge test' }, 'test mode') : null,
+        w.source ? h('span', { class: 'badge source' }, w.source) : null),
+      h('div', { class: 'id' }, w.id),
+      w.url ? h('div', { class: 'hook-url' }, w.url) : null,
+      w.disabledReason ? h('div', { class: 'sub' }, `disabled: ${w.disabledReason}`) : null),
+    h('td', { class: 'nowrap' },
+      h('div', {}, `${fmtCount(st.outcomes.succeeded)} succeeded`),
+      h('div', { class: 'sub' }, `${fmtCount(st.outcomes.dead)} dead · ${fmtCount(st.outcomes.filtered)} filtered`),
+      finished === 0 ? h('div', { class: 'sub' }, 'none finished yet') : null),
+    rateCell(total ? st.attempts.success / total : NaN,
+      total ? `${fmtCount(st.attempts.success)} of ${fmtCount(total)} attempts` : 'no attempts yet'),
+    h('td', { class: 'nowrap avg-response' }, st.durCount ? fmtMs((st.durSum / st.durCount) * 1000) : '—',
+      st.durCount ? h('div', { class: 'sub' }, `over ${fmtCount(st.durCount)} attempts`) : null),
+    h('td', {}, errorChips(st)),
+    h('td', { class: 'nowrap' }, fmtCount(st.retries),
+      h('div', { class: 'sub' }, total ? `${fmtPct(st.retries / total)} of attempts retried` : '—')),
+    h('td', { class: 'nowrap' }, fmtCount(st.rateLimited)));
+}
+
+function stat(label, value, hint) {
+  return h('div', { class: 'stat' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value),
+    h('div', { class: 'hint' }, hint));
+}
+
+async function showOverview() {
+  const [hooks, metrics] = await Promise.allSettled([loadWebhooks(), loadMetrics()]);
+  if (hooks.status === 'rejected') report('Loading webhooks', hooks.reason);
+  else clearAlert('Loading webhooks');
+  if (metrics.status === 'rejected') report('Reading /metrics', metrics.reason);
+  else clearAlert('Reading /metrics');
+  if (hooks.status === 'rejected' && metrics.status === 'rejected') return false;
+  const m = metrics.status === 'fulfilled' ? metrics.value : summarize([]);
+  const all = m.all;
+  fill($('summary'),
+    stat('Attempts', fmtCount(all.attemptsTotal), `${fmtCount(all.attempts.success)} succeeded`),
+    stat('Success rate', all.attemptsTotal ? fmtPct(all.attempts.success / all.attemptsTotal) : '—', 'of attempts'),
+    stat('Avg response', all.durCount ? fmtMs((all.durSum / all.durCount) * 1000) : '—', 'per attempt'),
+    stat('Retries', fmtCount(all.retries), `${fmtCount(all.rateLimited)} rate-limit hits`),
+    stat('Queued', fmtCount((m.queue.pending || 0) + (m.queue.failed || 0)), `${fmtCount(m.queue.in_flight || 0)} in flight`),
+    stat('Dead letters', fmtCount(m.queue.dead || 0), 'in the store'));
+  const rows = webhooks.map((w) => webhookRow(w, m.byHook.get(w.id) || blankStats(), true));
+  for (const [id, st] of m.byHook) {
+    if (!webhooks.some((w) => w.id === id)) rows.push(webhookRow({ id, name: id }, st, false));
+  }
+  fill($('webhooks-body'), rows.length ? rows : emptyRow(7, 'No webhooks yet. Register one with POST /api/webhooks.'));
+  return true;
+}
+
+// ---------- delivery history ----------
+
+const history = { filters: {}, cursor: null, nextCursor: null, page: 1 };
+
+function deliveryRow(d, cols) {
+  const open = () => { location.hash = `#delivery/${encodeURIComponent(d.id)}`; };
+  const cells = {
+    id: h('td', {}, h('a', { class: 'id', href: `#delivery/${encodeURIComponent(d.id)}` }, d.id)),
+    webhook: h('td', { class: 'id' }, d.webhookId),
+    type: h('td', {}, d.eventType, d.test ? h('span', { class: 'badge test' }, 'test') : null),
+    status: h('td', {}, badge(d.status)),
+    attempts: h('td', {}, fmtCount(d.attemptCount)),
+    created: timeCell(d.createdAt),
+    updated: timeCell(d.updatedAt),
+  };
+  return h('tr', { 'data-id': d.id, 'data-status': d.status, onclick: open }, cols.map((c) => cells[c]));
+}
+
+function readFilters() {
+  return {
+    webhookId: $('f-webhook').value,
+    status: $('f-status').value,
+    eventType: $('f-event').value.trim(),
+    limit: $('f-limit').value,
+  };
+}
+
+function writeFilters(f) {
+  if (f.webhookId && ![...$('f-webhook').options].some((o) => o.value === f.webhookId)) {
+    $('f-webhook').append(h('option', { value: f.webhookId }, f.webhookId));
+  }
+  $('f-webhook').value = f.webhookId || '';
+  $('f-status').value = f.status || '';
+  $('f-event').value = f.eventType || '';
+  if (f.limit && ![...$('f-limit').options].some((o) => o.value === f.limit)) {
+    $('f-limit').append(h('option', {}, f.limit));
+  }
+  $('f-limit').value = f.limit || '50';
+}
+
+async function showDeliveries() {
+  const f = history.filters;
+  const page = await api('GET', `/api/deliveries${query({ ...f, limit: f.limit || 50, cursor: history.cursor })}`);
+  clearAlert('Loading deliveries');
+  const data = Array.isArray(page && page.data) ? page.data : [];
+  history.nextCursor = page && page.nextCursor ? page.nextCursor : null;
+  const cols = ['id', 'webhook', 'type', 'status', 'attempts', 'created', 'updated'];
+  fill($('deliveries-body'), data.length ? data.map((d) => deliveryRow(d, cols)) : emptyRow(7, 'No deliveries match.'));
+  $('page-info').textContent = `Page ${history.page} · ${data.length} deliver${data.length === 1 ? 'y' : 'ies'}` +
+    (history.nextCursor ? ' · more on the next page' : '');
+  $('next-page').disabled = !history.nextCursor;
+  $('first-page').disabled = history.page === 1;
+  return true;
+}
+
+// ---------- one delivery ----------
+
+let fastPollUntil = 0;
+let current = null; // the delivery on screen
+
+function facts(d) {
+  const item = (k, ...v) => h('div', {}, h('dt', {}, k), h('dd', {}, v));
+  return [
+    item('Status', badge(d.status), d.test ? h('span', { class: 'badge test' }, 'test') : null),
+    item('Webhook', h('a', { href: `#deliveries${query({ webhookId: d.webhookId })}`, class: 'id' }, d.webhookId)),
+    item('Event type', d.eventType),
+    item('Event', h('span', { class: 'id' }, d.eventId)),
+    item('Attempts', fmtCount(d.attemptCount)),
+    item('Created', h('span', { title: d.createdAt }, fmtTime(d.createdAt))),
+    item('Updated', h('span', { title: d.updatedAt }, fmtTime(d.updatedAt))),
+    d.nextAttemptAt ? item('Next attempt', h('span', { title: d.nextAttemptAt }, fmtTime(d.nextAttemptAt))) : null,
+  ];
+}
+
+function headerRows(headers) {
+  const entries = Object.entries(headers && typeof headers === 'object' ? headers : {});
+  if (!entries.length) return h('tr', {}, h('td', { class: 'placeholder' }, 'not reported by this gateway'));
+  return entries.map(([k, v]) => {
+    const s = String(v);
+    const placeholder = s.startsWith('<') && s.endsWith('>');
+    return h('tr', {}, h('th', {}, k), h('td', { class: placeholder ? 'placeholder' : '' }, s));
+  });
+}
+
+function attemptRow(a) {
+  const code = a.statusCode;
+  const ok = code >= 200 && code < 300;
+  return h('tr', { 'data-attempt': a.attempt },
+    h('td', {}, a.attempt),
+    timeCell(a.startedAt),
+    h('td', { class: 'nowrap' }, fmtMs(a.durationMs)),
+    h('td', { class: `status-code ${code === undefined ? 'muted' : ok ? 'code-ok' : 'code-bad'}` }, code ?? '—'),
+    h('td', { class: 'attempt-error' }, a.error || h('span', { class: 'muted' }, '—')),
+    h('td', {}, a.responseBody ? h('pre', { class: 'body' }, a.responseBody) : h('span', { class: 'muted' }, '—')));
+}
+
+async function showDelivery(id) {
+  const d = await api('GET', `/api/deliveries/${encodeURIComponent(id)}`);
+  clearAlert('Loading the delivery');
+  current = d;
+  $('delivery-title').textContent = d.id;
+  fill($('delivery-facts'), facts(d));
+  const payload = d.payload === undefined ? '(no payload stored)'
+    : typeof d.payload === 'string' ? d.payload : JSON.stringify(d.payload, null, 2);
+  $('delivery-payload').textContent = payload;
+  fill($('delivery-headers'), headerRows(d.headers));
+  $('headers-note').textContent = d.headersNote || '';
+  const attempts = Array.isArray(d.attempts) ? d.attempts : [];
+  fill($('attempts-body'), attempts.length ? attempts.map(attemptRow) : emptyRow(6, 'No attempts yet.'));
+  const retry = $('retry-delivery');
+  retry.disabled = !RETRYABLE.has(d.status);
+  retry.title = retry.disabled ? `This delivery is ${d.status}: it is already queued.` : 'Queue it again (same delivery id)';
+  if (RETRYABLE.has(d.status) && fastPollUntil) {
+    fastPollUntil = 0;
+    const outcome = {
+      succeeded: `Retried: the delivery succeeded on attempt ${d.attemptCount}.`,
+      dead: `Retried: attempt ${d.attemptCount} failed too; the delivery is dead again.`,
+      filtered: 'Retried: a plugin dropped it (filtered).',
+    };
+    setResult('retry-result', outcome[d.status], d.status !== 'succeeded');
+  }
+  return true;
+}
+
+function setResult(id, text, bad) {
+  const el = $(id);
+  el.textContent = text;
+  el.classList.toggle('bad', Boolean(bad));
+}
+
+async function retryDelivery() {
+  if (!current) return;
+  const id = current.id;
+  const button = $('retry-delivery');
+  button.disabled = true;
+  setResult('retry-result', 'Queuing…');
+  try {
+    await api('POST', `/api/deliveries/${encodeURIComponent(id)}/retry`);
+    clearAlert('Retrying the delivery');
+    setResult('retry-result', 'Queued again with the same delivery id; waiting for the attempt…');
+    fastPollUntil = Date.now() + FAST_POLL_FOR_MS;
+    await refresh();
+  } catch (e) {
+    setResult('retry-result', '');
+    report('Retrying the delivery', e);
+    button.disabled = false;
+  }
+}
+
+// ---------- dead letters ----------
+
+const dead = { cursor: null, nextCursor: null, page: 1 };
+
+async function showDeadLetters() {
+  const webhookId = $('dl-webhook').value;
+  const page = await api('GET', `/api/dead-letters${query({ webhookId, limit: 50, cursor: dead.cursor })}`);
+  clearAlert('Loading dead letters');
+  const data = Array.isArray(page && page.data) ? page.data : [];
+  dead.nextCursor = page && page.nextCursor ? page.nextCursor : null;
+  fill($('dead-body'), data.length ? data.map((d) => deliveryRow(d, ['id', 'webhook', 'type', 'attempts', 'updated']))
+    : emptyRow(5, 'No dead letters. Everything was delivered or is still being tried.'));
+  $('dead-info').textContent = `Page ${dead.page} · ${data.length} dead letter${data.length === 1 ? '' : 's'}` +
+    (dead.nextCursor ? ' · more on the next page' : '');
+  $('dead-next').disabled = !dead.nextCursor;
+  $('dead-first').disabled = dead.page === 1;
+  return true;
+}
+
+async function replayDead(ev) {
+  ev.preventDefault();
+  const webhookId = $('dl-webhook').value;
+  const button = $('replay-dead');
+  button.disabled = true;
+  setResult('replay-result', 'Replaying…');
+  try {
+    const answer = await api('POST', '/api/dead-letters/replay', webhookId ? { webhookId } : {});
+    clearAlert('Replaying dead letters');
+    const n = answer && Number.isFinite(answer.replayed) ? answer.replayed : 0;
+    setResult('replay-result', `Replayed ${n} dead letter${n === 1 ? '' : 's'}` +
+      `${webhookId ? ` of ${webhookId}` : ''}: queued again with their delivery ids.`);
+    dead.cursor = null;
+    dead.page = 1;
+    await refresh();
+  } catch (e) {
+    setResult('replay-result', '');
+    report('Replaying dead letters', e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------- routing and refresh ----------
+
+let view = { name: 'overview' };
+let loadSeq = 0;
+let lastRefresh = 0;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '');
+  const [path, qs] = raw.split('?', 2);
+  if (path.startsWith('delivery/')) return { name: 'delivery', id: decodeURIComponent(path.slice(9)) };
+  if (path === 'deliveries') {
+    const q = new URLSearchParams(qs || '');
+    return {
+      name: 'deliveries',
+      filters: {
+        webhookId: q.get('webhookId') || '', status: q.get('status') || '',
+        eventType: q.get('eventType') || '', limit: q.get('limit') || '',
+      },
+    };
+  }
+  if (path === 'dead-letters') return { name: 'dead-letters' };
+  return { name: 'overview' };
+}
+
+function showView(name) {
+  for (const v of ['overview', 'deliveries', 'delivery', 'dead-letters']) $(`view-${v}`).hidden = v !== name;
+  const tab = name === 'delivery' ? 'deliveries' : name;
+  for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', a.dataset.tab === tab);
+}
+
+const LOADERS = {
+  overview: ['Loading webhooks', () => showOverview()],
+  deliveries: ['Loading deliveries', () => showDeliveries()],
+  delivery: ['Loading the delivery', () => showDelivery(view.id)],
+  'dead-letters': ['Loading dead letters', () => showDeadLetters()],
+};
+
+/** Reloads the current view; a newer load wins over a slower older one. */
+async function refresh() {
+  if (!sessionStorage.getItem(TOKEN_KEY)) return;
+  lastRefresh = Date.now();
+  const seq = ++loadSeq;
+  const [context, load] = LOADERS[view.name];
+  try {
+    const ok = await load();
+    if (seq === loadSeq && ok) $('updated').textContent = `Updated ${fmtTime(new Date().toISOString()).slice(11)}`;
+  } catch (e) {
+    if (seq === loadSeq) report(context, e);
+  }
+}
+
+function route() {
+  const next = parseHash();
+  if (next.name === 'deliveries') {
+    const same = view.name === 'deliveries' && JSON.stringify(next.filters) === JSON.stringify(history.filters);
+    if (!same) Object.assign(history, { filters: next.filters, cursor: null, nextCursor: null, page: 1 });
+    writeFilters(next.filters);
+  }
+  if (next.name !== 'delivery' || next.id !== view.id) {
+    setResult('retry-result', '');
+    fastPollUntil = 0;
+  }
+  view = next;
+  showView(view.name);
+  if (!webhooks.length && view.name !== 'overview') {
+    loadWebhooks().catch((e) => report('Loading webhooks', e));
+  }
+  refresh();
+}
+
+/** Runs every second: polls fast after a retry, else every REFRESH_MS if auto-refresh is on. */
+function tick() {
+  const now = Date.now();
+  if (!sessionStorage.getItem(TOKEN_KEY) || now < pausedUntil || document.hidden) return;
+  const fast = view.name === 'delivery' && now < fastPollUntil;
+  if (fast || ($('auto-refresh').checked && now - lastRefresh >= REFRESH_MS)) refresh();
+}
+
+// ---------- session ----------
+
+function signIn(firstView) {
+  $('login').hidden = true;
+  $('tabs').hidden = false;
+  $('session').hidden = false;
+  if (firstView) route();
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearAlerts();
+  for (const v of document.querySelectorAll('.view')) v.hidden = true;
+  $('tabs').hidden = true;
+  $('session').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message || '';
+  $('token').value = '';
+  $('token').focus();
+}
+
+async function submitLogin(ev) {
+  ev.preventDefault();
+  const token = $('token').value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('login-submit').disabled = true;
+  $('login-error').textContent = '';
+  try {
+    await loadWebhooks();
+    signIn(true);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      signOut(`The gateway refused this token (401 ${e.code}): ${e.message}`);
+    } else {
+      signIn(true);
+      report('Checking the token', e);
+    }
+  } finally {
+    $('login-submit').disabled = false;
+  }
+}
+
+function init() {
+  $('login-form').addEventListener('submit', submitLogin);
+  $('sign-out').addEventListener('click', () => signOut(''));
+  $('refresh').addEventListener('click', () => { pausedUntil = 0; refresh(); });
+  $('filters').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const f = readFilters();
+    const hash = `#deliveries${query(f)}`;
+    if (location.hash === hash) {
+      Object.assign(history, { cursor: null, nextCursor: null, page: 1 });
+      refresh();
+    } else {
+      location.hash = hash;
+    }
+  });
+  $('clear-filters').addEventListener('click', () => { location.hash = '#deliveries'; });
+  $('next-page').addEventListener('click', () => {
+    if (!history.nextCursor) return;
+    Object.assign(history, { cursor: history.nextCursor, page: history.page + 1 });
+    refresh();
+  });
+  $('first-page').addEventListener('click', () => {
+    Object.assign(history, { cursor: null, page: 1 });
+    refresh();
+  });
+  $('retry-delivery').addEventListener('click', retryDelivery);
+  $('replay-form').addEventListener('submit', replayDead);
+  $('dl-webhook').addEventListener('change', () => {
+    Object.assign(dead, { cursor: null, page: 1 });
+    setResult('replay-result', '');
+    refresh();
+  });
+  $('dead-next').addEventListener('click', () => {
+    if (!dead.nextCursor) return;
+    Object.assign(dead, { cursor: dead.nextCursor, page: dead.page + 1 });
+    refresh();
+  });
+  $('dead-first').addEventListener('click', () => {
+    Object.assign(dead, { cursor: null, page: 1 });
+    refresh();
+  });
+  window.addEventListener('hashchange', () => { if (sessionStorage.getItem(TOKEN_KEY)) route(); });
+  setInterval(tick, FAST_POLL_MS);
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    signIn(false);
+    route();
+  } else {
+    signOut('');
+  }
+}
+
+init();

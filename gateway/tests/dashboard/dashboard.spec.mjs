@@ -1,0 +1,199 @@
+// Drives the hookgate dashboard in headless Chromium (Debian's /usr/bin/chromium
+// through playwright-core). Run by gateway/tests/dashboard.rs, which starts
+// Redis, a receiver and the gateway and makes the traffic this script expects:
+//
+//   node dashboard.spec.mjs <base url> <api token> <screenshot dir>
+//
+// Webhook `ok-hook` had one delivery that succeeded on its second attempt
+// (503 then 200); `dead-hook` (max_retries = 0, static header X-Team) has two
+// dead deliveries whose only attempt got a 500. The receiver now answers 200.
+// Exits 0 when every step passed; otherwise prints the failed step and exits 1.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [base, token, outDir] = process.argv.slice(2);
+if (!base || !token || !outDir) {
+  console.error('usage: node dashboard.spec.mjs <base url> <api token> <screenshot dir>');
+  process.exit(2);
+}
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const STEP_TIMEOUT = 15000;
+
+let step = 'launching Chromium';
+const problems = [];
+
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+async function shot(page, name) {
+  const file = path.join(outDir, name);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`screenshot: ${file}`);
+}
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hookgate-chromium-'));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  viewport: { width: 1360, height: 900 },
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+context.setDefaultTimeout(STEP_TIMEOUT);
+
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    // Failed fetches (the deliberate bad token, the mocked 429) log as errors too.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+  });
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.origin !== new URL(base).origin && u.protocol !== 'data:') problems.push(`external request: ${r.url()}`);
+  });
+
+  step = 'opening /dashboard';
+  const resp = await page.goto(`${base}/dashboard`);
+  check(resp.status() === 200, `GET /dashboard answered ${resp.status()}`);
+  const headers = resp.headers();
+  check(headers['content-type'].startsWith('text/html'), `content-type ${headers['content-type']}`);
+  check((headers['content-security-policy'] || '').includes("default-src 'none'"), 'no strict CSP on /dashboard');
+  check(headers['cache-control'] === 'no-cache', `cache-control ${headers['cache-control']}`);
+  await page.locator('#login').waitFor({ state: 'visible' });
+
+  step = 'a wrong token is refused and the token is asked for again';
+  await page.fill('#token', 'not-the-token');
+  await page.click('#login-submit');
+  await page.locator('#login-error', { hasText: '401' }).waitFor();
+  await shot(page, 'login-refused.png');
+  check(await page.locator('#login').isVisible(), 'login form hidden after a 401');
+
+  step = 'signing in';
+  await page.fill('#token', token);
+  await page.click('#login-submit');
+  await page.locator('#view-overview').waitFor({ state: 'visible' });
+  check(await page.evaluate(() => sessionStorage.getItem('hookgate.token')) === token, 'token not in sessionStorage');
+
+  step = 'the webhooks table shows figures from /metrics';
+  await page.locator('#metrics-scope', { hasText: 'since it started' }).waitFor();
+  const ok = page.locator('tr[data-webhook="ok-hook"]');
+  const dead = page.locator('tr[data-webhook="dead-hook"]');
+  await ok.locator('.success-rate', { hasText: '50%' }).waitFor();
+  await ok.locator('.success-rate', { hasText: '1 of 2 attempts' }).waitFor();
+  await ok.locator('.chip', { hasText: 'http_5xx 50%' }).waitFor();
+  await ok.locator('td', { hasText: '50% of attempts retried' }).waitFor();
+  await dead.locator('.success-rate', { hasText: '0%' }).waitFor();
+  await dead.locator('.chip', { hasText: 'http_5xx 100%' }).waitFor();
+  await dead.locator('td', { hasText: '2 dead' }).waitFor();
+  check(/\d+(\.\d+)? m?s/.test(await ok.locator('.avg-response').innerText()), 'no average response time');
+  await shot(page, 'overview.png');
+
+  step = 'the delivery history lists every delivery, newest first';
+  await page.click('#tabs a[data-tab="deliveries"]');
+  await page.locator('#view-deliveries').waitFor({ state: 'visible' });
+  const rows = page.locator('#deliveries-body tr[data-id]');
+  await rows.nth(2).waitFor();
+  check((await rows.count()) === 3, `expected 3 deliveries, saw ${await rows.count()}`);
+  const created = await rows.evaluateAll((trs) => trs.map((tr) => tr.children[5].getAttribute('title')));
+  check(created.every((t, i) => i === 0 || created[i - 1] >= t), `not newest first: ${created}`);
+
+  step = 'filtering by status=dead';
+  await page.selectOption('#f-status', 'dead');
+  await page.click('#apply-filters');
+  await page.waitForFunction(() => {
+    const trs = [...document.querySelectorAll('#deliveries-body tr[data-id]')];
+    return trs.length === 2 && trs.every((tr) => tr.dataset.status === 'dead');
+  });
+  check(page.url().includes('status=dead'), `filter not in the URL: ${page.url()}`);
+  await shot(page, 'deliveries-dead.png');
+
+  step = 'paging with "next page"';
+  await page.selectOption('#f-limit', '20');
+  await page.click('#apply-filters');
+  check(await page.locator('#next-page').isDisabled(), 'next page enabled with everything on one page');
+
+  step = 'opening a dead delivery: payload, headers, the attempt with 500';
+  const deadId = await rows.first().getAttribute('data-id');
+  await rows.first().click();
+  await page.locator('#view-delivery').waitFor({ state: 'visible' });
+  await page.locator('#delivery-title', { hasText: deadId }).waitFor();
+  await page.locator('#delivery-facts .badge.dead').waitFor();
+  await page.locator('#delivery-payload', { hasText: '"invoice": 7' }).waitFor();
+  const payloadText = await page.locator('#delivery-payload').innerText();
+  check(payloadText.includes('<img src=x onerror='), 'untrusted payload markup not shown as text');
+  check((await page.locator('#delivery-payload img').count()) === 0, 'payload markup became an element');
+  check(await page.evaluate(() => window.xssFired === undefined), 'payload script ran');
+  const headerValue = async (name) => {
+    const row = page.locator('#delivery-headers tr', { has: page.locator('th', { hasText: new RegExp(`^${name}$`) }) });
+    return row.locator('td').innerText();
+  };
+  check((await headerValue('X-Delivery-ID')) === deadId, 'X-Delivery-ID header');
+  check((await headerValue('X-Webhook-ID')) === 'dead-hook', 'X-Webhook-ID header');
+  check((await headerValue('X-Event-Type')) === 'invoice.created', 'X-Event-Type header');
+  check((await headerValue('X-Team')) === 'billing', 'static header X-Team');
+  check((await headerValue('X-Hub-Signature')) === '<signed per attempt>', 'signature placeholder');
+  check((await headerValue('User-Agent')).startsWith('hookgate/'), 'User-Agent header');
+  const attempt = page.locator('#attempts-body tr[data-attempt="1"]');
+  await attempt.locator('.status-code', { hasText: '500' }).waitFor();
+  await attempt.locator('pre.body', { hasText: 'boom <b>' }).waitFor();
+  check((await page.locator('#attempts-body b').count()) === 0, 'response body markup became an element');
+  await shot(page, 'delivery-dead.png');
+
+  step = 'retrying the dead delivery until it succeeds';
+  await page.click('#retry-delivery');
+  await page.locator('#delivery-facts .badge.succeeded').waitFor({ timeout: 30000 });
+  await page.locator('#retry-result', { hasText: 'succeeded on attempt 2' }).waitFor();
+  await page.locator('#attempts-body tr[data-attempt="2"] .status-code', { hasText: '200' }).waitFor();
+  check(await page.locator('#retry-delivery').isEnabled(), 'retry disabled on a succeeded delivery');
+  await shot(page, 'delivery-retried.png');
+
+  step = 'replaying the remaining dead letter';
+  await page.click('#tabs a[data-tab="dead-letters"]');
+  await page.locator('#view-dead-letters').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.querySelectorAll('#dead-body tr[data-id]').length === 1);
+  check((await page.locator('#dead-body tr[data-id]').getAttribute('data-id')) !== deadId, 'retried delivery still dead');
+  await shot(page, 'dead-letters.png');
+  await page.click('#replay-dead');
+  await page.locator('#replay-result', { hasText: 'Replayed 1 dead letter' }).waitFor();
+  await page.locator('#dead-body td.empty').waitFor({ timeout: 30000 });
+
+  step = 'a 429 from the API is shown with its Retry-After';
+  await page.route('**/api/webhooks', (route) => route.fulfill({
+    status: 429,
+    headers: { 'content-type': 'application/json', 'retry-after': '7' },
+    body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests for this token' } }),
+  }), { times: 1 });
+  await page.click('#tabs a[data-tab="overview"]');
+  await page.locator('.alert', { hasText: 'Retry after 7 s' }).waitFor();
+  await page.locator('.alert', { hasText: 'too many requests for this token' }).waitFor();
+  await page.locator('.alert button').click();
+
+  step = 'the overview after the retry and the replay';
+  await page.click('#refresh');
+  await page.locator('tr[data-webhook="dead-hook"] .success-rate', { hasText: '2 of 4 attempts' }).waitFor();
+  await shot(page, 'overview-after.png');
+
+  step = 'a narrow screen';
+  await page.setViewportSize({ width: 420, height: 900 });
+  await page.goto(`${base}/dashboard#delivery/${encodeURIComponent(deadId)}`);
+  await page.locator('#delivery-facts .badge.succeeded').waitFor();
+  await shot(page, 'delivery-narrow.png');
+
+  step = 'no script errors, CSP violations or external requests';
+  check(problems.length === 0, problems.join('\n'));
+  console.log('dashboard: all steps passed');
+} catch (e) {
+  console.error(`dashboard test failed at step "${step}": ${e.message}`);
+  if (problems.length) console.error(problems.join('\n'));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
