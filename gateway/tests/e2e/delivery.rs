@@ -246,15 +246,7 @@ async fn metrics_count_events_attempts_outcomes_and_queues() {
     for id in flaky.iter().chain(&both) {
         wait_status(&store, id, Status::Succeeded, Duration::from_secs(10)).await;
     }
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     for line in [
         "hookgate_events_received_total{type=\"metrics.flaky\"} 1",
         "hookgate_events_received_total{type=\"metrics.ok\"} 1",

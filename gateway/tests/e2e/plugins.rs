@@ -143,15 +143,7 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.received_on("/done").len(), 1);
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert!(
         text.contains("hookgate_plugin_duration_seconds_count{plugin=\"redact\"}"),
         "{text}"
@@ -215,15 +207,7 @@ async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delive
     assert!(
         rx.received_on("/loop").is_empty() && rx.received_on("/bomb").is_empty() && rx.received_on("/panic").is_empty()
     );
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert!(
         text.contains("hookgate_delivery_attempts_total{webhook=\"looping\",result=\"plugin_error\"} 5"),
         "{text}"
