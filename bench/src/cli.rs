@@ -1,0 +1,210 @@
+//! The command line: load shape, scenario flags, what to run against, and
+//! output format. [`Args::check`] rejects contradictory or unsafe flags
+//! before anything starts.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// The store backend the gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    Redis,
+}
+
+/// Which plugin chain each webhook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginMode {
+    None,
+    /// A plugin that forwards the event unchanged (`--plugin-wasm`).
+    PassThrough,
+    /// A redaction plugin (`--plugin-wasm`), configured to redact `/pad`.
+    Redact,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "hookgate-bench",
+    version,
+    about = "Load benchmark for hookgate: ingest and end-to-end delivery throughput, latency, CPU, memory and \
+             Redis commands per delivery, next to this machine's loopback ceiling.",
+    after_help = "Build the gateway first: cargo build --release -p hookgate"
+)]
+pub struct Args {
+    /// Events to send (measured phase).
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Events sent first and waited for, not measured (connections, scripts, caches).
+    #[arg(long, default_value_t = 500)]
+    pub warmup: usize,
+    /// Connections sending events (and the ceiling's connections).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Fixed send rate, events per second; closed loop when omitted.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// No event is sent later than this many seconds into the measured phase.
+    #[arg(long, default_value_t = 60)]
+    pub max_seconds: u64,
+    /// After sending, wait at most this long for every delivery to arrive.
+    #[arg(long, default_value_t = 120)]
+    pub drain_seconds: u64,
+
+    /// Store backend.
+    #[arg(long, value_enum, default_value_t = StoreKind::Redis)]
+    pub store: StoreKind,
+    /// Plugin chain on every webhook.
+    #[arg(long, value_enum, default_value_t = PluginMode::None)]
+    pub plugins: PluginMode,
+    /// The plugin component for --plugins pass-through|redact.
+    #[arg(long)]
+    pub plugin_wasm: Option<PathBuf>,
+    /// Webhooks subscribed to the event type (deliveries per event).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub fanout: u32,
+    /// Bytes of event data (the body each delivery carries).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(12..=1_000_000))]
+    pub payload: u64,
+    /// The receiver waits this long before answering.
+    #[arg(long, default_value_t = 0)]
+    pub slow_receiver_ms: u64,
+    /// Share of deliveries the receiver answers 500 (0..1); the gateway retries them.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_ratio: f64,
+    /// Share of requests whose X-Hub-Signature the receiver verifies.
+    #[arg(long, default_value_t = 0.01)]
+    pub verify_share: f64,
+    /// `[delivery] concurrency` of the spawned gateway.
+    #[arg(long, default_value_t = 256)]
+    pub gateway_concurrency: u32,
+
+    /// The gateway binary to spawn.
+    #[arg(long, default_value = "target/release/hookgate")]
+    pub gateway_bin: PathBuf,
+    /// Use an already running gateway instead (webhooks are created through its API and deleted after).
+    #[arg(long)]
+    pub gateway_url: Option<String>,
+    /// With --gateway-url: its pid, for CPU and memory figures.
+    #[arg(long)]
+    pub gateway_pid: Option<u32>,
+    /// With --gateway-url: an API token it accepts.
+    #[arg(long, env = "HOOKGATE_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Use this Redis instead of starting one (loopback only; with --gateway-url, the gateway's Redis).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// The redis-server binary to start.
+    #[arg(long, default_value = "redis-server")]
+    pub redis_server: String,
+    /// Start Redis with an append-only file (fsync every second).
+    #[arg(long)]
+    pub redis_aof: bool,
+    /// The spawned gateway's RUST_LOG.
+    #[arg(long, default_value = "warn")]
+    pub gateway_log: String,
+
+    /// Before starting, wait up to this many seconds for the machine to be
+    /// quiet (under 15% busy over 2 s); 0 starts at once.
+    #[arg(long, default_value_t = 0)]
+    pub wait_quiet: u64,
+    /// Run again (up to this many times) when other load disturbed the
+    /// measured phase; the report says so either way.
+    #[arg(long, default_value_t = 0)]
+    pub retry_disturbed: u32,
+
+    /// Requests for each ceiling measurement (one before, one after the run).
+    #[arg(long, default_value_t = 20_000)]
+    pub ceiling_requests: usize,
+    /// Skip the ceiling measurement.
+    #[arg(long)]
+    pub no_ceiling: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+    /// A name for this scenario in the report.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Keep the run's folder (config, gateway log) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Args {
+    /// Rejects flags that cannot work together.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !(0.0..1.0).contains(&self.fail_ratio) {
+            bail!("--fail-ratio must be at least 0 and below 1, got {}", self.fail_ratio);
+        }
+        if !(0.0..=1.0).contains(&self.verify_share) {
+            bail!("--verify-share must be between 0 and 1, got {}", self.verify_share);
+        }
+        if self.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
+            bail!("--rate must be a positive number of events per second");
+        }
+        if self.events == 0 || self.concurrency == 0 {
+            bail!("--events and --concurrency must be at least 1");
+        }
+        match (self.plugins, &self.plugin_wasm) {
+            (PluginMode::None, _) => {}
+            (mode, None) => bail!(
+                "--plugins {} needs --plugin-wasm PATH: the plugin component to load",
+                mode.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned())
+            ),
+            (_, Some(p)) if !p.is_file() => bail!("--plugin-wasm {}: no such file", p.display()),
+            _ => {}
+        }
+        if self.gateway_pid.is_some() && self.gateway_url.is_none() {
+            bail!("--gateway-pid goes with --gateway-url (a spawned gateway's pid is known)");
+        }
+        if self.gateway_url.is_some() && self.token.is_none() {
+            bail!("--gateway-url needs --token (or HOOKGATE_API_TOKEN): an API token the gateway accepts");
+        }
+        Ok(())
+    }
+
+    /// Verify every n-th request's signature.
+    pub fn verify_every(&self) -> u64 {
+        if self.verify_share <= 0.0 {
+            0
+        } else {
+            (1.0 / self.verify_share).round().max(1.0) as u64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("hookgate-bench").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn plugins_need_a_wasm_path() {
+        let err = args(&["--plugins", "redact"]).check().unwrap_err().to_string();
+        assert!(err.contains("--plugin-wasm"), "{err}");
+        assert!(
+            args(&["--plugins", "pass-through", "--plugin-wasm", "/nonexistent.wasm"])
+                .check()
+                .is_err()
+        );
+        assert!(args(&[]).check().is_ok());
+    }
+
+    #[test]
+    fn ratios_are_checked() {
+        assert!(args(&["--fail-ratio", "1.0"]).check().is_err());
+        assert!(args(&["--fail-ratio", "0.1"]).check().is_ok());
+        assert_eq!(args(&[]).verify_every(), 100);
+        assert_eq!(args(&["--verify-share", "1"]).verify_every(), 1);
+        assert_eq!(args(&["--verify-share", "0"]).verify_every(), 0);
+    }
+}

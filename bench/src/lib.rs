@@ -1,0 +1,42 @@
+//! hookgate-bench: a load benchmark for hookgate that tells the truth.
+//!
+//! One run starts (or attaches to) a Redis and a gateway, runs its own fast
+//! receiver, drives `POST /api/events` at a fixed concurrency or rate, and
+//! reports ingest throughput and latency, end-to-end delivery throughput and
+//! lag, the gateway's CPU and peak memory, and Redis commands per delivery.
+//! The same run measures this machine's loopback ceiling (a bare hyper server
+//! driven by the same client code) so every throughput figure also reads as a
+//! fraction of what the machine can do at all.
+//!
+//! Modules, by what they own:
+//!
+//! * [`cli`]: the command line and scenario flags.
+//! * [`clock`]: one monotonic time origin shared by driver and receiver.
+//! * [`http`]: the minimal HTTP/1 client and server plumbing on hyper.
+//! * [`driver`]: the load generator and its per-request records.
+//! * [`receiver`]: the webhook receiver: arrivals, signatures, failures.
+//! * [`ceiling`]: the 204 sink and the loopback-ceiling measurement.
+//! * [`redis`]: a `redis-server` child and `INFO` snapshots.
+//! * [`gateway`]: the gateway config, the gateway child, API-made webhooks.
+//! * [`procfs`]: CPU time and peak RSS of a process from `/proc`.
+//! * [`stats`]: percentiles and the joins behind the report.
+//! * [`run`]: one scenario from start to report.
+//! * [`report`]: the report's figures (and JSON).
+//! * [`table`]: the report as a human-readable table.
+//!
+//! All traffic goes to loopback addresses only, and every loop is bounded in
+//! count and in time.
+
+pub mod ceiling;
+pub mod cli;
+pub mod clock;
+pub mod driver;
+pub mod gateway;
+pub mod http;
+pub mod procfs;
+pub mod receiver;
+pub mod redis;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod table;

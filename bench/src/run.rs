@@ -1,0 +1,336 @@
+//! One scenario from start to report: ceiling, receiver, Redis and gateway
+//! (started here or attached to), warm-up, the measured load, the drain,
+//! snapshots before and after, ceiling again, then the figures.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::ceiling::{self, Ceiling};
+use crate::cli::{Args, PluginMode};
+use crate::clock::Clock;
+use crate::driver::{self, LoadSpec};
+use crate::gateway::{self, ConfigSpec, GatewayProc};
+use crate::http::Target;
+use crate::procfs::{self, ProcSample};
+use crate::receiver::{Receiver, ReceiverOptions};
+use crate::redis::{self, RedisProc, RedisSnapshot};
+use crate::report::{Measured, Report};
+use crate::stats;
+
+/// Longest time any ceiling measurement may take.
+const CEILING_MAX_TIME: Duration = Duration::from_secs(30);
+/// Warm-up deliveries must all arrive within this long.
+const WARMUP_DRAIN: Duration = Duration::from_secs(60);
+/// The drain gives up when nothing arrives for this long.
+const DRAIN_STALL: Duration = Duration::from_secs(30);
+
+/// A folder for the run's files; removed on drop unless kept.
+struct RunDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl RunDir {
+    fn create(keep: bool) -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("hookgate-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(RunDir { path, keep })
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// What the load runs against. Fields drop in order: gateway before Redis.
+pub struct Stack {
+    gateway: Option<GatewayProc>,
+    _redis: Option<RedisProc>,
+    target: Target,
+    token: String,
+    event_type: String,
+    gateway_pid: Option<u32>,
+    redis_addr: Option<SocketAddr>,
+    /// Webhooks created through the API of an attached gateway.
+    api_webhooks: Vec<String>,
+}
+
+impl Stack {
+    /// A gateway (or anything answering like one) already running at
+    /// `target` with webhooks for `event_type`; no process figures.
+    pub fn attached(target: Target, token: &str, event_type: &str) -> Self {
+        Stack {
+            gateway: None,
+            _redis: None,
+            target,
+            token: token.to_owned(),
+            event_type: event_type.to_owned(),
+            gateway_pid: None,
+            redis_addr: None,
+            api_webhooks: Vec::new(),
+        }
+    }
+}
+
+async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow::Result<Stack> {
+    let plugin = match (&args.plugin_wasm, args.plugins) {
+        (Some(p), mode) if mode != PluginMode::None => {
+            Some(std::fs::canonicalize(p).with_context(|| format!("--plugin-wasm {}", p.display()))?)
+        }
+        _ => None,
+    };
+    if let Some(url) = &args.gateway_url {
+        let target = Target::parse(url).context("--gateway-url")?;
+        let token = args.token.clone().context("--gateway-url needs --token")?;
+        let event_type = format!("bench.run{}", std::process::id());
+        let redis_addr = args.redis_url.as_deref().map(redis::parse_url).transpose()?;
+        let plugin_ref = plugin.as_deref().map(|p| (p, args.plugins));
+        let api_webhooks =
+            gateway::create_api_webhooks(&target, &token, receiver, args.fanout, &event_type, plugin_ref).await?;
+        return Ok(Stack {
+            gateway: None,
+            _redis: None,
+            target,
+            token,
+            event_type,
+            gateway_pid: args.gateway_pid,
+            redis_addr,
+            api_webhooks,
+        });
+    }
+    let (redis_proc, redis_url, prefix) = match &args.redis_url {
+        Some(url) => {
+            redis::parse_url(url)?;
+            (None, url.clone(), format!("hookgate-bench-{}", std::process::id()))
+        }
+        None => {
+            let r = RedisProc::spawn(&args.redis_server, &dir.path, args.redis_aof).await?;
+            let url = r.url();
+            (Some(r), url, "hookgate-bench".to_owned())
+        }
+    };
+    let listen = SocketAddr::from((
+        [127, 0, 0, 1],
+        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+    ));
+    let config = gateway::config_toml(&ConfigSpec {
+        listen,
+        redis_url: redis_url.clone(),
+        prefix,
+        receiver,
+        fanout: args.fanout,
+        concurrency: args.gateway_concurrency,
+        plugins: args.plugins,
+        plugin_wasm: plugin,
+        plugin_cache: dir.path.join("plugin-cache"),
+    })?;
+    let config_path = dir.path.join("config.toml");
+    std::fs::write(&config_path, config)?;
+    let mut gw = GatewayProc::spawn(
+        &args.gateway_bin,
+        &config_path,
+        &args.gateway_log,
+        &dir.path.join("gateway.log"),
+    )?;
+    let target = Target::local(listen);
+    gw.wait_healthy(&target, Duration::from_secs(60)).await?;
+    Ok(Stack {
+        gateway_pid: Some(gw.pid()),
+        gateway: Some(gw),
+        _redis: redis_proc,
+        target,
+        token: gateway::TOKEN.to_owned(),
+        event_type: gateway::EVENT_TYPE.to_owned(),
+        redis_addr: Some(redis::parse_url(&redis_url)?),
+        api_webhooks: Vec::new(),
+    })
+}
+
+/// A moment's readings of every process involved.
+struct Snap {
+    gateway: Option<ProcSample>,
+    redis: Option<RedisSnapshot>,
+    own: ProcSample,
+    at: Instant,
+    /// Busy CPU seconds of the whole machine.
+    machine_s: f64,
+}
+
+async fn snap(stack: &Stack) -> anyhow::Result<Snap> {
+    Ok(Snap {
+        gateway: stack.gateway_pid.map(|p| procfs::sample(Some(p))).transpose()?,
+        redis: match stack.redis_addr {
+            Some(a) => Some(redis::snapshot(a).await?),
+            None => None,
+        },
+        own: procfs::sample(None)?,
+        at: Instant::now(),
+        machine_s: procfs::machine_busy_s()?,
+    })
+}
+
+/// Waits up to `max` for the machine to be under 15% busy over 2 s;
+/// returns whether it was.
+pub async fn wait_quiet(max: Duration) -> anyhow::Result<bool> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let window = Duration::from_secs(2);
+    let deadline = Instant::now() + max;
+    loop {
+        let before = procfs::machine_busy_s()?;
+        tokio::time::sleep(window).await;
+        let busy = (procfs::machine_busy_s()? - before) / (window.as_secs_f64() * cores);
+        if busy < 0.15 {
+            return Ok(true);
+        }
+        if Instant::now() + window > deadline {
+            return Ok(false);
+        }
+    }
+}
+
+/// Runs the scenario `args` describes.
+pub async fn run(args: &Args) -> anyhow::Result<Report> {
+    args.check()?;
+    if args.wait_quiet > 0 && !wait_quiet(Duration::from_secs(args.wait_quiet)).await? {
+        eprintln!(
+            "hookgate-bench: the machine stayed busy for {} s; measuring anyway",
+            args.wait_quiet
+        );
+    }
+    let wall = Instant::now();
+    let clock = Clock::new();
+    let ceiling_body = driver::event_body(gateway::EVENT_TYPE, args.payload as usize);
+    let measure_ceiling = || async {
+        if args.no_ceiling {
+            return anyhow::Ok(None);
+        }
+        let c = ceiling::measure(
+            clock,
+            args.concurrency,
+            ceiling_body.clone(),
+            args.ceiling_requests,
+            CEILING_MAX_TIME,
+        )
+        .await?;
+        Ok(Some(c))
+    };
+    let before: Option<Ceiling> = measure_ceiling().await?;
+
+    let receiver = Receiver::start(
+        clock,
+        ReceiverOptions {
+            secret: gateway::SECRET.to_owned(),
+            verify_every: args.verify_every(),
+            fail_ratio: args.fail_ratio,
+            delay: Duration::from_millis(args.slow_receiver_ms),
+        },
+    )
+    .await?;
+    let dir = RunDir::create(args.keep)?;
+    let stack = start_stack(args, &dir, receiver.addr()).await?;
+    let redis_pid = match stack.redis_addr {
+        Some(a) => redis::snapshot(a).await.ok().and_then(|s| s.pid),
+        None => None,
+    };
+    // For attaching profilers (bench/profile.sh reads this line).
+    eprintln!(
+        "hookgate-bench: pids: gateway {} redis-server {} hookgate-bench {}",
+        stack.gateway_pid.map_or("-".into(), |p| p.to_string()),
+        redis_pid.map_or("-".into(), |p| p.to_string()),
+        std::process::id()
+    );
+    let result = measure(args, clock, &receiver, &stack).await;
+    if !stack.api_webhooks.is_empty() {
+        gateway::delete_api_webhooks(&stack.target, &stack.token, &stack.api_webhooks).await;
+    }
+    let log_tail = stack.gateway.as_ref().map(GatewayProc::log_tail);
+    drop(stack);
+    let mut measured = match result {
+        Ok(m) => m,
+        Err(e) => match log_tail {
+            Some(tail) if !tail.is_empty() => return Err(e.context(format!("gateway log tail:\n{tail}"))),
+            _ => return Err(e),
+        },
+    };
+    measured.ceiling_before = before;
+    measured.ceiling_after = measure_ceiling().await?;
+    measured.wall_s = wall.elapsed().as_secs_f64();
+    if args.keep {
+        eprintln!("run folder kept: {}", dir.path.display());
+    }
+    Ok(Report::new(args, measured))
+}
+
+/// Warm-up, then the measured load and drain between two snapshots.
+pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Stack) -> anyhow::Result<Measured> {
+    let spec = |count: usize, rate: Option<f64>| LoadSpec {
+        target: stack.target.clone(),
+        path: "/api/events".into(),
+        token: Some(stack.token.clone()),
+        body: driver::event_body(&stack.event_type, args.payload as usize),
+        count,
+        concurrency: args.concurrency,
+        rate,
+        max_time: Duration::from_secs(args.max_seconds),
+        parse_deliveries: true,
+    };
+    if args.warmup > 0 {
+        let w = driver::run(clock, spec(args.warmup, None)).await;
+        if w.ok == 0 {
+            bail!("no warm-up event was accepted: {:?}", w.errors);
+        }
+        let expected = w.accepted.len() as u64;
+        if !receiver.wait_for(expected, WARMUP_DRAIN, DRAIN_STALL).await {
+            bail!(
+                "only {} of {expected} warm-up deliveries arrived within {WARMUP_DRAIN:?}",
+                receiver.stats().delivered
+            );
+        }
+    }
+    let base = receiver.stats();
+    let s0 = snap(stack).await?;
+    let load = driver::run(clock, spec(args.events, args.rate)).await;
+    let expected = base.delivered + load.accepted.len() as u64;
+    let drained = receiver
+        .wait_for(expected, Duration::from_secs(args.drain_seconds), DRAIN_STALL)
+        .await;
+    let s1 = snap(stack).await?;
+    let join = stats::join(&load.accepted, &receiver.arrivals());
+    let after = receiver.stats();
+    Ok(Measured {
+        load,
+        join,
+        drained,
+        receiver: crate::receiver::ReceiverStats {
+            requests: after.requests - base.requests,
+            delivered: after.delivered - base.delivered,
+            duplicates: after.duplicates - base.duplicates,
+            retries_seen: after.retries_seen - base.retries_seen,
+            failed_on_purpose: after.failed_on_purpose - base.failed_on_purpose,
+            signatures_checked: after.signatures_checked - base.signatures_checked,
+            signatures_bad: after.signatures_bad - base.signatures_bad,
+            missing_id: after.missing_id - base.missing_id,
+            body_bytes: after.body_bytes - base.body_bytes,
+        },
+        gateway: s0.gateway.zip(s1.gateway),
+        gateway_pid: stack.gateway_pid,
+        redis: s0.redis.zip(s1.redis),
+        own: (s0.own, s1.own),
+        machine_busy_s: s1.machine_s - s0.machine_s,
+        measured_s: (s1.at - s0.at).as_secs_f64(),
+        attached: stack.gateway.is_none(),
+        ceiling_before: None,
+        ceiling_after: None,
+        wall_s: 0.0,
+    })
+}

@@ -1,0 +1,179 @@
+//! The human-readable report: one screen per scenario, throughput next to
+//! its share of the loopback ceiling, CPU split by process, Redis commands
+//! per delivery, and the issue's targets.
+
+use std::fmt::Write as _;
+
+use crate::report::{ProcessFigures, Report, per};
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+fn pct(f: Option<f64>) -> String {
+    f.map_or_else(|| "-".into(), |f| format!("{:.1}%", f * 100.0))
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.scenario;
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "hookgate-bench{}: {:?} store, fan-out {}, {} B payload, plugins {:?}, receiver +{} ms / {:.0}% 500s",
+            s.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default(),
+            s.store,
+            s.fanout,
+            s.payload_bytes,
+            s.plugins,
+            s.slow_receiver_ms,
+            s.fail_ratio * 100.0
+        );
+        let _ = writeln!(
+            t,
+            "  {} events over {} connections ({}), gateway concurrency {}\n",
+            s.events,
+            s.concurrency,
+            s.rate.map_or("closed loop".into(), |r| format!("{r:.0} events/s")),
+            s.gateway_concurrency.map_or("(attached)".into(), |c| c.to_string())
+        );
+        if let Some(c) = &self.ceiling {
+            let after = c
+                .after
+                .as_ref()
+                .map_or("-".into(), |a| format!("{:.0}", a.requests_per_sec));
+            let _ = writeln!(
+                t,
+                "  loopback ceiling       {:>9.0} req/s   (before {:.0}, after {after}; drift {:.0}%)",
+                c.requests_per_sec,
+                c.before.requests_per_sec,
+                c.drift * 100.0
+            );
+        }
+        let i = &self.ingest;
+        let d = &self.delivery;
+        let _ = writeln!(t, "                         {:>9}         of ceiling", "absolute");
+        let _ = writeln!(
+            t,
+            "  ingest                 {:>9.0} req/s   {}",
+            i.requests_per_sec,
+            pct(i.of_ceiling)
+        );
+        let _ = writeln!(
+            t,
+            "  end-to-end deliveries  {:>9.0} /s      {}",
+            d.join.deliveries_per_sec,
+            pct(d.of_ceiling)
+        );
+        let l = &i.latency_us;
+        let _ = writeln!(
+            t,
+            "  ingest latency         p50 {}  p99 {}  p99.9 {}  max {}",
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        );
+        let g = &d.join.lag_us;
+        let _ = writeln!(
+            t,
+            "  delivery lag           p50 {}  p99 {}  max {}   (peak pending {})",
+            ms(g.p50),
+            ms(g.p99),
+            ms(g.max),
+            d.join.peak_pending
+        );
+        let r = &self.receiver;
+        let _ = writeln!(
+            t,
+            "  deliveries             {} accepted, {} delivered, {} missing{}, {} duplicates, {} retries seen, \
+             {} answered 500",
+            d.join.accepted,
+            d.join.delivered,
+            d.join.missing,
+            if d.drained { "" } else { " (drain timed out)" },
+            r.duplicates,
+            r.retries_seen,
+            r.failed_on_purpose
+        );
+        let _ = writeln!(
+            t,
+            "  signatures             {} verified, {} bad; {:.0} B per delivery received",
+            r.signatures_checked - r.signatures_bad,
+            r.signatures_bad,
+            per(r.body_bytes as f64, r.requests)
+        );
+        if !i.errors.is_empty() || i.cut_short {
+            let _ = writeln!(
+                t,
+                "  ingest errors          {:?}{}",
+                i.errors,
+                if i.cut_short {
+                    " (cut short by --max-seconds)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(t, "\n  CPU s per 1,000 deliveries, and memory");
+        let mut proc_line = |name: &str, p: &ProcessFigures, extra: String| {
+            let _ = writeln!(
+                t,
+                "    {name:<20} {:>7.3} s  ({:.2} s total){extra}",
+                p.cpu_s_per_1000_deliveries, p.cpu_s
+            );
+        };
+        if let Some(p) = &self.gateway {
+            proc_line(
+                "gateway",
+                p,
+                format!("   peak RSS {:.1} MiB", p.peak_rss_mib.unwrap_or(0.0)),
+            );
+        }
+        if let (Some(p), Some(r)) = (&self.redis_server, &self.redis) {
+            proc_line(
+                "redis-server",
+                p,
+                format!("   peak memory {:.1} MiB", r.used_memory_peak_mib),
+            );
+        }
+        proc_line("driver + receiver", &self.driver_and_receiver, String::new());
+        let mc = &self.machine;
+        let _ = writeln!(
+            t,
+            "    machine: {:.1} of {:.1} core-seconds busy over {:.1} s; {:.2} s outside these processes{}",
+            mc.busy_s,
+            mc.measured_s * mc.cores as f64,
+            mc.measured_s,
+            mc.other_s,
+            if self.disturbed() {
+                " (DISTURBED: other load on the machine)"
+            } else {
+                ""
+            }
+        );
+        if let Some(r) = &self.redis {
+            let mut top: Vec<_> = r.by_command_per_delivery.iter().collect();
+            top.sort_by(|a, b| b.1.total_cmp(a.1));
+            let top: Vec<String> = top.iter().take(8).map(|(k, v)| format!("{k} {v:.2}")).collect();
+            let _ = writeln!(
+                t,
+                "\n  Redis per delivery     {:.2} commands (incl. inside scripts), {:.2} EVALSHA round trips\n    {}",
+                r.commands_per_delivery,
+                r.evalsha_per_delivery,
+                top.join(", ")
+            );
+        }
+        let _ = writeln!(t, "\n  targets");
+        for c in &self.targets {
+            let verdict = match c.met {
+                Some(true) => "met",
+                Some(false) => "NOT met",
+                None => "not tested by this scenario",
+            };
+            let _ = writeln!(t, "    {:<74} {:<32} {verdict}", c.target, c.measured);
+        }
+        let _ = writeln!(t, "\n  wall time {:.1} s", self.wall_s);
+        f.write_str(&t)
+    }
+}
