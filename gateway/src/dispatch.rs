@@ -15,7 +15,10 @@
 //!
 //! Fairness: a quarter of the concurrency is kept for first attempts (retries
 //! may use at most three quarters), and one webhook may hold at most a
-//! quarter of it, so a slow or dead endpoint cannot stall the others.
+//! quarter of it, so a slow or dead endpoint cannot stall the others. The
+//! claim loop claims only as much as the webhooks it has seen lately can
+//! start (plus a small periodic probe), so a saturated webhook's backlog is
+//! not claimed and deferred over and over.
 
 mod attempt;
 mod client;
@@ -64,13 +67,31 @@ pub(crate) struct Shared {
     pub total: Arc<Semaphore>,
     /// In-flight retries (three quarters of `total`).
     pub retries: Arc<Semaphore>,
+    /// Most in-flight attempts one webhook may hold (a quarter of `total`).
     pub per_webhook_cap: usize,
     pub in_flight: Mutex<HashMap<String, usize>>,
+    /// Smoothed attempt duration per webhook (pacing for busy webhooks).
+    pub durations: Mutex<HashMap<String, Duration>>,
     /// Wakes the claim loop: new work, or a retry was scheduled.
     pub wake: Arc<Notify>,
     pub commits: mpsc::Sender<Completion>,
     /// The plugin runtime (started on first use).
     pub plugins: Arc<PluginRuntime>,
+}
+
+impl Shared {
+    /// Folds one attempt's duration into the webhook's moving average.
+    pub(crate) fn note_duration(&self, webhook: &str, took: Duration) {
+        let mut d = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        let avg = d.entry(webhook.to_owned()).or_insert(took);
+        *avg = avg.mul_f64(0.8) + took.mul_f64(0.2);
+    }
+
+    /// The webhook's typical attempt duration (10 ms until measured).
+    pub(crate) fn typical_duration(&self, webhook: &str) -> Duration {
+        let d = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        d.get(webhook).copied().unwrap_or(Duration::from_millis(10))
+    }
 }
 
 /// The running dispatcher.
@@ -126,6 +147,7 @@ impl Dispatcher {
             retries: Arc::new(Semaphore::new((concurrency * 3 / 4).max(1))),
             per_webhook_cap: (concurrency / 4).max(1),
             in_flight: Mutex::new(HashMap::new()),
+            durations: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             commits: tx,
             plugins,

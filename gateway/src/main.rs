@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use hookgate::config::Config;
+
+/// mimalloc: malloc/free were a fifth of the gateway's CPU under load with
+/// glibc's allocator (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hookgate::dispatch::PluginRuntime;
 
 #[derive(Parser)]

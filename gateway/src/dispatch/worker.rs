@@ -1,8 +1,8 @@
 //! The claim loop and the life of one claimed delivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,12 @@ use crate::webhooks::Webhook;
 /// How long a delivery waits when its webhook already has its share of the
 /// in-flight slots.
 const BUSY_DEFER: Duration = Duration::from_millis(200);
+/// How often to look for other webhooks' work while every known webhook is
+/// at its cap, and how much to claim then.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+const PROBE: usize = CLAIM_BATCH / 4;
+/// The longest a delivery is pushed back for its webhook being busy.
+const MAX_BUSY_DEFER: Duration = Duration::from_secs(30);
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -27,7 +33,20 @@ pub(super) async fn run(
     hard_stop: CancellationToken,
     attempts: TaskTracker,
 ) {
+    let mut recent: HashSet<String> = HashSet::new();
+    let mut last_probe = Instant::now();
     loop {
+        // Claim no more than the webhooks seen lately can start: deliveries
+        // of a webhook at its cap would only be deferred again.
+        let budget = claim_budget(&shared, &recent, &mut last_probe);
+        if budget == 0 {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(PROBE_EVERY) => {}
+            }
+            continue;
+        }
         // Hold permits first: never claim more than can start now.
         let first = tokio::select! {
             biased;
@@ -38,7 +57,7 @@ pub(super) async fn run(
             },
         };
         let mut permits = vec![first];
-        while permits.len() < CLAIM_BATCH {
+        while permits.len() < budget.min(CLAIM_BATCH) {
             match shared.total.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
                 Err(_) => break,
@@ -74,7 +93,34 @@ pub(super) async fn run(
             }
             continue;
         }
+        recent = batch.jobs.iter().map(|j| j.webhook_id.clone()).collect();
         route(&shared, batch.jobs, permits, &hard_stop, &attempts).await;
+    }
+}
+
+/// How many deliveries to claim now: the room left under the per-webhook
+/// cap of the webhooks seen in the last batch or in flight. When all of
+/// them are at their cap, a small probe every [`PROBE_EVERY`] finds work of
+/// other webhooks queued behind theirs.
+fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Instant) -> usize {
+    let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    if recent.is_empty() && in_flight.is_empty() {
+        return CLAIM_BATCH;
+    }
+    let cap = shared.per_webhook_cap;
+    let mut known: HashSet<&str> = recent.iter().map(String::as_str).collect();
+    known.extend(in_flight.keys().map(String::as_str));
+    let room: usize = known
+        .iter()
+        .map(|w| cap.saturating_sub(in_flight.get(*w).copied().unwrap_or(0)))
+        .sum();
+    if room > 0 {
+        room
+    } else if last_probe.elapsed() >= PROBE_EVERY {
+        *last_probe = Instant::now();
+        PROBE
+    } else {
+        0
     }
 }
 
@@ -99,6 +145,7 @@ async fn route(
         snapshot = shared.registry.snapshot();
     }
     let mut ready: Vec<(Job, Arc<Webhook>)> = Vec::with_capacity(jobs.len());
+    let cap = shared.per_webhook_cap;
     let mut held: HashMap<String, usize> = HashMap::new();
     for job in jobs {
         let Some(hook) = snapshot.get(&job.webhook_id).cloned() else {
@@ -114,16 +161,19 @@ async fn route(
             finish_without_attempt(shared, job, Outcome::Dead, "event data missing").await;
             continue;
         }
-        let busy = {
+        let over = {
             let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             let n = in_flight.get(&hook.id).copied().unwrap_or(0);
             let extra = held.entry(hook.id.clone()).or_default();
             *extra += 1;
-            n + *extra > shared.per_webhook_cap
+            (n + *extra).saturating_sub(cap)
         };
-        if busy {
+        if over > 0 {
+            // Push it back by about when its turn will come, so the work of
+            // other webhooks queued behind a slow one's backlog surfaces.
+            let turn = shared.typical_duration(&hook.id).mul_f64(over as f64 / cap as f64);
             let jitter = Duration::from_millis(rand::random_range(0..200));
-            defer(shared, job, BUSY_DEFER + jitter).await;
+            defer(shared, job, (BUSY_DEFER + turn + jitter).min(MAX_BUSY_DEFER)).await;
             continue;
         }
         ready.push((job, hook));
@@ -296,6 +346,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     )
     .await;
     let took = started.elapsed();
+    shared.note_duration(&hook.id, took);
     drop(held);
     tracing::Span::current().record("status", tracing::field::debug(&attempted.verdict));
 

@@ -264,3 +264,36 @@ async fn metrics_count_events_attempts_outcomes_and_queues() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_does_not_stall_the_others() {
+    let redis = RedisServer::start();
+    let slow = Receiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
+    let fast = Receiver::start().await;
+    let delivery = fast_delivery("concurrency = 8\ntimeout = \"5s\"");
+    let hooks = [
+        webhook("slow", &slow.url("/slow"), &["slow.*"], ""),
+        webhook("fast", &fast.url("/fast"), &["fast.*"], ""),
+    ]
+    .concat();
+    let (toml, _) = config_toml(&redis, &delivery, &hooks);
+    let gw = Gateway::start(&toml).await;
+    // A backlog for the slow endpoint: 30 deliveries at 1.5 s each.
+    for i in 0..30 {
+        gw.post_event("slow.x", &format!("{{\"i\":{i}}}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let posted = std::time::Instant::now();
+    for i in 0..5 {
+        gw.post_event("fast.x", &format!("{{\"i\":{i}}}")).await;
+    }
+    fast.wait_for("/fast", 5, Duration::from_secs(10)).await;
+    let took = posted.elapsed();
+    assert!(
+        took < Duration::from_millis(1400),
+        "the fast endpoint waited {took:?} behind the slow one"
+    );
+    assert!(slow.received().len() < 30, "the slow backlog is still draining");
+    gw.stop().await;
+}
