@@ -243,13 +243,16 @@ pub enum RateDecision {
 pub trait DeliveryQueue: Send + Sync + 'static {
     /// Stores an event and its deliveries atomically; the deliveries are due
     /// now. With an idempotency key that was seen within its lifetime,
-    /// nothing is written and the first request's answer comes back.
+    /// nothing is written and the first request's answer comes back. With a
+    /// `limit`, the caller's rate limit is checked (and taken) first, in the
+    /// same step; over it, nothing is written. The limit's state comes back.
     async fn enqueue(
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
         idempotency: Option<&Idempotency>,
-    ) -> Result<Enqueued, StoreError>;
+        limit: Option<&RateRequest>,
+    ) -> Result<(Enqueued, Option<RateState>), StoreError>;
     /// Claims due deliveries, first attempts before retries within the budget.
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError>;
     /// Applies outcomes; returns, per completion, whether its lease was
@@ -355,6 +358,8 @@ pub enum Enqueued {
         fingerprint: String,
         answer: String,
     },
+    /// Over the caller's rate limit: nothing was written.
+    RateLimited,
 }
 
 /// Filters for [`Records::list_deliveries`].

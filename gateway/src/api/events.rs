@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use super::json::{parse, read_body, require_json};
+use super::limits::{IngestLimit, too_many};
 use crate::ids;
 use crate::signing::to_hex;
-use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, now_ms};
+use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
 use crate::webhooks::is_valid_event_type;
 
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -55,8 +56,18 @@ pub async fn store_event(
     event: &NewEvent,
     deliveries: &[NewDelivery],
     idempotency: Option<&Idempotency>,
+    limit: Option<&IngestLimit>,
 ) -> Result<Enqueued, ApiError> {
-    let done = state.store.enqueue(event, deliveries, idempotency).await?;
+    let (done, rate) = state
+        .store
+        .enqueue(event, deliveries, idempotency, limit.map(|l| &l.request))
+        .await?;
+    if let (Some(l), Some(rate)) = (limit, rate) {
+        *l.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(rate);
+        if let RateDecision::Wait(wait) = rate.decision {
+            return Err(too_many(state.config.api.rate_limit_per_minute, wait));
+        }
+    }
     if done == Enqueued::Created {
         state.waker.wake();
     }
@@ -77,7 +88,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    limit: Option<Extension<IngestLimit>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     require_json(&headers)?;
     let key = idempotency_key(&headers)?;
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
@@ -120,7 +136,9 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         answer: answer.clone(),
         ttl: IDEMPOTENCY_TTL,
     });
-    let (body, replayed) = match store_event(&state, &event, &deliveries, idempotency.as_ref()).await? {
+    let limit = limit.map(|Extension(l)| l);
+    let stored = store_event(&state, &event, &deliveries, idempotency.as_ref(), limit.as_ref()).await?;
+    let (body, replayed) = match stored {
         Enqueued::Created => {
             crate::metrics::event_received(&event.event_type);
             tracing::debug!(event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event accepted");
@@ -136,6 +154,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
             }
             (answer, true)
         }
+        Enqueued::RateLimited => return Err(too_many(state.config.api.rate_limit_per_minute, Duration::ZERO)),
     };
     let mut resp = (StatusCode::ACCEPTED, [("content-type", "application/json")], body).into_response();
     if replayed {

@@ -9,9 +9,11 @@
 //! per client address with the same allowance, so guessing tokens is slow.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -20,7 +22,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::ratelimit::Gcra;
 use crate::signing::{constant_time_eq, to_hex};
-use crate::store::{RateDecision, RateRequest};
+use crate::store::{RateDecision, RateRequest, RateState};
 
 /// The token a request presents, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -53,28 +55,68 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let per_minute = state.config.api.rate_limit_per_minute;
     let limit = Gcra::per_minute(per_minute, per_minute);
-    let st = match state.store.acquire_with_state(&RateRequest { key, limit }).await {
+    let rate = RateRequest { key, limit };
+    // Ingest checks the limit inside its own store write (one round trip);
+    // the handler reports the state back through the request's extensions.
+    if token.is_some() && req.method() == Method::POST && req.uri().path() == "/events" {
+        let slot = Arc::new(Mutex::new(None));
+        let mut req = req;
+        req.extensions_mut().insert(IngestLimit {
+            request: rate.clone(),
+            state: slot.clone(),
+        });
+        let mut resp = next.run(req).await;
+        let reported = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let st = match reported {
+            Some(st) => st,
+            // The handler answered before reaching the store: count it here.
+            None => match state.store.acquire_with_state(&rate).await {
+                Ok(st) => st,
+                Err(_) => return resp,
+            },
+        };
+        stamp(&mut resp, limit, per_minute, st);
+        return resp;
+    }
+    let st = match state.store.acquire_with_state(&rate).await {
         Ok(st) => st,
         Err(e) => return ApiError::store(&e).into_response(),
     };
-    let remaining = limit.remaining(Some(st.tat_us), st.now_us);
-    let reset = (st.now_us + limit.reset_after(Some(st.tat_us), st.now_us).as_micros() as u64).div_ceil(1_000_000);
     let mut resp = match st.decision {
-        RateDecision::Wait(wait) => ApiError {
-            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("more than {per_minute} requests a minute; slow down"),
-            )
-        }
-        .into_response(),
+        RateDecision::Wait(wait) => too_many(per_minute, wait).into_response(),
         RateDecision::Allow if token.is_none() => ApiError::unauthorized().into_response(),
         RateDecision::Allow => next.run(req).await,
     };
+    stamp(&mut resp, limit, per_minute, st);
+    resp
+}
+
+/// The 429 answer.
+pub fn too_many(per_minute: u32, wait: Duration) -> ApiError {
+    ApiError {
+        retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("more than {per_minute} requests a minute; slow down"),
+        )
+    }
+}
+
+/// Adds the `X-RateLimit-*` headers.
+fn stamp(resp: &mut Response, limit: Gcra, per_minute: u32, st: RateState) {
+    let remaining = limit.remaining(Some(st.tat_us), st.now_us);
+    let reset = (st.now_us + limit.reset_after(Some(st.tat_us), st.now_us).as_micros() as u64).div_ceil(1_000_000);
     let h = resp.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(per_minute));
     h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
     h.insert("x-ratelimit-reset", HeaderValue::from(reset));
-    resp
+}
+
+/// Handed to the ingest handler: the caller's limit, to check inside the
+/// enqueue, and where to report the limit's state.
+#[derive(Clone, Debug)]
+pub struct IngestLimit {
+    pub request: RateRequest,
+    pub state: Arc<Mutex<Option<RateState>>>,
 }

@@ -317,6 +317,6 @@ pub async fn test(
         id: ids::new_id("dlv"),
         webhook_id: hook.id.clone(),
     };
-    store_event(&state, &event, std::slice::from_ref(&delivery), None).await?;
+    store_event(&state, &event, std::slice::from_ref(&delivery), None, None).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "deliveryId": delivery.id }))).into_response())
 }

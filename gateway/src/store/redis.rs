@@ -115,7 +115,8 @@ impl DeliveryQueue for RedisStore {
         event: &NewEvent,
         deliveries: &[NewDelivery],
         idempotency: Option<&Idempotency>,
-    ) -> Result<Enqueued, StoreError> {
+        limit: Option<&RateRequest>,
+    ) -> Result<(Enqueued, Option<RateState>), StoreError> {
         let mut inv = self.scripts.enqueue.prepare_invoke();
         inv.arg(&self.prefix)
             .arg(&event.id)
@@ -131,22 +132,39 @@ impl DeliveryQueue for RedisStore {
                 .arg(i.ttl.as_millis() as u64),
             None => inv.arg("").arg("").arg("").arg(0),
         };
+        match limit {
+            Some(l) => inv.arg(&l.key).arg(l.limit.interval_us).arg(l.limit.tolerance_us),
+            None => inv.arg("").arg(0).arg(0),
+        };
         inv.arg(deliveries.len());
         for d in deliveries {
             inv.arg(&d.id).arg(&d.webhook_id);
         }
         let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        match reply.as_slice() {
-            [first] if as_int(first) == Some(1) => Ok(Enqueued::Created),
-            [_, seen] => {
-                let seen = decode::as_string(seen).unwrap_or_default();
+        let num = |i: usize| reply.get(i).and_then(as_int).unwrap_or(0).max(0) as u64;
+        let state = |decision: RateDecision, at: usize| {
+            limit.map(|_| RateState {
+                decision,
+                tat_us: num(at),
+                now_us: num(at + 1),
+            })
+        };
+        match reply.first().and_then(as_int) {
+            Some(1) => Ok((Enqueued::Created, state(RateDecision::Allow, 1))),
+            Some(2) => Ok((
+                Enqueued::RateLimited,
+                state(RateDecision::Wait(Duration::from_micros(num(1))), 2),
+            )),
+            Some(0) => {
+                let seen = reply.get(1).and_then(decode::as_string).unwrap_or_default();
                 let (fingerprint, answer) = seen.split_once('\n').unwrap_or(("", &seen));
-                Ok(Enqueued::Repeated {
+                let repeated = Enqueued::Repeated {
                     fingerprint: fingerprint.to_owned(),
                     answer: answer.to_owned(),
-                })
+                };
+                Ok((repeated, state(RateDecision::Allow, 2)))
             }
-            other => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {other:?}"))),
+            _ => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
         }
     }
 

@@ -34,6 +34,13 @@ async fn the_429_comes_exactly_after_the_limit_with_headers() {
     assert_eq!(h["x-ratelimit-remaining"], "0");
     let retry_after: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=12).contains(&retry_after), "{retry_after}");
+    // Ingest shares the same allowance (checked inside its store write).
+    let (status, h, body) = gw
+        .api("POST", "/api/events", Some(json!({"type": "a.b", "data": {}})))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+    assert!(h.contains_key("retry-after"));
     // Errors carry the headers too; requests without a token are limited
     // separately (per address), so they are not starved by this token.
     let (status, h, _) = gw.api_as(None, "GET", "/api/webhooks", None).await;

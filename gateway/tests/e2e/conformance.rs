@@ -82,24 +82,43 @@ async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
         ttl: Duration::from_secs(60),
     };
     let first = s
-        .enqueue(&event("e1"), &[delivery("d1", "w")], Some(&idem("A1")))
+        .enqueue(&event("e1"), &[delivery("d1", "w")], Some(&idem("A1")), None)
         .await
         .unwrap();
-    assert_eq!(first, Enqueued::Created);
+    assert_eq!(first.0, Enqueued::Created);
     let again = s
-        .enqueue(&event("e2"), &[delivery("d2", "w")], Some(&idem("A2")))
+        .enqueue(&event("e2"), &[delivery("d2", "w")], Some(&idem("A2")), None)
         .await
         .unwrap();
     assert_eq!(
-        again,
+        again.0,
         Enqueued::Repeated {
             fingerprint: "f1".into(),
             answer: "A1".into()
         }
     );
     assert!(s.delivery("d2").await.unwrap().is_none(), "a repeat writes nothing");
+    // With a rate limit, the check happens in the same step: over it,
+    // nothing is written.
+    let limit = RateRequest {
+        key: "api:t".into(),
+        limit: Gcra::per_minute(1, 1),
+    };
+    let (done, st) = s
+        .enqueue(&event("e3"), &[delivery("d3", "w")], None, Some(&limit))
+        .await
+        .unwrap();
+    assert_eq!(done, Enqueued::Created);
+    assert_eq!(st.unwrap().decision, RateDecision::Allow);
+    let (done, st) = s
+        .enqueue(&event("e4"), &[delivery("d4", "w")], None, Some(&limit))
+        .await
+        .unwrap();
+    assert_eq!(done, Enqueued::RateLimited);
+    assert!(matches!(st.unwrap().decision, RateDecision::Wait(w) if w > Duration::from_secs(50)));
+    assert!(s.delivery("d4").await.unwrap().is_none());
     let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
-    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs.len(), 2);
 }
 
 async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
@@ -107,7 +126,7 @@ async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
     for i in 0..7 {
         let id = hookgate::ids::new_id("dlv");
         let webhook = if i % 2 == 0 { "even" } else { "odd" };
-        s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None)
+        s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None, None)
             .await
             .unwrap();
         ids.push(id);
@@ -117,9 +136,14 @@ async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
     let p1 = s.list_deliveries(&all, 3, None).await.unwrap();
     let p2 = s.list_deliveries(&all, 3, p1.next_cursor.as_deref()).await.unwrap();
     // A new delivery arriving between pages does not disturb them.
-    s.enqueue(&event("late"), &[delivery(&hookgate::ids::new_id("dlv"), "odd")], None)
-        .await
-        .unwrap();
+    s.enqueue(
+        &event("late"),
+        &[delivery(&hookgate::ids::new_id("dlv"), "odd")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let p3 = s.list_deliveries(&all, 3, p2.next_cursor.as_deref()).await.unwrap();
     let got: Vec<String> = [p1.items, p2.items, p3.items]
         .concat()
@@ -173,7 +197,9 @@ async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
 }
 
 async fn requeue_gives_a_fresh_budget_and_keeps_history(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w")], None).await.unwrap();
+    s.enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
+        .await
+        .unwrap();
     let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
     assert_eq!(
         s.requeue(&["d1".into()], &[Status::Dead]).await.unwrap(),
@@ -244,10 +270,10 @@ async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
 }
 
 async fn enqueue_then_claim_hands_out_each_delivery_once(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w1"), delivery("d2", "w2")], None)
+    s.enqueue(&event("e1"), &[delivery("d1", "w1"), delivery("d2", "w2")], None, None)
         .await
         .unwrap();
-    s.enqueue(&event("e2"), &[], None).await.unwrap();
+    s.enqueue(&event("e2"), &[], None, None).await.unwrap();
     let batch = s.claim(&claim_req("A", 10, 60_000)).await.unwrap();
     let mut ids: Vec<_> = batch.jobs.iter().map(|j| j.delivery_id.as_str()).collect();
     ids.sort_unstable();
@@ -274,7 +300,7 @@ async fn enqueue_then_claim_hands_out_each_delivery_once(s: Arc<dyn Store>) {
 }
 
 async fn outcomes_apply_and_stale_leases_only_record(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w"), delivery("d2", "w")], None)
+    s.enqueue(&event("e1"), &[delivery("d1", "w"), delivery("d2", "w")], None, None)
         .await
         .unwrap();
     let jobs = s.claim(&claim_req("A", 10, 150)).await.unwrap().jobs;
@@ -317,7 +343,9 @@ async fn outcomes_apply_and_stale_leases_only_record(s: Arc<dyn Store>) {
 }
 
 async fn retries_wait_and_defers_keep_the_budget(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w")], None).await.unwrap();
+    s.enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
+        .await
+        .unwrap();
     let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
     s.complete(&[completion(
         &job,
@@ -356,7 +384,7 @@ async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
     // Eight deliveries become retries, then eight fresh first attempts arrive.
     let retry_ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
     let ds: Vec<NewDelivery> = retry_ids.iter().map(|id| delivery(id, "w")).collect();
-    s.enqueue(&event("e1"), &ds, None).await.unwrap();
+    s.enqueue(&event("e1"), &ds, None, None).await.unwrap();
     let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
     let outs: Vec<Completion> = jobs
         .iter()
@@ -364,7 +392,7 @@ async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
         .collect();
     s.complete(&outs).await.unwrap();
     let firsts: Vec<NewDelivery> = (0..8).map(|i| delivery(&format!("f{i}"), "w")).collect();
-    s.enqueue(&event("e2"), &firsts, None).await.unwrap();
+    s.enqueue(&event("e2"), &firsts, None, None).await.unwrap();
 
     // Budget 4, at most 4 retries: a quarter (1) is kept for retries, the
     // rest goes to first attempts.
@@ -385,6 +413,7 @@ async fn disabling_a_webhook_dead_letters_its_pending_deliveries(s: Arc<dyn Stor
     s.enqueue(
         &event("e1"),
         &[delivery("d1", "gone"), delivery("d2", "gone"), delivery("d3", "kept")],
+        None,
         None,
     )
     .await
