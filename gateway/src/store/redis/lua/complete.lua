@@ -28,9 +28,14 @@ for i = 0, n - 1 do
     local live = cur[2] == 'pending' or cur[2] == 'failed'
     if live and (cur[1] == owner or cur[1] == '') then
       applied = 1
-      redis.call('ZREM', leases, id)
-      redis.call('ZREM', qf, id)
-      redis.call('ZREM', qr, id)
+      -- Held under our lease: it is in the lease set only. Not leased
+      -- (the lease expired and it was put back): it is in a due queue.
+      if cur[1] == owner then
+        redis.call('ZREM', leases, id)
+      else
+        redis.call('ZREM', qf, id)
+        redis.call('ZREM', qr, id)
+      end
       local attempts = tonumber(cur[3]) or 0
       if attempt ~= '' then attempts = attempts + 1 end
       if kind == 'r' or kind == 'w' then
