@@ -21,9 +21,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use hookgate::plugin::host::Level;
+pub(crate) use self::hookgate::plugin::host::Level;
 #[cfg(test)]
-pub(crate) use hookgate::plugin::types::ForwardRequest;
+pub(crate) use self::hookgate::plugin::types::ForwardRequest;
 
 /// Everything one call's `Store` owns. Dropped with the store after the call.
 pub(crate) struct HostState {
