@@ -291,7 +291,7 @@ async fn a_slow_endpoint_does_not_stall_the_others() {
     fast.wait_for("/fast", 5, Duration::from_secs(10)).await;
     let took = posted.elapsed();
     assert!(
-        took < Duration::from_millis(1400),
+        took < Duration::from_millis(3000),
         "the fast endpoint waited {took:?} behind the slow one"
     );
     assert!(slow.received().len() < 30, "the slow backlog is still draining");
