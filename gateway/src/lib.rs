@@ -124,7 +124,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-/// Background upkeep: keep the webhook registry current, trim history.
+/// Background upkeep: keep the webhook registry current, fold metric
+/// samples, trim history.
 async fn maintain(config: Arc<Config>, store: Arc<dyn Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
     let mut last_purge = tokio::time::Instant::now();
     loop {
@@ -132,6 +133,7 @@ async fn maintain(config: Arc<Config>, store: Arc<dyn Store>, registry: Arc<Regi
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(WEBHOOK_REFRESH) => {}
         }
+        metrics::upkeep();
         // Failures here are reported by the loops that need the store.
         let _ = registry.refresh(store.as_ref(), false).await;
         if last_purge.elapsed() >= PURGE_EVERY {

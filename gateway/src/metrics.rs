@@ -61,6 +61,15 @@ fn describe() {
     describe_histogram!("hookgate_plugin_duration_seconds", "Time of one plugin call, by plugin");
 }
 
+/// Folds recorded histogram samples into their buckets. The recorder keeps
+/// raw samples until then, so the gateway calls this every few seconds:
+/// without it memory would grow with every delivery between scrapes.
+pub fn upkeep() {
+    if let Some(h) = install() {
+        h.run_upkeep();
+    }
+}
+
 /// The exposition text.
 pub fn render() -> String {
     install().map(PrometheusHandle::render).unwrap_or_default()
