@@ -8,8 +8,25 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// A new id like `dlv_01JDZ3K4Q8W7X2M9N5R6T0V1YB`.
 pub fn new_id(prefix: &str) -> String {
-    let rand: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
-    encode(prefix, (u128::from(now_ms() & ((1 << 48) - 1)) << 80) | rand)
+    encode(prefix, next_value())
+}
+
+/// Monotonic within this process (the ULID "monotonic" rule): an id made
+/// in the same millisecond as the previous one is the previous one plus
+/// one, so ids sort in creation order even within a millisecond.
+fn next_value() -> u128 {
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+    let ms = u128::from(now_ms() & ((1 << 48) - 1)) << 80;
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let value = if *last >> 80 == ms >> 80 && *last & ((1u128 << 80) - 1) < (1u128 << 79) {
+        *last + 1
+    } else {
+        // A fresh millisecond (or a clock that went back): random low bits,
+        // with the top one clear so increments cannot overflow into the time.
+        (ms | (rand::random::<u128>() & ((1u128 << 79) - 1))).max(*last + 1)
+    };
+    *last = value;
+    value
 }
 
 fn encode(prefix: &str, value: u128) -> String {
@@ -41,6 +58,11 @@ mod tests {
         assert!(a < b, "{a} {b}");
         let floor = id_floor("dlv", now_ms());
         assert!(a < floor && floor.len() == a.len(), "{a} {floor}");
+        let burst: Vec<String> = (0..1000).map(|_| new_id("d")).collect();
+        assert!(
+            burst.windows(2).all(|w| w[0] < w[1]),
+            "ids made in the same ms keep their order"
+        );
         let many: std::collections::HashSet<_> = (0..10_000).map(|_| new_id("x")).collect();
         assert_eq!(many.len(), 10_000);
     }
