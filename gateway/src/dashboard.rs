@@ -33,42 +33,24 @@ struct Asset {
     body: &'static [u8],
 }
 
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("dashboard/", $name)),
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("dashboard/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("dashboard/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("dashboard/api.js"),
-    },
-    Asset {
-        name: "metrics.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("dashboard/metrics.js"),
-    },
-    Asset {
-        name: "ui.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("dashboard/ui.js"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("dashboard/style.css"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("dashboard/favicon.svg"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("metrics.js", "text/javascript; charset=utf-8"),
+    asset!("ui.js", "text/javascript; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
 ];
 
 /// `"<first 16 bytes of sha256, hex>"` per asset, computed once.

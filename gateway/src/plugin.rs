@@ -179,6 +179,11 @@ impl PluginHost {
         registry::load(self, path, sha256)
     }
 
+    /// The plugin loaded earlier with this path and pin, without blocking.
+    pub fn cached(&self, path: &Path, sha256: Option<&str>) -> Option<PluginHandle> {
+        registry::cached(self, path, sha256)
+    }
+
     /// Runs the plugin on one event.
     pub async fn call(
         &self,

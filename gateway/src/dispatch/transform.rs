@@ -4,9 +4,7 @@
 //! is passed over). Plugins are loaded once per (path, pin) on the blocking
 //! pool and kept; the host reloads a changed file by itself.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -28,29 +26,17 @@ pub enum Transformed {
     Failed(String),
 }
 
-/// Loaded plugins, by resolved path and pin.
-#[derive(Default)]
-pub struct Loaded {
-    handles: Mutex<HashMap<(PathBuf, Option<String>), PluginHandle>>,
-}
-
-impl Loaded {
-    /// The handle of a plugin, loading it (off the async threads) if needed.
-    pub async fn get(&self, host: &PluginHost, spec: &PluginSpec) -> Result<PluginHandle, PluginError> {
-        let key = (spec.resolved.clone(), spec.sha256.clone());
-        if let Some(h) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(h.clone());
-        }
-        let (host, path, pin) = (host.clone(), spec.resolved.clone(), spec.sha256.clone());
-        let handle = tokio::task::spawn_blocking(move || host.load(&path, pin.as_deref()))
-            .await
-            .map_err(|e| PluginError::Load(format!("loader task failed: {e}")))??;
-        self.handles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, handle.clone());
-        Ok(handle)
+/// Loads plugins for the async paths: the host keeps every loaded plugin,
+/// so a lookup is a map read; only a first load (which may compile) goes to
+/// the blocking pool.
+async fn handle(host: &PluginHost, spec: &PluginSpec) -> Result<PluginHandle, PluginError> {
+    if let Some(h) = host.cached(&spec.resolved, spec.sha256.as_deref()) {
+        return Ok(h);
     }
+    let (host, path, pin) = (host.clone(), spec.resolved.clone(), spec.sha256.clone());
+    tokio::task::spawn_blocking(move || host.load(&path, pin.as_deref()))
+        .await
+        .map_err(|e| PluginError::Load(format!("loader task failed: {e}")))?
 }
 
 /// The plugin host, started on first use (most gateways run no plugins and
@@ -59,7 +45,7 @@ impl Loaded {
 pub struct PluginRuntime {
     cache_dir: PathBuf,
     slots: usize,
-    started: tokio::sync::OnceCell<(PluginHost, Loaded)>,
+    started: tokio::sync::OnceCell<PluginHost>,
 }
 
 impl PluginRuntime {
@@ -73,7 +59,7 @@ impl PluginRuntime {
         }
     }
 
-    async fn get(&self) -> Result<&(PluginHost, Loaded), String> {
+    async fn get(&self) -> Result<&PluginHost, String> {
         self.started
             .get_or_try_init(|| async {
                 let (dir, slots) = (self.cache_dir.clone(), self.slots);
@@ -81,7 +67,7 @@ impl PluginRuntime {
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| format!("cannot start the plugin runtime: {e}"))?;
-                Ok((host, Loaded::default()))
+                Ok(host)
             })
             .await
     }
@@ -89,7 +75,7 @@ impl PluginRuntime {
     /// Runs `hook`'s plugins on `job`'s payload.
     pub async fn transform(&self, job: &Job, hook: &Webhook) -> Transformed {
         match self.get().await {
-            Ok((host, loaded)) => transform(host, loaded, job, hook).await,
+            Ok(host) => transform(host, job, hook).await,
             Err(e) => Transformed::Failed(format!("plugin: {e}")),
         }
     }
@@ -100,9 +86,9 @@ impl PluginRuntime {
         if specs.is_empty() {
             return Ok(());
         }
-        let (host, loaded) = self.get().await.map_err(|e| (0, e))?;
+        let host = self.get().await.map_err(|e| (0, e))?;
         for (i, spec) in specs.iter().enumerate() {
-            let handle = loaded.get(host, spec).await.map_err(|e| (i, e.to_string()))?;
+            let handle = handle(host, spec).await.map_err(|e| (i, e.to_string()))?;
             host.validate_config(&handle, &spec.config, limits(spec))
                 .await
                 .map_err(|e| (i, e.to_string()))?;
@@ -119,11 +105,11 @@ fn limits(spec: &PluginSpec) -> PluginLimits {
 }
 
 /// Runs `hook`'s plugins on `job`'s payload.
-async fn transform(host: &PluginHost, loaded: &Loaded, job: &Job, hook: &Webhook) -> Transformed {
+async fn transform(host: &PluginHost, job: &Job, hook: &Webhook) -> Transformed {
     let mut handles = Vec::with_capacity(hook.plugins.len());
     let mut kept: Vec<&PluginSpec> = Vec::with_capacity(hook.plugins.len());
     for spec in &hook.plugins {
-        match loaded.get(host, spec).await {
+        match handle(host, spec).await {
             Ok(h) => {
                 handles.push(h);
                 kept.push(spec);

@@ -126,6 +126,15 @@ fn parse_pin(pin: &str) -> Result<[u8; 32], PluginError> {
     Ok(out)
 }
 
+/// The handle of a plugin already loaded with this path and pin, if any.
+/// Does no file I/O, so async code may call it before falling back to
+/// [`load`] on the blocking pool.
+pub(crate) fn cached(host: &PluginHost, path: &Path, sha256: Option<&str>) -> Option<PluginHandle> {
+    let pin = sha256.map(parse_pin).transpose().ok()?;
+    let key = (std::path::absolute(path).ok()?, pin);
+    host.inner.plugins.lock().ok().and_then(|p| p.get(&key).cloned())
+}
+
 pub(crate) fn load(host: &PluginHost, path: &Path, sha256: Option<&str>) -> Result<PluginHandle, PluginError> {
     let pin = sha256.map(parse_pin).transpose()?;
     let path = std::path::absolute(path).map_err(|e| PluginError::Load(format!("{}: {e}", path.display())))?;

@@ -25,6 +25,17 @@ async fn redis_restart_is_survived_without_a_gateway_restart() {
     let (status, body) = gw.post_raw(r#"{"type":"a.b","data":{}}"#).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "store_unavailable");
+    // The rest of the API answers 503 too (never a 500); /metrics still works.
+    let (status, h, body) = gw.api("GET", "/api/deliveries", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{body}"
+    );
+    assert!(h.contains_key("retry-after"));
+    let (status, _, _) = gw.api("GET", "/api/webhooks", None).await;
+    assert_eq!(status, 503);
+    assert!(gw.metrics().await.contains("hookgate_events_received_total"));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     redis.restart();
