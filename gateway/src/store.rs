@@ -29,7 +29,7 @@ use crate::ratelimit::Gcra;
 use crate::webhooks::StoredWebhook;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached (connection refused, timeout, ...).
     #[error("store unreachable: {0}")]

@@ -2,7 +2,9 @@
 //! every gateway that uses the same Redis and prefix.
 //!
 //! Every multi-key change is one Lua script (files in `redis/lua/`), so it is
-//! atomic and one round trip, and every script takes a batch. Scripts read
+//! atomic and one round trip, and every script takes a batch: claims and
+//! outcomes are batched by the dispatcher, events by the ingest group
+//! commit (`ingest`). Scripts pass times to Redis as integer strings. Scripts read
 //! the clock with `TIME`, so gateways on several hosts agree on due times
 //! and rate-limit slots. Scripts build key names from the prefix, so this
 //! needs a standalone Redis (or one shard), not Redis Cluster.
@@ -12,8 +14,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:evt:{id}` | hash | `type`, `data` (raw JSON), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final |
-//! | `P:dlv:{id}` | hash | `event`, `webhook`, `type`, `test`, `status`, `attempts`, `retryBase`, `createdAt`, `updatedAt`, `due`, `lease` (owner or ""), optional `payload`; expires `retention` after it is final |
-//! | `P:dlv:{id}:att` | list | attempt records (JSON), oldest first; same expiry |
+//! | `P:dlv:{id}` | hash | `event`, `webhook`, `type`, `test`, `status`, `attempts`, `retryBase`, `createdAt`, `updatedAt`, `due`, `lease` (owner or ""), `att` (attempt records as JSON lines, oldest first), optional `payload`; expires `retention` after it is final |
 //! | `P:q:first` | zset | delivery id -> due ms, first attempts |
 //! | `P:q:retry` | zset | delivery id -> due ms, retries |
 //! | `P:leases` | zset | delivery id -> lease expiry ms, claimed deliveries |
@@ -28,9 +29,11 @@
 
 mod decode;
 mod history;
+mod ingest;
 mod limits;
 mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -42,7 +45,6 @@ use decode::as_int;
 
 /// The Lua scripts, loaded once per connection (EVALSHA, reloaded on NOSCRIPT).
 pub(crate) struct Scripts {
-    pub(crate) enqueue: Script,
     pub(crate) claim: Script,
     pub(crate) complete: Script,
     pub(crate) disable: Script,
@@ -53,7 +55,6 @@ pub(crate) struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            enqueue: Script::new(include_str!("redis/lua/enqueue.lua")),
             claim: Script::new(include_str!("redis/lua/claim.lua")),
             complete: Script::new(include_str!("redis/lua/complete.lua")),
             disable: Script::new(include_str!("redis/lua/disable.lua")),
@@ -69,6 +70,7 @@ pub struct RedisStore {
     pub(crate) prefix: String,
     pub(crate) retention_ms: u64,
     pub(crate) scripts: Scripts,
+    ingest: Arc<ingest::Ingest>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -95,10 +97,12 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        let retention_ms = retention.as_millis().max(1) as u64;
         Ok(RedisStore {
+            ingest: ingest::Ingest::new(conn.clone(), prefix.to_owned(), retention_ms),
             conn,
             prefix: prefix.to_owned(),
-            retention_ms: retention.as_millis().max(1) as u64,
+            retention_ms,
             scripts: Scripts::new(),
         })
     }
@@ -117,55 +121,7 @@ impl DeliveryQueue for RedisStore {
         idempotency: Option<&Idempotency>,
         limit: Option<&RateRequest>,
     ) -> Result<(Enqueued, Option<RateState>), StoreError> {
-        let mut inv = self.scripts.enqueue.prepare_invoke();
-        inv.arg(&self.prefix)
-            .arg(&event.id)
-            .arg(&event.event_type)
-            .arg(event.data.as_ref())
-            .arg(if event.test { "1" } else { "0" })
-            .arg(self.retention_ms);
-        match idempotency {
-            Some(i) => inv
-                .arg(&i.key)
-                .arg(&i.fingerprint)
-                .arg(&i.answer)
-                .arg(i.ttl.as_millis() as u64),
-            None => inv.arg("").arg("").arg("").arg(0),
-        };
-        match limit {
-            Some(l) => inv.arg(&l.key).arg(l.limit.interval_us).arg(l.limit.tolerance_us),
-            None => inv.arg("").arg(0).arg(0),
-        };
-        inv.arg(deliveries.len());
-        for d in deliveries {
-            inv.arg(&d.id).arg(&d.webhook_id);
-        }
-        let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        let num = |i: usize| reply.get(i).and_then(as_int).unwrap_or(0).max(0) as u64;
-        let state = |decision: RateDecision, at: usize| {
-            limit.map(|_| RateState {
-                decision,
-                tat_us: num(at),
-                now_us: num(at + 1),
-            })
-        };
-        match reply.first().and_then(as_int) {
-            Some(1) => Ok((Enqueued::Created, state(RateDecision::Allow, 1))),
-            Some(2) => Ok((
-                Enqueued::RateLimited,
-                state(RateDecision::Wait(Duration::from_micros(num(1))), 2),
-            )),
-            Some(0) => {
-                let seen = reply.get(1).and_then(decode::as_string).unwrap_or_default();
-                let (fingerprint, answer) = seen.split_once('\n').unwrap_or(("", &seen));
-                let repeated = Enqueued::Repeated {
-                    fingerprint: fingerprint.to_owned(),
-                    answer: answer.to_owned(),
-                };
-                Ok((repeated, state(RateDecision::Allow, 2)))
-            }
-            _ => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
-        }
+        self.ingest.enqueue(event, deliveries, idempotency, limit).await
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError> {

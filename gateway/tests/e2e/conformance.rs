@@ -69,6 +69,7 @@ pub async fn run_suite(make: impl Fn() -> Arc<dyn Store>) {
     disabling_a_webhook_dead_letters_its_pending_deliveries(make()).await;
     rate_limiter_admits_burst_then_steady_rate(make()).await;
     idempotent_enqueue_writes_once(make()).await;
+    concurrent_enqueues_each_get_their_own_answer(make()).await;
     history_pages_newest_first_with_filters(make()).await;
     requeue_gives_a_fresh_budget_and_keeps_history(make()).await;
     webhooks_are_stored_versioned_and_deletable(make()).await;
@@ -119,6 +120,82 @@ async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
     assert!(s.delivery("d4").await.unwrap().is_none());
     let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
     assert_eq!(jobs.len(), 2);
+}
+
+/// Many events at once (a backend may write them in batches): each caller
+/// gets its own answer, idempotency keys and a shared rate limit hold across
+/// the events of one batch, and every created delivery is claimable once.
+async fn concurrent_enqueues_each_get_their_own_answer(s: Arc<dyn Store>) {
+    const N: usize = 600;
+    // Burst of 30, then one per minute: exactly 30 of the limited events
+    // get in.
+    let limit = RateRequest {
+        key: "api:burst".into(),
+        limit: Gcra::per_minute(1, 30),
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let s = s.clone();
+        let limit = limit.clone();
+        calls.spawn(async move {
+            // Every third event shares one of five idempotency keys; of the
+            // others, every fifth is rate limited; the rest are plain.
+            let idem = (i % 3 == 0).then(|| Idempotency {
+                key: format!("k{}", i % 5),
+                fingerprint: "f".into(),
+                answer: format!("first {i}"),
+                ttl: Duration::from_secs(60),
+            });
+            let limited = (i % 5 == 1 && i % 3 != 0).then_some(&limit);
+            let did = format!("d{i:04}");
+            let got = s
+                .enqueue(&event(&format!("e{i}")), &[delivery(&did, "w")], idem.as_ref(), limited)
+                .await
+                .unwrap();
+            (i, did, got.0)
+        });
+    }
+    let results = calls.join_all().await;
+    let created: Vec<&String> = results
+        .iter()
+        .filter(|(_, _, r)| *r == Enqueued::Created)
+        .map(|(_, d, _)| d)
+        .collect();
+    let repeated = results
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Enqueued::Repeated { .. }))
+        .count();
+    let limited = results.iter().filter(|(_, _, r)| *r == Enqueued::RateLimited).count();
+    let keyed = (0..N).filter(|i| i % 3 == 0).count();
+    let distinct_keys = (0..N)
+        .filter(|i| i % 3 == 0)
+        .map(|i| i % 5)
+        .collect::<std::collections::HashSet<_>>();
+    assert_eq!(repeated, keyed - distinct_keys.len(), "one event per idempotency key");
+    let rate_limited_calls = (0..N).filter(|i| i % 5 == 1 && i % 3 != 0).count();
+    assert_eq!(limited, rate_limited_calls - 30, "the burst admits 30");
+    assert_eq!(created.len(), N - repeated - limited);
+    for (i, did, r) in &results {
+        if let Enqueued::Repeated { answer, .. } = r {
+            let first: usize = answer.trim_start_matches("first ").parse().unwrap();
+            assert_eq!(first % 5, i % 5, "a repeat answers with its own key's first answer");
+        }
+        if *r != Enqueued::Created {
+            assert!(s.delivery(did).await.unwrap().is_none(), "{did} must not be written");
+        }
+    }
+    let mut claimed = Vec::new();
+    loop {
+        let jobs = s.claim(&claim_req("A", 256, 60_000)).await.unwrap().jobs;
+        if jobs.is_empty() {
+            break;
+        }
+        claimed.extend(jobs.into_iter().map(|j| j.delivery_id));
+    }
+    claimed.sort();
+    let mut want: Vec<String> = created.into_iter().cloned().collect();
+    want.sort();
+    assert_eq!(claimed, want);
 }
 
 async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {

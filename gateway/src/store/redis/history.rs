@@ -122,14 +122,8 @@ impl RedisStore {
 #[async_trait]
 impl Records for RedisStore {
     async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        let dk = self.key(&format!("dlv:{id}"));
-        let (fields, attempts): (Value, Vec<Vec<u8>>) = ::redis::pipe()
-            .cmd("HGETALL")
-            .arg(&dk)
-            .cmd("LRANGE")
-            .arg(format!("{dk}:att"))
-            .arg(0)
-            .arg(-1)
+        let fields: Value = ::redis::cmd("HGETALL")
+            .arg(self.key(&format!("dlv:{id}")))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -148,8 +142,10 @@ impl Records for RedisStore {
                 .map_err(unavailable)?;
             rec.payload = Bytes::from(data.unwrap_or_default());
         }
-        rec.attempts = attempts
-            .iter()
+        let log = f.get("att").map(Vec::as_slice).unwrap_or_default();
+        rec.attempts = log
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
             .map(|a| serde_json::from_slice(a).map_err(|e| StoreError::Corrupt(format!("attempt record: {e}"))))
             .collect::<Result<Vec<AttemptRecord>, _>>()?;
         Ok(Some(rec))

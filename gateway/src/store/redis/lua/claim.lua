@@ -8,20 +8,22 @@ local p = ARGV[1]
 local budget, max_retry = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms, owner = tonumber(ARGV[4]), ARGV[5]
 local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Times go to Redis as integer strings (it would format numbers as doubles).
+local nows, until_s = string.format('%d', now), string.format('%d', now + lease_ms)
 local leases, qf, qr = p .. ':leases', p .. ':q:first', p .. ':q:retry'
 
 -- Expired leases: the claimer died or stalled. Due again now.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 500)) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', nows, 'LIMIT', 0, 500)) do
   redis.call('ZREM', leases, id)
   local k = p .. ':dlv:' .. id
   local cur = redis.call('HMGET', k, 'attempts', 'status')
   if cur[2] == 'pending' or cur[2] == 'failed' then
-    redis.call('HSET', k, 'lease', '', 'due', now)
+    redis.call('HSET', k, 'lease', '', 'due', nows)
     if (tonumber(cur[1]) or 0) > 0 then
-      redis.call('ZADD', qr, now, id)
+      redis.call('ZADD', qr, nows, id)
     else
-      redis.call('ZADD', qf, now, id)
+      redis.call('ZADD', qf, nows, id)
     end
   end
 end
@@ -32,15 +34,15 @@ local quota = 0
 if budget > 0 then quota = math.min(max_retry, math.max(1, math.floor(budget / 4))) end
 local firsts = {}
 if budget - quota > 0 then
-  firsts = redis.call('ZRANGEBYSCORE', qf, '-inf', now, 'LIMIT', 0, budget - quota)
+  firsts = redis.call('ZRANGEBYSCORE', qf, '-inf', nows, 'LIMIT', 0, budget - quota)
 end
 local retries = {}
 local rlimit = math.min(max_retry, budget - #firsts)
 if rlimit > 0 then
-  retries = redis.call('ZRANGEBYSCORE', qr, '-inf', now, 'LIMIT', 0, rlimit)
+  retries = redis.call('ZRANGEBYSCORE', qr, '-inf', nows, 'LIMIT', 0, rlimit)
 end
 if #firsts == budget - quota and #firsts + #retries < budget then
-  local more = redis.call('ZRANGEBYSCORE', qf, '-inf', now, 'LIMIT', #firsts, budget - #firsts - #retries)
+  local more = redis.call('ZRANGEBYSCORE', qf, '-inf', nows, 'LIMIT', #firsts, budget - #firsts - #retries)
   for _, id in ipairs(more) do firsts[#firsts + 1] = id end
 end
 
@@ -53,7 +55,7 @@ local function take(id, q)
   if not f[1] or (f[8] ~= 'pending' and f[8] ~= 'failed') then
     return
   end
-  redis.call('ZADD', leases, now + lease_ms, id)
+  redis.call('ZADD', leases, until_s, id)
   redis.call('HSET', k, 'lease', owner)
   local data = 0
   if not seen[f[1]] then

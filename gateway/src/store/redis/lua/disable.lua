@@ -4,7 +4,7 @@
 -- Returns how many deliveries moved to the dead-letter queue.
 local p, wid, state, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 redis.call('HSET', p .. ':whstate', wid, state)
 redis.call('INCR', p .. ':webhooks:version')
 local set = p .. ':wh:' .. wid .. ':pending'
@@ -19,7 +19,6 @@ for _, id in ipairs(ids) do
     redis.call('HSET', k, 'status', 'dead', 'lease', '', 'due', '', 'updatedAt', now)
     redis.call('ZADD', p .. ':dead', 0, id)
     redis.call('PEXPIRE', k, retention)
-    redis.call('PEXPIRE', k .. ':att', retention)
     local ek = p .. ':evt:' .. eid
     if redis.call('HINCRBY', ek, 'pending', -1) <= 0 then
       redis.call('PEXPIRE', ek, retention)

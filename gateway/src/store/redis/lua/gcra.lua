@@ -1,27 +1,36 @@
 -- Shared GCRA rate limiter; mirrors ratelimit.rs `Gcra::check`.
 -- ARGV: prefix, n, then n triples (key, interval us, tolerance us).
+-- Requests are decided in order, as if made one after another; a key that
+-- appears many times (one request per delivery of a webhook) is read once
+-- and written once.
 -- Returns three integers per request: 0 if admitted (else microseconds to
 -- wait), the theoretical arrival time after the check, and now (both µs).
 local p, n = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tats, dirty = {}, {}
 local out = {}
 for i = 0, n - 1 do
   local b = 3 + 3 * i
-  local k = p .. ':rl:' .. ARGV[b]
+  local key = ARGV[b]
   local interval, tolerance = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local tat = tonumber(redis.call('GET', k)) or now
+  local tat = tats[key]
+  if tat == nil then tat = tonumber(redis.call('GET', p .. ':rl:' .. key)) or now end
   if tat < now then tat = now end
   if tat - now <= tolerance then
-    local new_tat = tat + interval
-    local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
-    redis.call('SET', k, string.format('%.0f', new_tat), 'PX', ttl_ms)
+    tat = tat + interval
+    dirty[key] = true
     out[#out + 1] = 0
-    out[#out + 1] = new_tat
   else
     out[#out + 1] = tat - tolerance - now
-    out[#out + 1] = tat
   end
+  tats[key] = tat
+  out[#out + 1] = tat
   out[#out + 1] = now
+end
+for key in pairs(dirty) do
+  local tat = tats[key]
+  redis.call('SET', p .. ':rl:' .. key, string.format('%.0f', tat), 'PX',
+    string.format('%d', math.ceil((tat - now) / 1000) + 1000))
 end
 return out

@@ -4,7 +4,7 @@
 -- status (a string) when it is not one of the allowed ones.
 local p, allowed = ARGV[1], ',' .. ARGV[2] .. ','
 local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -18,9 +18,8 @@ for i = 3, #ARGV do
     out[#out + 1] = -2
   else
     local attempts = tonumber(f[2]) or 0
-    redis.call('HSET', k, 'status', 'pending', 'retryBase', attempts, 'lease', '', 'due', now, 'updatedAt', now)
+    redis.call('HSET', k, 'status', 'pending', 'retryBase', string.format('%d', attempts), 'lease', '', 'due', now, 'updatedAt', now)
     redis.call('PERSIST', k)
-    redis.call('PERSIST', k .. ':att')
     if attempts > 0 then
       redis.call('ZADD', p .. ':q:retry', now, id)
     else

@@ -1,0 +1,258 @@
+//! Group commit for ingest: events accepted at the same time are written by
+//! one `enqueue.lua` call.
+//!
+//! Each call to [`RedisStore::enqueue`](super::RedisStore) queues its event
+//! and waits for its own answer. At most [`MAX_IN_FLIGHT`] scripts run at
+//! once; while they do, new events wait in the queue, and the next script
+//! takes all of them (up to [`MAX_BATCH`] events or [`MAX_BATCH_BYTES`] of
+//! data). A lone event is written at once, so this adds no latency at low
+//! load, and under load Redis runs one script (one `TIME`, one read and one
+//! write of each caller's rate-limit state) per batch instead of per event.
+//!
+//! Batches run on their own tasks, so a caller that goes away (its client
+//! disconnected) never strands the others; its event is still written, as it
+//! would be if it had disconnected just after the write.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::redis::aio::ConnectionManager;
+use ::redis::{Script, Value};
+use tokio::sync::oneshot;
+
+use super::decode::{self, as_int};
+use super::unavailable;
+use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError};
+
+/// Scripts running at once; more events wait and go in the next batch.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// Events per script at most.
+pub const MAX_BATCH: usize = 128;
+/// Event data per script at most (a batch always takes at least one event).
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Events waiting at most; past this, callers are told the store is busy.
+pub const MAX_WAITING: usize = 16_384;
+
+type Answer = Result<(Enqueued, Option<RateState>), StoreError>;
+
+/// One event to write, owned, and where its answer goes.
+struct Item {
+    event: NewEvent,
+    deliveries: Vec<NewDelivery>,
+    idempotency: Option<Idempotency>,
+    limit: Option<RateRequest>,
+    reply: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Item>,
+    in_flight: usize,
+}
+
+/// The shared queue of events waiting for a script.
+pub(crate) struct Ingest {
+    conn: ConnectionManager,
+    script: Script,
+    prefix: String,
+    retention_ms: u64,
+    queue: Mutex<Queue>,
+}
+
+impl Ingest {
+    pub(crate) fn new(conn: ConnectionManager, prefix: String, retention_ms: u64) -> Arc<Self> {
+        Arc::new(Ingest {
+            conn,
+            script: Script::new(include_str!("lua/enqueue.lua")),
+            prefix,
+            retention_ms,
+            queue: Mutex::new(Queue::default()),
+        })
+    }
+
+    /// Writes one event with its deliveries (see `DeliveryQueue::enqueue`).
+    pub(crate) async fn enqueue(
+        self: &Arc<Self>,
+        event: &NewEvent,
+        deliveries: &[NewDelivery],
+        idempotency: Option<&Idempotency>,
+        limit: Option<&RateRequest>,
+    ) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let item = Item {
+            event: event.clone(),
+            deliveries: deliveries.to_vec(),
+            idempotency: idempotency.cloned(),
+            limit: limit.cloned(),
+            reply,
+        };
+        let start = {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.waiting.len() >= MAX_WAITING {
+                return Err(StoreError::Unavailable("too many events waiting to be stored".into()));
+            }
+            q.waiting.push(item);
+            if q.in_flight < MAX_IN_FLIGHT {
+                q.in_flight += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if start {
+            let this = self.clone();
+            tokio::spawn(async move { this.drain().await });
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the ingest writer stopped".into())))
+    }
+
+    /// Runs batches until the queue is empty, then gives up its slot.
+    async fn drain(&self) {
+        loop {
+            let batch = {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.waiting.is_empty() {
+                    q.in_flight -= 1;
+                    return;
+                }
+                take_batch(&mut q.waiting)
+            };
+            self.write(batch).await;
+        }
+    }
+
+    async fn write(&self, batch: Vec<Item>) {
+        let mut inv = self.script.prepare_invoke();
+        inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.len());
+        for it in &batch {
+            let e = &it.event;
+            inv.arg(&e.id)
+                .arg(&e.event_type)
+                .arg(e.data.as_ref())
+                .arg(if e.test { "1" } else { "0" });
+            match &it.idempotency {
+                Some(i) => inv
+                    .arg(&i.key)
+                    .arg(&i.fingerprint)
+                    .arg(&i.answer)
+                    .arg(i.ttl.as_millis() as u64),
+                None => inv.arg("").arg("").arg("").arg(0),
+            };
+            match &it.limit {
+                Some(l) => inv.arg(&l.key).arg(l.limit.interval_us).arg(l.limit.tolerance_us),
+                None => inv.arg("").arg(0).arg(0),
+            };
+            inv.arg(it.deliveries.len());
+            for d in &it.deliveries {
+                inv.arg(&d.id).arg(&d.webhook_id);
+            }
+        }
+        match inv.invoke_async::<Vec<Value>>(&mut self.conn.clone()).await {
+            Ok(replies) if replies.len() == batch.len() => {
+                for (it, reply) in batch.into_iter().zip(replies) {
+                    let answer = decode_one(reply, it.limit.is_some());
+                    let _ = it.reply.send(answer);
+                }
+            }
+            Ok(replies) => {
+                let e = StoreError::Corrupt(format!("enqueue: {} answers for {} events", replies.len(), batch.len()));
+                for it in batch {
+                    let _ = it.reply.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                let e = unavailable(e);
+                for it in batch {
+                    let _ = it.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Takes the oldest waiting events that fit in one script.
+fn take_batch(waiting: &mut Vec<Item>) -> Vec<Item> {
+    let mut n = 0;
+    let mut bytes = 0;
+    for it in waiting.iter() {
+        if n == MAX_BATCH || (n > 0 && bytes + it.event.data.len() > MAX_BATCH_BYTES) {
+            break;
+        }
+        n += 1;
+        bytes += it.event.data.len();
+    }
+    let rest = waiting.split_off(n);
+    std::mem::replace(waiting, rest)
+}
+
+/// One event's answer from the script's reply.
+fn decode_one(reply: Value, limited: bool) -> Answer {
+    let Value::Array(reply) = reply else {
+        return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
+    };
+    let num = |i: usize| reply.get(i).and_then(as_int).unwrap_or(0).max(0) as u64;
+    let state = |decision: RateDecision, at: usize| {
+        limited.then(|| RateState {
+            decision,
+            tat_us: num(at),
+            now_us: num(at + 1),
+        })
+    };
+    match reply.first().and_then(as_int) {
+        Some(1) => Ok((Enqueued::Created, state(RateDecision::Allow, 1))),
+        Some(2) => Ok((
+            Enqueued::RateLimited,
+            state(RateDecision::Wait(Duration::from_micros(num(1))), 2),
+        )),
+        Some(0) => {
+            let seen = reply.get(1).and_then(decode::as_string).unwrap_or_default();
+            let (fingerprint, answer) = seen.split_once('\n').unwrap_or(("", &seen));
+            let repeated = Enqueued::Repeated {
+                fingerprint: fingerprint.to_owned(),
+                answer: answer.to_owned(),
+            };
+            Ok((repeated, state(RateDecision::Allow, 2)))
+        }
+        _ => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn item(size: usize) -> Item {
+        Item {
+            event: NewEvent {
+                id: "evt".into(),
+                event_type: "t".into(),
+                data: Bytes::from(vec![b'x'; size]),
+                test: false,
+                created_at_ms: 0,
+            },
+            deliveries: Vec::new(),
+            idempotency: None,
+            limit: None,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_bounded_by_count_and_bytes_but_takes_at_least_one() {
+        let mut waiting: Vec<Item> = (0..MAX_BATCH + 5).map(|_| item(10)).collect();
+        assert_eq!(take_batch(&mut waiting).len(), MAX_BATCH);
+        assert_eq!(waiting.len(), 5);
+
+        let mut waiting: Vec<Item> = (0..4).map(|_| item(MAX_BATCH_BYTES / 2)).collect();
+        assert_eq!(take_batch(&mut waiting).len(), 2);
+        assert_eq!(waiting.len(), 2);
+
+        let mut waiting = vec![item(MAX_BATCH_BYTES * 2), item(1)];
+        assert_eq!(take_batch(&mut waiting).len(), 1);
+        assert_eq!(waiting.len(), 1);
+    }
+}
