@@ -1,13 +1,15 @@
 //! Per-call cost of the plugin host: a 1 KiB JSON event through the
-//! pass-through template plugin (host overhead: fresh instance, limits,
-//! copying in and out) and through `redact` (plus the guest's JSON work).
-//! The plugins are built from source first (once) by the test kit.
+//! pass-through template plugin (host overhead: a warm instance, limits,
+//! copying in and out) and through `redact` (plus the guest's JSON work);
+//! `pass_through_fresh` is the template with warm reuse off (a fresh
+//! instance per call). The plugins are built from source first (once) by
+//! the test kit.
 
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookgate::plugin::{PluginHost, PluginInput, PluginLimits};
+use hookgate::plugin::{PluginHost, PluginInput, PluginLimits, WarmLimits};
 use hookgate_testkit::wasm::{built_plugins, repo_root};
 
 fn event() -> Bytes {
@@ -24,16 +26,24 @@ fn plugin_call(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let host = PluginHost::new(&repo_root().join("target").join("plugin-bench-cache"), 8).unwrap();
+    let cache = repo_root().join("target").join("plugin-bench-cache");
+    let host = PluginHost::new(&cache, 8).unwrap();
+    let cold = WarmLimits {
+        per_plugin: 0,
+        ..WarmLimits::default()
+    };
+    let fresh_host = PluginHost::with_warm_limits(&cache, 8, cold).unwrap();
     let body = event();
     let mut g = c.benchmark_group("plugin_call_1KiB");
-    for (name, path, config) in [
-        ("pass_through", &plugins.template, vec![]),
+    for (name, host, path, config) in [
+        ("pass_through", &host, &plugins.template, vec![]),
         (
             "redact",
+            &host,
             &plugins.redact,
             vec![("fields".to_owned(), "/customer/email".to_owned())],
         ),
+        ("pass_through_fresh", &fresh_host, &plugins.template, vec![]),
     ] {
         let handle = host.load(path, None).unwrap();
         g.bench_function(name, |b| {

@@ -9,16 +9,32 @@
 //! How it runs, and why:
 //!
 //! * **One engine** (`engine`): component model, epoch interruption, and the
-//!   pooling allocator sized for `max_concurrent` instances. An engine-owned
+//!   pooling allocator sized for `max_concurrent` running instances plus the
+//!   idle warm ones ([`WarmLimits::total`]). An engine-owned
 //!   ticker thread bumps the epoch every millisecond while calls are in flight.
 //! * **Compile once** ([`cache`]): components are compiled on first load and
 //!   cached on disk as precompiled artifacts keyed by the wasm's SHA-256 and
 //!   the engine's compatibility hash; a restart loads them in well under a
 //!   millisecond. `InstancePre` (imports resolved, exports type-checked) is
 //!   kept per plugin (`registry`).
-//! * **A fresh instance per call** (`call`): a new `Store` with a memory
-//!   limiter ([`limits`]) and a deadline. Nothing a guest does survives the
-//!   call, and a trapped instance is never reused.
+//! * **Warm instances, reused** (`warm`, `call`): each loaded plugin version
+//!   keeps a small bounded pool of idle (store, instance) pairs; a call takes
+//!   one (or instantiates a fresh one from the `InstancePre`), arms it with
+//!   *this* call's memory limit ([`limits`]), deadline and log state, and
+//!   gives it back only if the call returned normally. An instance is
+//!   discarded, never reused, after a trap, a timeout, a refused memory
+//!   growth or a guest error, after [`WarmLimits::max_calls`] calls, when it
+//!   already holds more memory than a call allows, and when its plugin is
+//!   reloaded (the pool belongs to the replaced version). Instantiation was
+//!   most of a pass-through call's cost.
+//!
+//!   So **guest state may persist between calls**: globals, the heap, lazily
+//!   initialised statics of one instance survive from one call to the next
+//!   on that instance, and a later call may equally run on a fresh instance.
+//!   Plugins must rely on neither persistence nor freshness: no caches they
+//!   need to be there, no state they need to be gone. Isolation *between
+//!   plugins* (and between versions of one plugin) is unchanged: every
+//!   instance belongs to exactly one plugin version.
 //! * **Async execution, not `spawn_blocking`.** Calls run as wasmtime async
 //!   calls on the caller's task. The epoch callback yields to the runtime on
 //!   every tick, so a guest holds a runtime worker for at most ~1 ms at a
@@ -29,8 +45,10 @@
 //!   a future that a timer drops at the deadline, so no guest can hold a
 //!   thread or a permit past its budget; and (2) a healthy call costs no
 //!   thread hand-off, which matters at ~tens of µs per call.
-//! * **Bounded concurrency**: a semaphore in front of instantiation, sized
-//!   like the pool, so the pool can never be exhausted.
+//! * **Bounded concurrency**: a semaphore (`max_concurrent` permits) in
+//!   front of every call; idle instances are capped per version and across
+//!   the host ([`WarmLimits`]), and the pooling allocator has room for both,
+//!   so it can never be exhausted.
 //! * **Hot reload** (`registry`): every [`RELOAD_CHECK_INTERVAL`] a call
 //!   stats the plugin file (on the blocking pool); a changed file is
 //!   recompiled there and swapped in. A new version that fails to load is
@@ -54,6 +72,7 @@ mod engine;
 pub mod limits;
 pub mod output;
 mod registry;
+mod warm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +88,7 @@ pub use cache::CacheOutcome;
 pub use chain::ChainStep;
 pub use limits::PluginLimits;
 pub use registry::PluginHandle;
+pub use warm::WarmLimits;
 
 /// How often a call checks whether its plugin file changed on disk.
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -144,6 +164,7 @@ struct HostInner {
     linker: Linker<bindings::HostState>,
     cache: cache::DiskCache,
     permits: Arc<Semaphore>,
+    warm: Arc<warm::IdleBudget>,
     ticker: engine::Ticker,
     plugins: Mutex<HashMap<PluginKey, PluginHandle>>,
     reload_interval: Mutex<Duration>,
@@ -151,11 +172,18 @@ struct HostInner {
 
 impl PluginHost {
     /// Creates the engine, the linker, the epoch ticker and the cache folder.
-    /// `max_concurrent` bounds the instances alive at once (calls beyond it
-    /// wait for a slot).
+    /// `max_concurrent` bounds the calls running at once (calls beyond it
+    /// wait for a slot); warm instances are kept within the default
+    /// [`WarmLimits`].
     pub fn new(cache_dir: &Path, max_concurrent: usize) -> Result<Self, PluginError> {
+        Self::with_warm_limits(cache_dir, max_concurrent, WarmLimits::default())
+    }
+
+    /// [`PluginHost::new`] keeping idle instances within `warm`. The pooling
+    /// allocator is sized for `max_concurrent + warm.total` instances.
+    pub fn with_warm_limits(cache_dir: &Path, max_concurrent: usize, warm: WarmLimits) -> Result<Self, PluginError> {
         let max_concurrent = max_concurrent.max(1);
-        let engine = engine::build_engine(max_concurrent)?;
+        let engine = engine::build_engine(max_concurrent.saturating_add(warm.total))?;
         let linker = engine::build_linker(&engine)?;
         let cache = cache::DiskCache::open(cache_dir, &engine)?;
         let ticker = engine::Ticker::start(engine.clone())?;
@@ -165,6 +193,7 @@ impl PluginHost {
                 linker,
                 cache,
                 permits: Arc::new(Semaphore::new(max_concurrent)),
+                warm: warm::IdleBudget::new(warm),
                 ticker,
                 plugins: Mutex::new(HashMap::new()),
                 reload_interval: Mutex::new(RELOAD_CHECK_INTERVAL),
@@ -223,6 +252,11 @@ impl PluginHost {
         if let Ok(mut i) = self.inner.reload_interval.lock() {
             *i = interval;
         }
+    }
+
+    /// Idle warm instances kept now, across all plugins.
+    pub fn idle_instances(&self) -> usize {
+        self.inner.warm.idle()
     }
 
     /// The cache file a plugin with this content is stored in.

@@ -1,8 +1,8 @@
 //! The plugin host against real plugins built from source (once per run, by
 //! `hookgate_testkit::wasm`): the example plugins' transformations, hostile
 //! plugins failing with the exact error, isolation from files, network and
-//! environment, concurrency, hot reload, pinning, the on-disk cache and the
-//! `hookgate plugin run` command.
+//! environment, concurrency, hot reload, pinning, the on-disk cache, warm
+//! instance reuse and the `hookgate plugin run` command.
 
 #[path = "plugin_host/cli.rs"]
 mod cli;
@@ -12,6 +12,8 @@ mod examples;
 mod hostile;
 #[path = "plugin_host/lifecycle.rs"]
 mod lifecycle;
+#[path = "plugin_host/warm.rs"]
+mod warm;
 
 use std::path::Path;
 use std::time::Duration;

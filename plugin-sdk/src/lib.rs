@@ -88,8 +88,12 @@
 //!
 //! It runs with no capabilities: no files, no network, no environment, no
 //! clock you should rely on, and within a time budget (default 100 ms) and a
-//! memory cap (default 32 MiB) per call. Each call gets a fresh instance, so
-//! global state does not survive between events.
+//! memory cap (default 32 MiB) per call. The gateway reuses instances
+//! between calls (a few warm ones per plugin version, replaced after a
+//! failure, after many calls, or on reload), so globals and statics *may*
+//! survive from one event to the next, and a call may just as well run on a
+//! fresh instance: rely on neither. Keep state out of globals, or treat it
+//! as a cache that can vanish at any time.
 
 // Lets the generated bindings name this crate by path from inside it, too.
 extern crate self as hookgate_plugin_sdk;
@@ -121,8 +125,9 @@ pub mod bindings {
     });
 }
 
-/// A hookgate plugin. Both functions are associated functions: every call
-/// runs in a fresh instance, so there is no `self` to keep state in.
+/// A hookgate plugin. Both functions are associated functions: there is no
+/// `self` to keep state in, because a call may run on a fresh instance or on
+/// one that served earlier calls (see the crate docs).
 pub trait Plugin {
     /// Decides what happens to one event on its way to one webhook.
     fn handle(event: Event, config: &Config) -> Result<Verdict, Error>;

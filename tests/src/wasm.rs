@@ -37,6 +37,9 @@ pub struct PluginPaths {
     pub hostile_network: PathBuf,
     /// `tests/plugins/sleep`: sleeps 10 s inside a WASI call.
     pub hostile_sleep: PathBuf,
+    /// `tests/plugins/counter`: counts its calls in a global (`x-calls`
+    /// header), misbehaves on request.
+    pub hostile_counter: PathBuf,
 }
 
 /// The repository root (the folder holding `plugins/` and `tests/`).
@@ -77,6 +80,7 @@ pub fn built_plugins() -> &'static PluginPaths {
             hostile_file: wasm("hostile_file"),
             hostile_network: wasm("hostile_network"),
             hostile_sleep: wasm("hostile_sleep"),
+            hostile_counter: wasm("hostile_counter"),
         }
     })
 }

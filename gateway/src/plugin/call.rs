@@ -1,5 +1,7 @@
-//! One plugin call: a fresh store with limits and a deadline, instantiate,
-//! call the export, classify what happened, check the output.
+//! One plugin call: a warm instance from the version's pool (or a fresh
+//! store and instance), this call's limits and deadline, call the export,
+//! classify what happened, check the output, and give the instance back to
+//! the pool only if the call returned normally (see [`super::warm`]).
 //!
 //! The deadline is enforced twice: the epoch callback traps guest code that
 //! is still running at the deadline (yielding to the runtime on every tick
@@ -12,10 +14,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::{Event, HostState, Verdict};
+use super::bindings::{Event, HostState, Plugin, Verdict};
 use super::limits::{MAX_OUTPUT_BYTES, MAX_OUTPUT_HEADERS};
 use super::output::{MAX_LINE, truncate};
 use super::registry::{self, Loaded};
+use super::warm::Warm;
 use super::{PluginError, PluginHandle, PluginHost, PluginInput, PluginLimits, PluginVerdict};
 
 /// Extra time the timer allows past the epoch deadline, so CPU-bound guests
@@ -82,9 +85,20 @@ async fn run(
         .map_err(|_| PluginError::Load("plugin host is shut down".into()))?;
     let _active = inner.ticker.enter();
 
-    let state = HostState::new(plugin.0.name.clone(), limits.max_memory, plugin.0.log_budget.clone());
-    let mut store = Store::new(&inner.engine, state);
-    store.limiter(|s| &mut s.limiter);
+    let (mut store, instance, calls) = match loaded.warm.take(limits.max_memory) {
+        Some(Warm { store, plugin, calls }) => (store, Some(plugin), calls),
+        None => {
+            let state = HostState::new(plugin.0.name.clone(), limits.max_memory, plugin.0.log_budget.clone());
+            let mut store = Store::new(&inner.engine, state);
+            store.limiter(|s| &mut s.limiter);
+            (store, None, 0)
+        }
+    };
+    // Per call: this call's memory cap, no error remembered from an earlier
+    // call, a fresh deadline.
+    let state = store.data_mut();
+    state.limiter.begin_call(limits.max_memory);
+    state.log.last_error = None;
     let deadline = Instant::now() + limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -95,22 +109,47 @@ async fn run(
         })
     });
 
-    let outcome = tokio::time::timeout(limits.timeout + TIMER_GRACE, invoke(&mut store, &loaded, op)).await;
+    let outcome = tokio::time::timeout(limits.timeout + TIMER_GRACE, invoke(&mut store, &loaded, instance, op)).await;
     let state = store.data_mut();
     state.log.flush_streams(&state.stdout, &state.stderr);
-    match outcome {
-        Err(_elapsed) => Err(PluginError::Timeout(limits.timeout)),
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) => Err(classify(&e, store.data(), limits)),
+    // Every path but a clean return drops the store here, instance and all:
+    // after a timer timeout the call was abandoned half-way, after a trap
+    // the instance is poisoned.
+    let (instance, answer) = match outcome {
+        Err(_elapsed) => return Err(PluginError::Timeout(limits.timeout)),
+        Ok(Err(e)) => return Err(classify(&e, store.data(), limits)),
+        Ok(Ok(done)) => done,
+    };
+    let guest_error = matches!(answer, Answer::Handle(Err(_)) | Answer::Validate(Err(_)));
+    // A refused memory growth the guest survived, or a guest error, may have
+    // left the guest half-way through something: not worth keeping. Nor is
+    // an instance of a version a reload has replaced meanwhile.
+    if !guest_error && !store.data().limiter.exhausted && Arc::ptr_eq(&loaded, &plugin.current()) {
+        loaded.warm.put(Warm {
+            store,
+            plugin: instance,
+            calls: calls.saturating_add(1),
+        });
     }
+    Ok(answer)
 }
 
-async fn invoke(store: &mut Store<HostState>, loaded: &Arc<Loaded>, op: Op<'_>) -> wasmtime::Result<Answer> {
-    let plugin = loaded.pre.instantiate_async(&mut *store).await?;
-    Ok(match op {
+/// Instantiates (unless given a warm instance) and calls the export.
+async fn invoke(
+    store: &mut Store<HostState>,
+    loaded: &Loaded,
+    instance: Option<Plugin>,
+    op: Op<'_>,
+) -> wasmtime::Result<(Plugin, Answer)> {
+    let plugin = match instance {
+        Some(plugin) => plugin,
+        None => loaded.pre.instantiate_async(&mut *store).await?,
+    };
+    let answer = match op {
         Op::Handle(event, config) => Answer::Handle(plugin.call_handle(&mut *store, &event, &config.to_vec()).await?),
         Op::Validate(config) => Answer::Validate(plugin.call_validate_config(&mut *store, &config.to_vec()).await?),
-    })
+    };
+    Ok((plugin, answer))
 }
 
 /// Maps a wasmtime error to the closed error enum.

@@ -1,5 +1,5 @@
 //! The one shared wasmtime [`Engine`] (component model, epoch interruption,
-//! pooling allocator sized from the host's concurrency), the [`Linker`] every
+//! pooling allocator sized for the host's running plus idle instances), the [`Linker`] every
 //! plugin is instantiated against, and the engine-owned epoch [`Ticker`].
 //!
 //! The ticker thread bumps the engine epoch every [`TICK`] while any call is in
@@ -24,11 +24,12 @@ pub const TICK: Duration = Duration::from_millis(1);
 /// Idle ticks before the ticker parks.
 const IDLE_TICKS: u32 = 1000;
 
-/// Builds the engine. Pooling is preferred; if the process cannot reserve
+/// Builds the engine, its pooling allocator sized for `slots` live
+/// instances (running and warm idle ones together). Pooling is preferred; if the process cannot reserve
 /// the pool's address space (e.g. under `ulimit -v`) it falls back to
 /// on-demand allocation and says so.
-pub(crate) fn build_engine(max_concurrent: usize) -> Result<Engine, PluginError> {
-    let slots = u32::try_from(max_concurrent.max(1)).unwrap_or(u32::MAX);
+pub(crate) fn build_engine(slots: usize) -> Result<Engine, PluginError> {
+    let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_stacks(slots)
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn a_gateway_sized_pool_can_be_reserved() {
         let started = std::time::Instant::now();
-        let engine = build_engine(256).unwrap();
+        let engine = build_engine(256 + 32).unwrap();
         assert!(build_linker(&engine).is_ok());
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     }

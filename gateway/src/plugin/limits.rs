@@ -34,7 +34,8 @@ pub struct PluginLimits {
     /// Wall-clock budget for one call, instantiation included. Enforced by
     /// epoch interruption (CPU) and by a timer (time spent waiting in WASI).
     pub timeout: Duration,
-    /// Cap on the total linear memory of one instance, in bytes.
+    /// Cap on the total linear memory of the instance running the call, in
+    /// bytes. A warm instance already holding more is not used for the call.
     pub max_memory: u64,
 }
 
@@ -68,7 +69,8 @@ impl PluginLimits {
     }
 }
 
-/// The store's resource limiter: refuses memory growth past the cap and
+/// The store's resource limiter: refuses memory growth past the cap (set
+/// per call: a warm instance serves calls with different limits) and
 /// remembers that it did, so a trap that follows is reported as
 /// [`PluginError::Memory`] rather than a generic trap.
 #[derive(Debug)]
@@ -85,6 +87,18 @@ impl MemoryLimiter {
             total: 0,
             exhausted: false,
         }
+    }
+
+    /// Arms the limiter for one call on a (possibly warm) instance: this
+    /// call's cap, and no refusal recorded yet.
+    pub(crate) fn begin_call(&mut self, max_memory: u64) {
+        self.max_memory = usize::try_from(max_memory).unwrap_or(usize::MAX);
+        self.exhausted = false;
+    }
+
+    /// Bytes of linear memory the instance holds (all memories together).
+    pub(crate) fn total(&self) -> usize {
+        self.total
     }
 }
 

@@ -2,7 +2,7 @@
 //! is running, and hot reload.
 //!
 //! A handle points at an entry holding the current [`Loaded`] version (an
-//! `InstancePre` ready to instantiate). Calls check the file's fingerprint
+//! `InstancePre` ready to instantiate, and the version's warm instances). Calls check the file's fingerprint
 //! (size, mtime, ctime, inode) at most once per reload interval, on the
 //! blocking pool; a changed file is read, hashed, checked against the pin,
 //! compiled (or read from the cache) and linked there, then swapped in. If
@@ -20,6 +20,7 @@ use std::time::Instant;
 use super::bindings::{HostState, PluginPre};
 use super::cache::{CacheOutcome, hex, sha256};
 use super::output::LogBudget;
+use super::warm::WarmPool;
 use super::{PluginError, PluginHost};
 
 /// Plugin files larger than this are refused.
@@ -53,9 +54,11 @@ struct Watch {
     last_check: Instant,
 }
 
-/// One version of a plugin, ready to instantiate.
+/// One version of a plugin, ready to instantiate, with its idle instances
+/// (dropped with it when a reload replaces it).
 pub(crate) struct Loaded {
     pub(crate) pre: PluginPre<HostState>,
+    pub(crate) warm: WarmPool,
     sha256: [u8; 32],
     outcome: CacheOutcome,
 }
@@ -102,6 +105,11 @@ impl PluginHandle {
     /// compiled.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.current().outcome
+    }
+
+    /// Idle warm instances of the version now running.
+    pub fn idle_instances(&self) -> usize {
+        self.current().warm.len()
     }
 
     pub(crate) fn current(&self) -> Arc<Loaded> {
@@ -170,7 +178,8 @@ pub(crate) fn load(host: &PluginHost, path: &Path, sha256: Option<&str>) -> Resu
 }
 
 /// Reads, verifies, compiles (or loads from cache) and links one version.
-/// Content identical to the `running` version reuses its `InstancePre`.
+/// Content identical to the `running` version reuses its `InstancePre` (but
+/// not its warm instances: a reload always starts them afresh).
 fn read_and_prepare(
     host: &PluginHost,
     path: &Path,
@@ -204,6 +213,7 @@ fn read_and_prepare(
     {
         let same = Loaded {
             pre: running.pre.clone(),
+            warm: WarmPool::new(host.inner.warm.clone()),
             sha256: sha,
             outcome: running.outcome,
         };
@@ -220,6 +230,7 @@ fn read_and_prepare(
     Ok((
         Loaded {
             pre,
+            warm: WarmPool::new(host.inner.warm.clone()),
             sha256: sha,
             outcome,
         },
