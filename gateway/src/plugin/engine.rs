@@ -175,8 +175,9 @@ mod tests {
         drop(active);
         let started = std::time::Instant::now();
         drop(ticker);
+        // Well under the 1 s park timeout: the drop woke it.
         assert!(
-            started.elapsed() < Duration::from_millis(100),
+            started.elapsed() < Duration::from_millis(900),
             "{:?}",
             started.elapsed()
         );

@@ -17,8 +17,10 @@ async fn an_infinite_loop_times_out_at_its_budget() {
         let took = started.elapsed();
         assert_eq!(err, PluginError::Timeout(Duration::from_millis(budget)));
         assert!(took >= Duration::from_millis(budget), "{took:?}");
+        // The guest never returns by itself: any bound shows it was cut
+        // off; this one is loose enough for a loaded machine.
         assert!(
-            took < Duration::from_millis(budget + 40),
+            took < Duration::from_millis(budget + 1000),
             "stopped {took:?} after a {budget}ms budget"
         );
     }
@@ -39,11 +41,8 @@ async fn a_guest_blocked_in_a_wasi_sleep_times_out_too() {
         .await
         .unwrap_err();
     assert_eq!(err, PluginError::Timeout(Duration::from_millis(100)));
-    assert!(
-        started.elapsed() < Duration::from_millis(150),
-        "{:?}",
-        started.elapsed()
-    );
+    // The guest sleeps 10 s; well before that, the call was cut off.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -156,19 +155,22 @@ async fn a_looping_plugin_does_not_stall_a_concurrent_healthy_call() {
     let healthy = host.load(&p.template, None).unwrap();
     let (h2, l2) = (host.clone(), looping.clone());
     // One runtime thread: the loop must yield for the healthy call to run.
-    let spinner = tokio::spawn(async move { h2.call(&l2, input(&task()), &[], limits(1000, 32)).await });
+    // Without yielding, the healthy call could only start once the loop's
+    // 3 s budget is spent; the bound below is half of that, so a loaded
+    // machine does not make this fail, and a loop that holds the thread does.
+    let spinner = tokio::spawn(async move { h2.call(&l2, input(&task()), &[], limits(3000, 32)).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
     let verdict = host.call(&healthy, input(&task()), &[], PluginLimits::default()).await;
     let took = started.elapsed();
     assert_eq!(forwarded(verdict).0, task());
     assert!(
-        took < Duration::from_millis(50),
+        took < Duration::from_millis(1500),
         "healthy call took {took:?} beside a spinning plugin"
     );
     assert!(!spinner.is_finished(), "the loop should still be running");
     assert_eq!(
         spinner.await.unwrap().unwrap_err(),
-        PluginError::Timeout(Duration::from_secs(1))
+        PluginError::Timeout(Duration::from_secs(3))
     );
 }

@@ -108,13 +108,43 @@ impl Ingest {
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the ingest writer stopped".into())))
     }
 
-    /// Runs batches until the queue is empty, then gives up its slot.
+    /// Runs batches until the queue is empty, then gives up its slot (also
+    /// if this task is dropped or unwinds, so the queue is never left
+    /// without a writer while it counts one as running).
     async fn drain(&self) {
+        struct Slot<'a>(&'a Ingest, bool);
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    return; // released in the normal way
+                }
+                let mut q = self.0.queue.lock().unwrap_or_else(|p| p.into_inner());
+                q.in_flight -= 1;
+                let orphans = if q.in_flight == 0 {
+                    std::mem::take(&mut q.waiting)
+                } else {
+                    Vec::new()
+                };
+                drop(q);
+                // Only when the last writer ends abnormally: nobody else
+                // would take these, so answer them instead of leaving them
+                // waiting forever.
+                for it in orphans {
+                    let _ = it
+                        .reply
+                        .send(Err(StoreError::Unavailable("the ingest writer stopped".into())));
+                }
+            }
+        }
+        let mut slot = Slot(self, false);
         loop {
             let batch = {
                 let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
                 if q.waiting.is_empty() {
+                    // Under the same lock as the check, so an event queued
+                    // just after it sees the free slot and starts a writer.
                     q.in_flight -= 1;
+                    slot.1 = true;
                     return;
                 }
                 take_batch(&mut q.waiting)
