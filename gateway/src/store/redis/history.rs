@@ -22,6 +22,19 @@ const SCAN_BATCH: usize = 200;
 /// Ids examined at most for one page; past that the page ends early with a
 /// cursor, so a rare filter never makes one request scan all of history.
 const SCAN_LIMIT: usize = 5_000;
+/// The fields a history page shows: not the payload or the attempt log,
+/// which only the single-delivery view reads.
+const LIST_FIELDS: [&str; 9] = [
+    "event",
+    "webhook",
+    "type",
+    "status",
+    "test",
+    "attempts",
+    "createdAt",
+    "updatedAt",
+    "due",
+];
 
 fn record_from_fields(id: &str, f: &HashMap<String, Vec<u8>>) -> Option<DeliveryRecord> {
     let get = |k: &str| {
@@ -82,14 +95,22 @@ impl RedisStore {
             }
             let mut pipe = ::redis::pipe();
             for id in &ids {
-                pipe.cmd("HGETALL").arg(self.key(&format!("dlv:{id}")));
+                pipe.cmd("HMGET")
+                    .arg(self.key(&format!("dlv:{id}")))
+                    .arg(&LIST_FIELDS[..]);
             }
-            let rows: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            let rows: Vec<Vec<Option<Vec<u8>>>> =
+                pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
             for (id, row) in ids.iter().zip(rows) {
                 scanned += 1;
-                // Records past retention are gone; their index entries are
-                // trimmed by purge_history.
-                if let Some(rec) = record_from_fields(id, &field_map(row))
+                let fields: HashMap<String, Vec<u8>> = LIST_FIELDS
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(k, v)| Some(((*k).to_owned(), v?)))
+                    .collect();
+                // Records past retention are gone (every field nil); their
+                // index entries are trimmed by purge_history.
+                if let Some(rec) = record_from_fields(id, &fields)
                     && keep(&rec)
                 {
                     items.push(rec);

@@ -251,9 +251,91 @@ fn decode_one(reply: Value, limited: bool) -> Answer {
 
 #[cfg(test)]
 mod tests {
+    use ::redis::aio::ConnectionManagerConfig;
     use bytes::Bytes;
 
     use super::*;
+
+    /// An `Ingest` on a Redis address that takes connections and never
+    /// answers: every script it runs hangs (until a minute passes).
+    fn silent_ingest() -> (Arc<Ingest>, std::net::TcpListener) {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}", silent.local_addr().unwrap());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(60)))
+            .set_response_timeout(Some(Duration::from_secs(60)));
+        let conn =
+            ConnectionManager::new_lazy_with_config(::redis::Client::open(url.as_str()).unwrap(), config).unwrap();
+        (Ingest::new(conn, "t".into(), 1000), silent)
+    }
+
+    fn waiting_item() -> (Item, oneshot::Receiver<Answer>) {
+        let (reply, answer) = oneshot::channel();
+        (Item { reply, ..item(8) }, answer)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let (ingest, _silent) = silent_ingest();
+        {
+            let mut q = ingest.queue.lock().unwrap();
+            q.in_flight = MAX_IN_FLIGHT;
+            q.waiting = (0..MAX_WAITING).map(|_| item(8)).collect();
+        }
+        let it = item(8);
+        let err = ingest.enqueue(&it.event, &[], None, None).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("too many events")),
+            "{err:?}"
+        );
+        assert_eq!(
+            ingest.queue.lock().unwrap().waiting.len(),
+            MAX_WAITING,
+            "nothing was queued"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_is_dropped_answers_every_caller_and_frees_its_slot() {
+        let (ingest, _silent) = silent_ingest();
+        // Three events taken into a batch whose script never returns...
+        let (in_batch, batch_answers): (Vec<_>, Vec<_>) = (0..3).map(|_| waiting_item()).unzip();
+        {
+            let mut q = ingest.queue.lock().unwrap();
+            q.in_flight = 1;
+            q.waiting = in_batch;
+        }
+        let writer = {
+            let ingest = ingest.clone();
+            tokio::spawn(async move { ingest.drain().await })
+        };
+        hookgate_testkit::wait_until(Duration::from_secs(5), "the writer to take the batch", || {
+            let taken = ingest.queue.lock().unwrap().waiting.is_empty();
+            async move { taken.then_some(()) }
+        })
+        .await;
+        // ...and two more queued behind it, with no other writer to take them.
+        let (behind, behind_answers): (Vec<_>, Vec<_>) = (0..2).map(|_| waiting_item()).unzip();
+        ingest.queue.lock().unwrap().waiting.extend(behind);
+        writer.abort();
+        assert!(writer.await.unwrap_err().is_cancelled());
+        for answer in batch_answers {
+            assert!(answer.await.is_err(), "the batch's callers see their answer dropped");
+        }
+        for answer in behind_answers {
+            let err = answer.await.unwrap().unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Unavailable(m) if m.contains("writer stopped")),
+                "{err:?}"
+            );
+        }
+        let q = ingest.queue.lock().unwrap();
+        assert_eq!(
+            (q.in_flight, q.waiting.len()),
+            (0, 0),
+            "the slot is free for the next event"
+        );
+    }
 
     fn item(size: usize) -> Item {
         Item {
