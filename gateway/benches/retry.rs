@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookgate::dispatch::RetryPolicy;
+use hookgate::retry::RetryPolicy;
 
 fn retry(c: &mut Criterion) {
     let p = RetryPolicy {

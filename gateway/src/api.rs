@@ -28,10 +28,11 @@ use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::dispatch::{PluginRuntime, Waker};
+use crate::dispatch::Waker;
+use crate::plugin::PluginRuntime;
+use crate::registry::Registry;
 use crate::store::Store;
-use crate::webhooks::Registry;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use openapi::OPENAPI_JSON;
 
 /// What the handlers share.
@@ -103,11 +104,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this route",
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -6,6 +6,7 @@
 //! all errors in one pass. Each error carries its position so `hookgate
 //! check` prints `PATH:LINE:COL: message`.
 
+mod ctx;
 mod raw;
 mod units;
 mod validate;
@@ -15,11 +16,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::dispatch::RetryPolicy;
-use crate::webhooks::{Secret, Webhook};
+use crate::retry::RetryPolicy;
+use crate::webhooks::{PluginDefaults, Secret, Webhook};
 
 pub use units::{parse_duration, parse_size};
-pub use webhook::{check_header, parse_webhook_url};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -93,6 +93,16 @@ pub struct PluginsConfig {
     pub cache_dir: PathBuf,
     pub timeout: Duration,
     pub max_memory: u64,
+}
+
+impl PluginsConfig {
+    /// The limits a plugin gets when it sets none.
+    pub fn defaults(&self) -> PluginDefaults {
+        PluginDefaults {
+            timeout: self.timeout,
+            max_memory: self.max_memory,
+        }
+    }
 }
 
 /// One problem in a config file, with its position.

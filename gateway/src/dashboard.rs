@@ -20,8 +20,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
-
 /// Same origin only; no inline script, style, frames, forms or plugins.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -83,7 +81,7 @@ async fn index(headers: HeaderMap) -> Response {
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.name == name) {
         Some(i) => serve(i, &headers),
-        None => ApiError::not_found("no such dashboard file").into_response(),
+        None => (StatusCode::NOT_FOUND, "no such dashboard file").into_response(),
     }
 }
 

@@ -20,10 +20,10 @@
 //! start (plus a small periodic probe), so a saturated webhook's backlog is
 //! not claimed and deferred over and over.
 
+mod admission;
 mod attempt;
 mod client;
 mod committer;
-mod retry;
 mod transform;
 mod worker;
 
@@ -37,13 +37,12 @@ use tokio_util::task::TaskTracker;
 
 pub use attempt::{USER_AGENT_VALUE, Verdict, build_headers, parse_retry_after};
 pub use client::{Outbound, RESPONSE_BODY_LIMIT, SendError, is_public};
-pub use retry::RetryPolicy;
-pub use transform::PluginRuntime;
 
 use crate::config::Config;
 use crate::health::StoreHealth;
+use crate::plugin::PluginRuntime;
+use crate::registry::Registry;
 use crate::store::{Completion, Store};
-use crate::webhooks::Registry;
 
 /// Longest idle sleep between claims (picks up expired leases and work
 /// enqueued by other gateways).

@@ -18,6 +18,8 @@ pub mod ids;
 pub mod metrics;
 pub mod plugin;
 pub mod ratelimit;
+pub mod registry;
+pub mod retry;
 pub mod signing;
 pub mod store;
 pub mod webhooks;
@@ -29,10 +31,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::dispatch::{Dispatcher, PluginRuntime};
+use crate::dispatch::Dispatcher;
 use crate::health::StoreHealth;
+use crate::plugin::PluginRuntime;
+use crate::registry::Registry;
 use crate::store::Store;
-use crate::webhooks::Registry;
 
 /// How often the webhooks' version is checked in the store (a change made
 /// through another gateway shows here within this long).

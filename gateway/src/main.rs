@@ -13,7 +13,7 @@ use hookgate::config::Config;
 /// glibc's allocator (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use hookgate::dispatch::PluginRuntime;
+use hookgate::plugin::PluginRuntime;
 
 #[derive(Parser)]
 #[command(name = "hookgate", version, about = "Webhook delivery gateway")]

@@ -72,6 +72,7 @@ mod engine;
 pub mod limits;
 pub mod output;
 mod registry;
+pub mod runtime;
 mod warm;
 
 use std::collections::HashMap;
@@ -88,6 +89,7 @@ pub use cache::CacheOutcome;
 pub use chain::ChainStep;
 pub use limits::PluginLimits;
 pub use registry::PluginHandle;
+pub use runtime::PluginRuntime;
 pub use warm::WarmLimits;
 
 /// How often a call checks whether its plugin file changed on disk.

@@ -19,12 +19,13 @@ pub mod conformance;
 pub mod redis;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use crate::ids::now_ms;
 use crate::ratelimit::Gcra;
 use crate::webhooks::StoredWebhook;
 
@@ -37,13 +38,6 @@ pub enum StoreError {
     /// The store answered something this version does not understand.
     #[error("store data error: {0}")]
     Corrupt(String),
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// An accepted event.

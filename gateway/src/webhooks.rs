@@ -1,23 +1,24 @@
-//! Webhook endpoints: the model, secrets, and the registry that fan-out and
-//! dispatch read from.
+//! Webhook endpoints: the one model of a webhook and its rules.
 //!
-//! The registry holds an immutable [`Snapshot`] behind an `Arc` that is
-//! swapped whole when anything changes, so the hot paths (fan-out on ingest,
-//! lookup on every attempt) take a read lock only long enough to clone an
-//! `Arc`. Webhooks come from config.toml (read-only) and, with the management
-//! API, from the store; state the store keeps about a config webhook (disabled
-//! by a 410 Gone) is laid over it on every refresh.
+//! [`WebhookSpec`] is the definition an operator writes (config.toml) or
+//! sends (the API); [`rules::check`] is the one rule set both call;
+//! [`StoredWebhook`] is the store's form (the spec plus id, secrets and
+//! timestamps); [`Webhook`] is the live, compiled form that fan-out and
+//! dispatch read through [`crate::registry`], and the API's views derive
+//! from it.
 
 mod pattern;
 mod record;
-mod registry;
+pub mod rules;
+mod spec;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use pattern::{EventPattern, is_valid_event_type};
-pub use record::{StoredPlugin, StoredSecret, StoredWebhook};
-pub use registry::{Registry, Snapshot};
+pub use record::StoredWebhook;
+pub use rules::{is_reserved_header, is_sha256_hex, is_valid_webhook_id};
+pub use spec::{PluginDefaults, PluginRef, StoredSecret, WebhookSpec};
 
 /// Where a webhook was defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -96,38 +97,6 @@ impl PluginSpec {
     }
 }
 
-/// Whether `s` is a SHA-256 in hex.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Whether `id` is a valid webhook id: `[a-zA-Z0-9_-]{1,64}`.
-pub fn is_valid_webhook_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Headers a webhook's static `headers` may not set: hookgate owns them.
-pub fn is_reserved_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    matches!(
-        n.as_str(),
-        "content-length"
-            | "host"
-            | "transfer-encoding"
-            | "connection"
-            | "x-webhook-id"
-            | "x-delivery-id"
-            | "x-delivery-attempt"
-            | "x-event-type"
-            | "x-hub-signature"
-            | "x-webhook-timestamp"
-            | "x-webhook-test"
-            | "webhook-id"
-            | "webhook-timestamp"
-            | "webhook-signature"
-    )
-}
-
 /// A webhook endpoint.
 #[derive(Debug, Clone)]
 pub struct Webhook {
@@ -157,6 +126,35 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// The live webhook from a definition that passed [`rules::check`].
+    pub fn from_spec(
+        id: String,
+        spec: &WebhookSpec,
+        checked: rules::Checked,
+        secrets: Vec<(Secret, Option<u64>)>,
+        source: Source,
+        plugins: Vec<PluginSpec>,
+    ) -> Self {
+        Webhook {
+            id,
+            name: spec.name.trim().to_owned(),
+            url: checked.url,
+            events: checked.events,
+            secrets,
+            test_mode: spec.test_mode,
+            enabled: spec.enabled,
+            disabled_reason: None,
+            rate_limit_per_minute: spec.rate_limit_per_minute,
+            max_retries: spec.max_retries,
+            timeout: spec.timeout_ms.map(Duration::from_millis),
+            headers: spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            source,
+            plugins,
+            created_at_ms: None,
+            updated_at_ms: None,
+        }
+    }
+
     /// The secrets valid at `now_ms`, newest first.
     pub fn active_secrets(&self, now_ms: u64) -> impl Iterator<Item = &Secret> {
         self.secrets
@@ -179,15 +177,5 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("super-secret-value");
         assert!(!format!("{s:?}").contains("super"));
-    }
-
-    #[test]
-    fn webhook_ids() {
-        assert!(is_valid_webhook_id("orders_v2-A"));
-        assert!(is_valid_webhook_id(&"a".repeat(64)));
-        assert!(!is_valid_webhook_id(&"a".repeat(65)));
-        assert!(!is_valid_webhook_id(""));
-        assert!(!is_valid_webhook_id("a b"));
-        assert!(!is_valid_webhook_id("a/b"));
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::json::{parse, read_body, require_json};
 use super::views::{DeliveryView, ListView};
 use crate::store::{DeliveryFilter, Page, Requeue, Status};
@@ -113,13 +113,11 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Res
                 .into_response())
         }
         Some(Requeue::WrongStatus(s)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_queued",
+            ErrorCode::AlreadyQueued,
             format!("delivery {id:?} is {} and already queued", s.as_str()),
         )),
         Some(Requeue::EventGone) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "event_expired",
+            ErrorCode::EventExpired,
             format!("the event of delivery {id:?} is past its retention period"),
         )),
         Some(Requeue::Missing) | None => Err(ApiError::not_found(format!("no delivery with id {id:?}"))),

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::json::{parse, read_body, require_json};
 use super::limits::{IngestLimit, too_many};
 use crate::ids;
@@ -81,8 +81,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match v.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => Ok(Some(k)),
         _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
     }
@@ -147,8 +146,7 @@ pub async fn create(
         Enqueued::Repeated { fingerprint, answer } => {
             if idempotency.is_some_and(|i| i.fingerprint != fingerprint) {
                 return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "idempotency_key_reused",
+                    ErrorCode::IdempotencyKeyReused,
                     "this Idempotency-Key was used within 24 hours for a different request",
                 ));
             }

@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::ratelimit::Gcra;
 use crate::signing::{constant_time_eq, to_hex};
 use crate::store::{RateDecision, RateRequest, RateState};
@@ -80,7 +80,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let st = match state.store.acquire_with_state(&rate).await {
         Ok(st) => st,
-        Err(e) => return ApiError::store(&e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let mut resp = match st.decision {
         RateDecision::Wait(wait) => too_many(per_minute, wait).into_response(),
@@ -96,8 +96,7 @@ pub fn too_many(per_minute: u32, wait: Duration) -> ApiError {
     ApiError {
         retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
         ..ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!("more than {per_minute} requests a minute; slow down"),
         )
     }

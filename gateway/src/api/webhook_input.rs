@@ -1,5 +1,6 @@
-//! Validating webhook definitions sent to the API: every problem is a 422
-//! whose message names the field.
+//! The webhook definition the API takes (`POST`, and `PATCH` after merging),
+//! turned into the one [`WebhookSpec`] and checked by the one rule set: a
+//! broken rule is a 422 whose message names the field.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::config::{check_header, parse_webhook_url};
-use crate::webhooks::{EventPattern, StoredPlugin, StoredWebhook, is_sha256_hex};
+use crate::webhooks::rules::{self, Bounds};
+use crate::webhooks::{PluginRef, StoredWebhook, WebhookSpec};
 
 /// The fields of `POST /api/webhooks`, and of `PATCH` after merging.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -32,96 +33,53 @@ pub struct WebhookInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugins: Option<Vec<StoredPlugin>>,
+    pub plugins: Option<Vec<PluginRef>>,
 }
 
 impl WebhookInput {
     /// The editable fields of a stored webhook (no secret), for PATCH.
     pub fn from_stored(w: &StoredWebhook) -> Self {
+        let spec = &w.spec;
         WebhookInput {
-            name: w.name.clone(),
-            url: w.url.clone(),
-            events: w.events.clone(),
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            events: spec.events.clone(),
             secret: None,
-            test_mode: Some(w.test_mode),
-            enabled: Some(w.enabled),
-            rate_limit_per_minute: w.rate_limit_per_minute,
-            max_retries: w.max_retries,
-            timeout_ms: w.timeout_ms,
-            headers: Some(w.headers.clone()),
-            plugins: Some(w.plugins.clone()),
+            test_mode: Some(spec.test_mode),
+            enabled: Some(spec.enabled),
+            rate_limit_per_minute: spec.rate_limit_per_minute,
+            max_retries: spec.max_retries,
+            timeout_ms: spec.timeout_ms,
+            headers: Some(spec.headers.clone()),
+            plugins: Some(spec.plugins.clone()),
         }
     }
 
-    /// Checks every field. `max_timeout` bounds `timeoutMs` (leases are
+    /// Checks the definition with the one rule set and returns it with
+    /// canonical event patterns, and the secret if one was given. The first
+    /// broken rule is the 422. `max_timeout` bounds `timeoutMs` (leases are
     /// sized for the longest configured attempt).
-    pub fn validate(&self, max_timeout: Duration) -> Result<(), ApiError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.len() > 256 {
-            return Err(ApiError::invalid("name", "must be 1 to 256 characters"));
-        }
-        parse_webhook_url(&self.url).map_err(|e| ApiError::invalid("url", e))?;
-        if self.events.is_empty() {
-            return Err(ApiError::invalid("events", "must list at least one pattern"));
-        }
-        for (i, e) in self.events.iter().enumerate() {
-            EventPattern::parse(e).map_err(|msg| ApiError::invalid(&format!("events[{i}]"), msg))?;
-        }
-        if let Some(s) = &self.secret
-            && !(8..=256).contains(&s.len())
-        {
-            return Err(ApiError::invalid("secret", "must be 8 to 256 bytes long"));
-        }
-        if let Some(r) = self.rate_limit_per_minute
-            && !(1..=60_000_000).contains(&r)
-        {
-            return Err(ApiError::invalid(
-                "rateLimitPerMinute",
-                "must be between 1 and 60000000",
-            ));
-        }
-        if let Some(m) = self.max_retries
-            && m > 10
-        {
-            return Err(ApiError::invalid("maxRetries", "must be between 0 and 10"));
-        }
-        let max_ms = max_timeout.as_millis() as u64;
-        if let Some(t) = self.timeout_ms
-            && !(1..=max_ms).contains(&t)
-        {
-            return Err(ApiError::invalid(
-                "timeoutMs",
-                format!("must be between 1 and {max_ms} (the longest timeout in config.toml)"),
-            ));
-        }
-        for (i, p) in self.plugins.iter().flatten().enumerate() {
-            if p.path.trim().is_empty() {
-                return Err(ApiError::invalid(
-                    &format!("plugins[{i}].path"),
-                    "must name a .wasm component",
-                ));
-            }
-            if let Some(h) = &p.sha256
-                && !is_sha256_hex(h)
-            {
-                return Err(ApiError::invalid(
-                    &format!("plugins[{i}].sha256"),
-                    "must be 64 hex digits",
-                ));
-            }
-        }
-        for (k, v) in self.headers.iter().flatten() {
-            check_header(k, v).map_err(|e| ApiError::invalid(&format!("headers.{k}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Canonical event patterns (`task.*` stays `task.*`).
-    pub fn events(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(|e| EventPattern::parse(e).ok())
-            .map(|p| p.to_string())
-            .collect()
+    pub fn into_spec(self, max_timeout: Duration) -> Result<(WebhookSpec, Option<String>), ApiError> {
+        let mut spec = WebhookSpec {
+            name: self.name.trim().to_owned(),
+            url: self.url,
+            events: self.events,
+            test_mode: self.test_mode.unwrap_or(false),
+            enabled: self.enabled.unwrap_or(true),
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            max_retries: self.max_retries,
+            timeout_ms: self.timeout_ms,
+            headers: self.headers.unwrap_or_default(),
+            plugins: self.plugins.unwrap_or_default(),
+        };
+        let bounds = Bounds {
+            max_timeout: Some(max_timeout),
+        };
+        let checked = rules::check(&spec, self.secret.as_deref(), bounds).map_err(|bad| {
+            let first = &bad[0];
+            ApiError::invalid(&first.field.api_name(), &first.problem)
+        })?;
+        spec.events = checked.events.iter().map(ToString::to_string).collect();
+        Ok((spec, self.secret))
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::events::store_event;
 use super::json::{parse, read_body, require_json};
 use super::views::WebhookView;
@@ -22,7 +22,7 @@ use super::webhook_input::WebhookInput;
 use crate::ids;
 use crate::signing::generate_secret;
 use crate::store::{NewDelivery, NewEvent, now_ms};
-use crate::webhooks::{StoredSecret, StoredWebhook, Webhook, is_valid_event_type};
+use crate::webhooks::{StoredSecret, StoredWebhook, Webhook, WebhookSpec, is_valid_event_type, rules};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no webhook with id {id:?}"))
@@ -30,8 +30,7 @@ fn not_found(id: &str) -> ApiError {
 
 fn read_only(id: &str) -> ApiError {
     ApiError::new(
-        StatusCode::CONFLICT,
-        "read_only",
+        ErrorCode::ReadOnly,
         format!("webhook {id:?} is defined in config.toml and is read-only through the API"),
     )
 }
@@ -61,12 +60,11 @@ async fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Webhook>, Api
 
 /// Loads every plugin of a webhook definition and has it validate its
 /// config, so a bad one is a 422 now rather than a failure at delivery.
-async fn check_plugins(state: &AppState, input: &WebhookInput) -> Result<(), ApiError> {
-    let specs: Vec<_> = input
+async fn check_plugins(state: &AppState, spec: &WebhookSpec) -> Result<(), ApiError> {
+    let specs: Vec<_> = spec
         .plugins
         .iter()
-        .flatten()
-        .map(|p| p.to_spec(&state.config.base_dir, &state.config.plugins))
+        .map(|p| p.to_spec(&state.config.base_dir, state.config.plugins.defaults()))
         .collect();
     state.plugins.validate(&specs).await.map_err(|(i, e)| {
         let path = specs.get(i).map_or("", |s| s.path.as_str());
@@ -90,44 +88,30 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     require_json(&headers)?;
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let input: WebhookInput = parse(&bytes)?;
-    input.validate(state.config.max_attempt_time())?;
-    check_plugins(&state, &input).await?;
-    let (secret, generated) = match &input.secret {
-        Some(s) => (s.clone(), false),
-        None => (generate_secret(), true),
-    };
+    let (spec, given) = input.into_spec(state.config.max_attempt_time())?;
+    check_plugins(&state, &spec).await?;
+    let generated = given.is_none();
+    let secret = given.unwrap_or_else(generate_secret);
     let now = now_ms();
     let record = StoredWebhook {
         id: ids::new_id("wh"),
-        name: input.name.trim().to_owned(),
-        url: input.url.clone(),
-        events: input.events(),
+        spec,
         secrets: vec![StoredSecret {
             secret: secret.clone(),
             expires_at: None,
         }],
-        test_mode: input.test_mode.unwrap_or(false),
-        enabled: input.enabled.unwrap_or(true),
-        rate_limit_per_minute: input.rate_limit_per_minute,
-        max_retries: input.max_retries,
-        timeout_ms: input.timeout_ms,
-        headers: input.headers.clone().unwrap_or_default(),
         created_at: now,
         updated_at: now,
-        plugins: input.plugins.clone().unwrap_or_default(),
     };
     if !state.store.insert_webhook(&record).await? {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
+            ErrorCode::Conflict,
             "webhook id already exists; try again",
         ));
     }
     reload(&state).await?;
-    let hook = record
-        .to_webhook(&state.config.base_dir, &state.config.plugins)
-        .map_err(|e| ApiError::invalid("url", e))?;
-    let mut view = WebhookView::from(&hook);
+    let hook = live(&state, &record.id).await?;
+    let mut view = WebhookView::from(hook.as_ref());
     if generated {
         view.secret = Some(secret);
     }
@@ -159,28 +143,18 @@ pub async fn patch(
     }
     let merged_bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::malformed(e.to_string()))?;
     let input: WebhookInput = parse(&merged_bytes)?;
-    input.validate(state.config.max_attempt_time())?;
-    check_plugins(&state, &input).await?;
-    let secrets = match &input.secret {
-        Some(s) => vec![StoredSecret {
-            secret: s.clone(),
+    let (spec, given) = input.into_spec(state.config.max_attempt_time())?;
+    check_plugins(&state, &spec).await?;
+    let secrets = match given {
+        Some(secret) => vec![StoredSecret {
+            secret,
             expires_at: None,
         }],
         None => current.secrets.clone(),
     };
-    let enabled = input.enabled.unwrap_or(true);
     let record = StoredWebhook {
-        name: input.name.trim().to_owned(),
-        url: input.url.clone(),
-        events: input.events(),
+        spec,
         secrets,
-        test_mode: input.test_mode.unwrap_or(false),
-        enabled,
-        rate_limit_per_minute: input.rate_limit_per_minute,
-        max_retries: input.max_retries,
-        timeout_ms: input.timeout_ms,
-        headers: input.headers.clone().unwrap_or_default(),
-        plugins: input.plugins.clone().unwrap_or_default(),
         updated_at: now_ms(),
         ..current
     };
@@ -230,10 +204,8 @@ pub async fn rotate_secret(
         require_json(&headers)?;
         parse(&bytes)?
     };
-    if let Some(s) = &input.secret
-        && !(8..=256).contains(&s.len())
-    {
-        return Err(ApiError::invalid("secret", "must be 8 to 256 bytes long"));
+    if let Some(s) = &input.secret {
+        rules::check_secret(s).map_err(|p| ApiError::invalid("secret", p))?;
     }
     let grace = input.grace_seconds.unwrap_or(86_400);
     if grace > MAX_GRACE_SECONDS {
@@ -301,8 +273,7 @@ pub async fn test(
     let hook = live(&state, &id).await?;
     if !hook.enabled {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "webhook_disabled",
+            ErrorCode::WebhookDisabled,
             format!("webhook {id:?} is disabled"),
         ));
     }

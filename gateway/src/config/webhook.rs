@@ -1,17 +1,18 @@
-//! Webhook and plugin entries of config.toml, and the URL and header
-//! checks the API shares.
+//! `[[webhooks]]` entries of config.toml: read into a [`WebhookSpec`]
+//! (types and `env:` values), checked by the one rule set
+//! ([`crate::webhooks::rules`]), each broken rule reported at the position
+//! of the value that breaks it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
 use super::PluginsConfig;
-use super::raw::{RawPluginRef, RawWebhook};
-use super::validate::Ctx;
-use crate::webhooks::{
-    EventPattern, OnError, PluginSpec, Secret, Source, Webhook, is_reserved_header, is_sha256_hex, is_valid_webhook_id,
-};
+use super::ctx::Ctx;
+use super::raw::{N, RawPluginRef, RawWebhook};
+use crate::webhooks::rules::{self, Bounds, Field};
+use crate::webhooks::{OnError, PluginRef, PluginSpec, Secret, Source, Webhook, WebhookSpec, is_valid_webhook_id};
 
 pub(super) fn validate_webhook(
     ctx: &mut Ctx<'_>,
@@ -42,29 +43,8 @@ pub(super) fn validate_webhook(
             ctx.error(span.clone(), format!("webhook {id:?} is missing `url`"));
             None
         }
-        Some(s) => ctx.string(s).and_then(|v| match parse_webhook_url(&v) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                ctx.error(s.span(), e);
-                None
-            }
-        }),
+        Some(s) => ctx.string(s),
     };
-    let mut events = Vec::new();
-    match &w.events {
-        None => ctx.error(span.clone(), format!("webhook {id:?} is missing `events`")),
-        Some(list) if list.get_ref().is_empty() => ctx.error(list.span(), "events must list at least one pattern"),
-        Some(list) => {
-            for p in list.get_ref() {
-                if let Some(v) = ctx.string(p) {
-                    match EventPattern::parse(&v) {
-                        Ok(p) => events.push(p),
-                        Err(e) => ctx.error(p.span(), e),
-                    }
-                }
-            }
-        }
-    }
     let secret = match &w.secret {
         None => {
             ctx.error(
@@ -73,79 +53,110 @@ pub(super) fn validate_webhook(
             );
             None
         }
-        Some(s) => ctx.string(s).and_then(|v| {
-            if (8..=256).contains(&v.len()) {
-                Some(Secret::new(v))
-            } else {
-                ctx.error(s.span(), "secret must be 8 to 256 bytes long");
-                None
-            }
-        }),
+        Some(s) => ctx.string(s),
     };
-    let mut headers = Vec::new();
-    if let Some(map) = &w.headers {
-        for (name, value) in map.get_ref() {
-            let Some(v) = ctx.string(value) else { continue };
-            if let Err(e) = check_header(name, &v) {
-                ctx.error(value.span(), e);
-            } else {
-                headers.push((name.clone(), v));
-            }
+    let events = match &w.events {
+        None => {
+            ctx.error(span.clone(), format!("webhook {id:?} is missing `events`"));
+            Vec::new()
+        }
+        Some(list) => list.get_ref().iter().filter_map(|p| ctx.string(p)).collect(),
+    };
+    let mut headers = BTreeMap::new();
+    for (name, value) in w.headers.iter().flat_map(|m| m.get_ref()) {
+        if let Some(v) = ctx.string(value) {
+            headers.insert(name.clone(), v);
         }
     }
     let timeout = w
         .timeout
         .as_ref()
         .map(|t| ctx.duration(Some(t), Duration::from_secs(10), "timeout"));
-    let rate_limit_per_minute = w
-        .rate_limit_per_minute
-        .as_ref()
-        .map(|n| ctx.int(Some(n), 60, 1..60_000_001, "rate_limit_per_minute"));
-    let max_retries = w
-        .max_retries
-        .as_ref()
-        .map(|n| ctx.int(Some(n), 3, 0..11, "max_retries"));
-    let name = w
-        .name
-        .as_ref()
-        .and_then(|s| ctx.string(s))
-        .unwrap_or_else(|| id.clone());
-    let plugins: Vec<PluginSpec> = w
+    let int = |n: &Option<N>| n.as_ref().map(|n| u32::try_from(*n.get_ref()).unwrap_or(u32::MAX));
+    let plugins: Vec<(PluginRef, (usize, usize))> = w
         .plugins
         .iter()
         .flatten()
-        .filter_map(|p| validate_plugin(ctx, p.get_ref(), p.span(), base_dir, defaults))
+        .filter_map(|p| read_plugin(ctx, p.get_ref(), p.span(), defaults))
         .collect();
+    let spec = WebhookSpec {
+        name: match &w.name {
+            Some(s) => ctx.string(s).unwrap_or_default(),
+            None => id.clone(),
+        },
+        url: url.clone().unwrap_or_default(),
+        events,
+        test_mode: w.test_mode.unwrap_or(false),
+        enabled: true,
+        rate_limit_per_minute: int(&w.rate_limit_per_minute),
+        max_retries: int(&w.max_retries),
+        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        headers,
+        plugins: plugins.iter().map(|(p, _)| p.clone()).collect(),
+    };
+    let checked = match rules::check(&spec, secret.as_deref(), Bounds::default()) {
+        Ok(c) => Some(c),
+        Err(bad) => {
+            // Values that are missing or unreadable were reported above.
+            let reported = |f: &Field| match f {
+                Field::Url => url.is_none(),
+                Field::Events => w.events.is_none(),
+                _ => false,
+            };
+            for b in bad.into_iter().filter(|b| !reported(&b.field)) {
+                let at = field_span(w, &b.field).unwrap_or_else(|| span.clone());
+                ctx.error(at, b.config_message());
+            }
+            None
+        }
+    };
     if ctx.errors.len() > before {
         return None;
     }
-    Some(Webhook {
+    let plugin_specs = plugins
+        .iter()
+        .map(|(p, pos)| PluginSpec {
+            position: Some(*pos),
+            ..p.to_spec(base_dir, defaults.defaults())
+        })
+        .collect();
+    let secrets = vec![(Secret::new(secret?), None)];
+    Some(Webhook::from_spec(
         id,
-        name,
-        url: url?,
-        events,
-        secrets: vec![(secret?, None)],
-        test_mode: w.test_mode.unwrap_or(false),
-        enabled: true,
-        disabled_reason: None,
-        rate_limit_per_minute,
-        max_retries,
-        timeout,
-        headers,
-        source: Source::Config,
-        plugins,
-        created_at_ms: None,
-        updated_at_ms: None,
-    })
+        &spec,
+        checked?,
+        secrets,
+        Source::Config,
+        plugin_specs,
+    ))
 }
 
-fn validate_plugin(
+/// Where a field of a `[[webhooks]]` entry was written.
+fn field_span(w: &RawWebhook, field: &Field) -> Option<Range<usize>> {
+    let plugin = |i: &usize| w.plugins.as_ref().and_then(|p| p.get(*i));
+    match field {
+        Field::Name => w.name.as_ref().map(|s| s.span()),
+        Field::Url => w.url.as_ref().map(|s| s.span()),
+        Field::Events => w.events.as_ref().map(|s| s.span()),
+        Field::Event(i) => w.events.as_ref().and_then(|l| l.get_ref().get(*i)).map(|s| s.span()),
+        Field::Secret => w.secret.as_ref().map(|s| s.span()),
+        Field::RateLimitPerMinute => w.rate_limit_per_minute.as_ref().map(|n| n.span()),
+        Field::MaxRetries => w.max_retries.as_ref().map(|n| n.span()),
+        Field::Timeout => w.timeout.as_ref().map(|s| s.span()),
+        Field::Header(h) => w.headers.as_ref().and_then(|m| m.get_ref().get(h)).map(|s| s.span()),
+        Field::PluginPath(i) => plugin(i).map(|p| p.get_ref().path.as_ref().map_or_else(|| p.span(), |s| s.span())),
+        Field::PluginSha256(i) => plugin(i).map(|p| p.get_ref().sha256.as_ref().map_or_else(|| p.span(), |s| s.span())),
+    }
+}
+
+/// Reads one `[[webhooks.plugins]]` entry (types and `env:` values; the
+/// rules are checked with the webhook), with its position.
+fn read_plugin(
     ctx: &mut Ctx<'_>,
     p: &RawPluginRef,
     span: Range<usize>,
-    base_dir: &Path,
     defaults: &PluginsConfig,
-) -> Option<PluginSpec> {
+) -> Option<(PluginRef, (usize, usize))> {
     let before = ctx.errors.len();
     let path = match &p.path {
         None => {
@@ -157,74 +168,40 @@ fn validate_plugin(
         }
         Some(s) => ctx.string(s).unwrap_or_default(),
     };
-    let mut config = Vec::new();
-    if let Some(map) = &p.config {
-        for (k, v) in map.get_ref() {
-            if let Some(v) = ctx.string(v) {
-                config.push((k.clone(), v));
-            }
+    let mut config = BTreeMap::new();
+    for (k, v) in p.config.iter().flat_map(|m| m.get_ref()) {
+        if let Some(v) = ctx.string(v) {
+            config.insert(k.clone(), v);
         }
     }
     let on_error = match &p.on_error {
-        None => OnError::Retry,
+        None => None,
         Some(s) => match ctx.string(s).as_deref().map(OnError::parse) {
-            Some(Some(o)) => o,
+            Some(Some(o)) => Some(o),
             Some(None) => {
                 ctx.error(s.span(), "on_error must be \"retry\" or \"skip\"");
-                OnError::Retry
+                None
             }
-            None => OnError::Retry,
+            None => None,
         },
     };
-    let sha256 = p.sha256.as_ref().and_then(|s| {
-        let v = ctx.string(s)?.to_ascii_lowercase();
-        if !is_sha256_hex(&v) {
-            ctx.error(s.span(), "sha256 must be 64 hex digits");
-        }
-        Some(v)
-    });
+    let sha256 = p
+        .sha256
+        .as_ref()
+        .and_then(|s| ctx.string(s))
+        .map(|v| v.to_ascii_lowercase());
     let timeout = ctx.duration(p.timeout.as_ref(), defaults.timeout, "plugin timeout");
     let max_memory = ctx.size(p.max_memory.as_ref(), defaults.max_memory, "plugin max_memory");
     if ctx.errors.len() > before {
         return None;
     }
-    Some(PluginSpec {
-        position: Some(ctx.position(span.start)),
-        resolved: base_dir.join(&path),
+    let plugin = PluginRef {
         path,
         config,
         on_error,
         sha256,
-        timeout,
-        max_memory,
-    })
-}
-
-/// Checks a webhook URL: absolute http(s) with a host, no credentials.
-pub fn parse_webhook_url(v: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(v).map_err(|e| format!("invalid url {v:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url must be http or https, got {:?}", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("url must have a host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("url must not contain credentials; use headers instead".into());
-    }
-    Ok(url)
-}
-
-/// Checks one extra static header.
-pub fn check_header(name: &str, value: &str) -> Result<(), String> {
-    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(format!("invalid header name {name:?}"));
-    }
-    if is_reserved_header(name) {
-        return Err(format!("header {name:?} is set by hookgate and cannot be overridden"));
-    }
-    if reqwest::header::HeaderValue::from_str(value).is_err() {
-        return Err(format!("invalid value for header {name:?}"));
-    }
-    Ok(())
+        timeout: Some(timeout),
+        max_memory: Some(max_memory),
+    };
+    Some((plugin, ctx.position(span.start)))
 }

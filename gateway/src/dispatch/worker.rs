@@ -1,6 +1,6 @@
 //! The claim loop and the life of one claimed delivery.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,23 +9,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::admission::{self, Candidate, Dead, Paced, Screened, Start};
 use super::attempt::{Payload, Verdict, attempt};
 use super::transform::Transformed;
 use super::{CLAIM_BATCH, IDLE_POLL, Shared};
 use crate::metrics;
 use crate::ratelimit::Gcra;
-use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
+use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateRequest};
 use crate::webhooks::Webhook;
 
-/// How long a delivery waits when its webhook already has its share of the
-/// in-flight slots.
-const BUSY_DEFER: Duration = Duration::from_millis(200);
 /// How often to look for other webhooks' work while every known webhook is
 /// at its cap, and how much to claim then.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 const PROBE: usize = CLAIM_BATCH / 4;
-/// The longest a delivery is pushed back for its webhook being busy.
-const MAX_BUSY_DEFER: Duration = Duration::from_secs(30);
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -124,7 +120,9 @@ fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Inst
     }
 }
 
-/// Decides, for a claimed batch, what starts now and what waits.
+/// Runs the admission policy ([`admission`]) over a claimed batch and does
+/// its I/O: records dead and deferred jobs, asks the rate limiter, spawns
+/// the attempts that start now.
 async fn route(
     shared: &Arc<Shared>,
     jobs: Vec<Job>,
@@ -144,39 +142,40 @@ async fn route(
         }
         snapshot = shared.registry.snapshot();
     }
+    let candidates: Vec<Candidate<'_>> = jobs
+        .iter()
+        .map(|j| Candidate {
+            webhook_id: &j.webhook_id,
+            webhook_enabled: snapshot.get(&j.webhook_id).map(|h| h.enabled),
+            data_missing: j.data_missing,
+        })
+        .collect();
+    let screened = {
+        let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        admission::screen(
+            &candidates,
+            &in_flight,
+            shared.per_webhook_cap,
+            |w| shared.typical_duration(w),
+            || Duration::from_millis(rand::random_range(0..200)),
+        )
+    };
+    drop(candidates);
     let mut ready: Vec<(Job, Arc<Webhook>)> = Vec::with_capacity(jobs.len());
-    let cap = shared.per_webhook_cap;
-    let mut held: HashMap<String, usize> = HashMap::new();
-    for job in jobs {
-        let Some(hook) = snapshot.get(&job.webhook_id).cloned() else {
-            finish_without_attempt(shared, job, Outcome::Dead, "webhook no longer exists").await;
-            continue;
-        };
-        if !hook.enabled {
-            finish_without_attempt(shared, job, Outcome::Dead, "webhook is disabled").await;
-            continue;
+    for (job, verdict) in jobs.into_iter().zip(screened) {
+        match verdict {
+            Screened::Dead(why) => {
+                if why == Dead::DataMissing {
+                    tracing::error!(delivery_id = %job.delivery_id, "event data missing from the store; dead-lettering");
+                }
+                finish_without_attempt(shared, job, Outcome::Dead, why.reason()).await;
+            }
+            Screened::Defer(wait) => defer(shared, job, wait).await,
+            Screened::Ready => match snapshot.get(&job.webhook_id) {
+                Some(hook) => ready.push((job, hook.clone())),
+                None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
+            },
         }
-        if job.data_missing {
-            tracing::error!(delivery_id = %job.delivery_id, "event data missing from the store; dead-lettering");
-            finish_without_attempt(shared, job, Outcome::Dead, "event data missing").await;
-            continue;
-        }
-        let over = {
-            let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let n = in_flight.get(&hook.id).copied().unwrap_or(0);
-            let extra = held.entry(hook.id.clone()).or_default();
-            *extra += 1;
-            (n + *extra).saturating_sub(cap)
-        };
-        if over > 0 {
-            // Push it back by about when its turn will come, so the work of
-            // other webhooks queued behind a slow one's backlog surfaces.
-            let turn = shared.typical_duration(&hook.id).mul_f64(over as f64 / cap as f64);
-            let jitter = Duration::from_millis(rand::random_range(0..200));
-            defer(shared, job, (BUSY_DEFER + turn + jitter).min(MAX_BUSY_DEFER)).await;
-            continue;
-        }
-        ready.push((job, hook));
     }
 
     let d = &shared.config.delivery;
@@ -200,25 +199,35 @@ async fn route(
             return;
         }
     };
-    // Deliveries over the limit wait for their own slot: the n-th one of a
-    // webhook in this batch is spread n intervals past the first free slot.
-    let mut waiting: HashMap<String, u32> = HashMap::new();
-    for ((job, hook), decision, req) in ready.into_iter().zip(decisions).zip(reqs).map(|((a, b), c)| (a, b, c)) {
-        match decision {
-            RateDecision::Wait(wait) => {
+    let paced: Vec<Paced<'_>> = ready
+        .iter()
+        .zip(&decisions)
+        .zip(&reqs)
+        .map(|(((job, hook), decision), req)| Paced {
+            webhook_id: &hook.id,
+            decision: *decision,
+            interval: Duration::from_micros(req.limit.interval_us),
+            retry: job.attempts > 0,
+        })
+        .collect();
+    let starts = admission::pace(&paced, permits.len(), shared.retries.available_permits());
+    drop(paced);
+    for ((job, hook), start) in ready.into_iter().zip(starts) {
+        match start {
+            Start::RateLimited(wait) => {
                 metrics::rate_limited(&hook.id);
-                let n = waiting.entry(hook.id.clone()).or_default();
-                let spread = Duration::from_micros(req.limit.interval_us) * *n;
-                *n += 1;
                 tracing::debug!(webhook_id = %hook.id, ?wait, "rate limited; waiting for the next slot");
-                defer(shared, job, wait + spread).await;
+                defer(shared, job, wait).await;
             }
-            RateDecision::Allow => {
+            Start::Defer(wait) => defer(shared, job, wait).await,
+            Start::Now => {
                 let retry_permit = if job.attempts > 0 {
+                    // Only this loop takes retry permits: the count planned
+                    // for is there.
                     match shared.retries.clone().try_acquire_owned() {
                         Ok(p) => Some(p),
                         Err(_) => {
-                            defer(shared, job, BUSY_DEFER).await;
+                            defer(shared, job, admission::BUSY_DEFER).await;
                             continue;
                         }
                     }
@@ -226,7 +235,7 @@ async fn route(
                     None
                 };
                 let Some(permit) = permits.pop() else {
-                    defer(shared, job, BUSY_DEFER).await;
+                    defer(shared, job, admission::BUSY_DEFER).await;
                     continue;
                 };
                 let guard = InFlight::enter(shared.clone(), &hook.id);
@@ -291,7 +300,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     let d = &shared.config.delivery;
     let timeout = hook.timeout.unwrap_or(d.timeout);
     let policy = match hook.max_retries {
-        Some(max_retries) => super::RetryPolicy {
+        Some(max_retries) => crate::retry::RetryPolicy {
             max_retries,
             ..d.retry.clone()
         },
@@ -369,7 +378,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
 
 /// Runs the webhook's plugin chain, starting the plugin runtime if needed.
 async fn run_plugins(shared: &Arc<Shared>, job: &Job, hook: &Webhook) -> Transformed {
-    shared.plugins.transform(job, hook).await
+    super::transform::transform(&shared.plugins, job, hook).await
 }
 
 /// The receiver answered 410 Gone: disable the webhook everywhere.
@@ -407,7 +416,7 @@ fn note_outcome(webhook: &str, outcome: &Outcome) {
     }
 }
 
-fn retry_or_dead(policy: &super::RetryPolicy, job: &Job, retry_after: Option<Duration>) -> Outcome {
+fn retry_or_dead(policy: &crate::retry::RetryPolicy, job: &Job, retry_after: Option<Duration>) -> Outcome {
     let unit = rand::random::<f64>() * 2.0 - 1.0;
     match policy.next_delay(job.next_retry_number(), retry_after, unit) {
         Some(delay) => Outcome::Retry(delay),

@@ -71,6 +71,13 @@ impl hookgate::plugin::types::Host for HostState {}
 
 impl hookgate::plugin::host::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
+        let level = match level {
+            Level::Trace => tracing::Level::TRACE,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
         self.log.record(level, &message);
     }
 }

@@ -18,7 +18,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::bindings::Level;
+use tracing::Level;
 
 /// The `tracing` target of everything a guest says.
 pub const TARGET: &str = "hookgate::plugin::guest";
@@ -102,18 +102,19 @@ impl GuestLog {
 
     pub(crate) fn record(&mut self, level: Level, message: &str) {
         let message = truncate(message, MAX_LINE);
-        if matches!(level, Level::Error) {
+        if level == Level::ERROR {
             self.last_error = Some(message.to_owned());
         }
         if !self.budget.take(&self.plugin) {
             return;
         }
         let plugin = &*self.plugin;
+        // A guest's errors are its own: the gateway logs them as warnings.
         match level {
-            Level::Trace => tracing::trace!(target: TARGET, plugin, "{message}"),
-            Level::Debug => tracing::debug!(target: TARGET, plugin, "{message}"),
-            Level::Info => tracing::info!(target: TARGET, plugin, "{message}"),
-            Level::Warn | Level::Error => tracing::warn!(target: TARGET, plugin, "{message}"),
+            Level::TRACE => tracing::trace!(target: TARGET, plugin, "{message}"),
+            Level::DEBUG => tracing::debug!(target: TARGET, plugin, "{message}"),
+            Level::INFO => tracing::info!(target: TARGET, plugin, "{message}"),
+            _ => tracing::warn!(target: TARGET, plugin, "{message}"),
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hookgate::ratelimit::Gcra;
 use hookgate::store::*;
-use hookgate::webhooks::StoredWebhook;
+use hookgate::webhooks::{StoredWebhook, WebhookSpec};
 use hookgate_testkit::{RedisServer, unique};
 
 fn event(id: &str) -> NewEvent {
@@ -308,31 +308,31 @@ async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
     let v0 = s.webhooks_version().await.unwrap();
     let w = StoredWebhook {
         id: "wh_1".into(),
-        name: "one".into(),
-        url: "https://e.com/h".into(),
-        events: vec!["*".into()],
+        spec: WebhookSpec {
+            name: "one".into(),
+            url: "https://e.com/h".into(),
+            events: vec!["*".into()],
+            test_mode: false,
+            enabled: true,
+            rate_limit_per_minute: None,
+            max_retries: Some(2),
+            timeout_ms: None,
+            headers: Default::default(),
+            plugins: Vec::new(),
+        },
         secrets: vec![hookgate::webhooks::StoredSecret {
             secret: "secret-123456".into(),
             expires_at: None,
         }],
-        test_mode: false,
-        enabled: true,
-        rate_limit_per_minute: None,
-        max_retries: Some(2),
-        timeout_ms: None,
-        headers: Default::default(),
         created_at: 1,
         updated_at: 1,
-        plugins: Vec::new(),
     };
     assert!(s.insert_webhook(&w).await.unwrap());
     assert!(!s.insert_webhook(&w).await.unwrap(), "ids are unique");
     let v1 = s.webhooks_version().await.unwrap();
     assert_ne!(v0, v1);
-    let changed = StoredWebhook {
-        name: "renamed".into(),
-        ..w.clone()
-    };
+    let mut changed = w.clone();
+    changed.spec.name = "renamed".into();
     assert!(s.replace_webhook(&changed, false).await.unwrap());
     let (v2, list, _) = s.load_webhooks().await.unwrap();
     assert_ne!(v1, v2);

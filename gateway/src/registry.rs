@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::Webhook;
-use crate::config::{Config, PluginsConfig};
+use crate::config::Config;
 use crate::store::{Store, StoreError, WebhookState};
+use crate::webhooks::{PluginDefaults, Webhook};
 
 /// An immutable view of every webhook.
 #[derive(Debug, Default)]
@@ -60,7 +60,7 @@ pub struct Registry {
     config: Vec<Webhook>,
     /// Where relative plugin paths of API webhooks resolve, and their limits.
     base_dir: PathBuf,
-    plugin_defaults: PluginsConfig,
+    plugin_defaults: PluginDefaults,
     loaded: Mutex<Loaded>,
     current: RwLock<Arc<Snapshot>>,
 }
@@ -72,7 +72,7 @@ impl Registry {
         Registry {
             config: config.webhooks.clone(),
             base_dir: config.base_dir.clone(),
-            plugin_defaults: config.plugins.clone(),
+            plugin_defaults: config.plugins.defaults(),
             loaded: Mutex::new(Loaded::default()),
             current: RwLock::new(Arc::new(snapshot)),
         }
@@ -102,9 +102,13 @@ impl Registry {
             if self.is_config(&s.id) {
                 continue;
             }
-            match s.to_webhook(&self.base_dir, &self.plugin_defaults) {
+            match s.to_webhook(&self.base_dir, self.plugin_defaults) {
                 Ok(w) => api.push(w),
-                Err(e) => tracing::warn!(webhook_id = %s.id, error = %e, "ignoring an unreadable stored webhook"),
+                Err(e) => tracing::warn!(
+                    webhook_id = %s.id,
+                    problems = %e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    "ignoring a stored webhook that breaks the rules"
+                ),
             }
         }
         api.sort_by_key(|w| w.created_at_ms);
