@@ -129,7 +129,7 @@ impl Dispatcher {
         registry: Arc<Registry>,
         health: Arc<StoreHealth>,
         plugins: Arc<PluginRuntime>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, reqwest::Error> {
         let concurrency = config.delivery.concurrency;
         let outbound = Outbound::new(config.delivery.allow_private_destinations, concurrency)?;
         let (tx, rx) = mpsc::channel(COMMIT_BUFFER);

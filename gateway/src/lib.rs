@@ -46,12 +46,21 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] store::StoreError),
-    #[error("{0}")]
-    Setup(String),
-    #[error("server: {0}")]
+    /// A config webhook's plugin cannot be loaded or rejects its config.
+    #[error("webhook {webhook:?}: plugin {plugin:?}: {problem}")]
+    Plugin {
+        webhook: String,
+        plugin: String,
+        problem: String,
+    },
+    #[error("the outbound HTTP client cannot be built")]
+    Client(#[source] reqwest::Error),
+    #[error("server")]
     Serve(#[from] std::io::Error),
+    #[error("store.backend \"embedded\" is not available in this version; use \"redis\"")]
+    EmbeddedUnavailable,
 }
 
 /// Opens the store the config names.
@@ -62,9 +71,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
             &config.store.prefix,
             config.store.retention,
         )?)),
-        Backend::Embedded => Err(RunError::Setup(
-            "store.backend \"embedded\" is not available in this version; use \"redis\"".into(),
-        )),
+        Backend::Embedded => Err(RunError::EmbeddedUnavailable),
     }
 }
 
@@ -88,7 +95,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         plugins
             .validate(&w.plugins)
             .await
-            .map_err(|(i, e)| RunError::Setup(format!("webhook {:?}: plugin {:?}: {e}", w.id, w.plugins[i].path)))?;
+            .map_err(|(i, problem)| RunError::Plugin {
+                webhook: w.id.clone(),
+                plugin: w.plugins[i].path.clone(),
+                problem,
+            })?;
     }
     let dispatcher = Dispatcher::start(
         config.clone(),
@@ -97,7 +108,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         health.clone(),
         plugins.clone(),
     )
-    .map_err(RunError::Setup)?;
+    .map_err(RunError::Client)?;
 
     let refresher = tokio::spawn(maintain(
         config.clone(),

@@ -203,7 +203,7 @@ pub async fn attempt(
             v
         }
         Some(Err(e)) => {
-            record.error = Some(e.to_string());
+            record.error = Some(e.describe());
             match e {
                 SendError::Timeout(_) => Verdict::Timeout,
                 SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => Verdict::Connect,

@@ -125,16 +125,26 @@ impl Resolve for GuardedResolver {
 }
 
 /// Why sending failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("{0}")]
-    Refused(String),
+    /// The SSRF guard refused the destination.
+    #[error(transparent)]
+    Refused(Refused),
     #[error("timeout after {0:?}")]
     Timeout(Duration),
-    #[error("connect error: {0}")]
-    Connect(String),
-    #[error("request error: {0}")]
-    Other(String),
+    /// The connection could not be made (the error has no URL in it).
+    #[error("connect error")]
+    Connect(#[source] reqwest::Error),
+    /// The request failed after connecting (no URL in it either).
+    #[error("request error")]
+    Other(#[source] reqwest::Error),
+}
+
+impl SendError {
+    /// The error with its causes, as recorded in an attempt.
+    pub fn describe(&self) -> String {
+        error_chain(self)
+    }
 }
 
 /// What came back.
@@ -163,7 +173,7 @@ impl fmt::Debug for Outbound {
 
 impl Outbound {
     /// A client keeping up to `pool_per_host` idle connections per host.
-    pub fn new(allow_private: bool, pool_per_host: usize) -> Result<Self, String> {
+    pub fn new(allow_private: bool, pool_per_host: usize) -> Result<Self, reqwest::Error> {
         // reqwest is built without a default crypto provider: install ring's
         // (a no-op when one is installed already).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -175,8 +185,7 @@ impl Outbound {
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the outbound HTTP client: {e}"))?;
+            .build()?;
         Ok(Outbound { client, allow_private })
     }
 
@@ -193,7 +202,7 @@ impl Outbound {
         if is_public(ip) {
             Ok(())
         } else {
-            Err(SendError::Refused(refusal(ip).0))
+            Err(SendError::Refused(refusal(ip)))
         }
     }
 
@@ -250,19 +259,17 @@ fn classify(e: reqwest::Error, timeout: Duration) -> SendError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<Refused>() {
-            return SendError::Refused(r.0.clone());
+            return SendError::Refused(r.clone());
         }
         source = s.source();
     }
     if e.is_timeout() {
         return SendError::Timeout(timeout);
     }
-    let connect = e.is_connect();
-    let msg = error_chain(&e.without_url());
-    if connect {
-        SendError::Connect(msg)
+    if e.is_connect() {
+        SendError::Connect(e.without_url())
     } else {
-        SendError::Other(msg)
+        SendError::Other(e.without_url())
     }
 }
 
