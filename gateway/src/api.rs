@@ -33,6 +33,7 @@ use crate::plugin::PluginRuntime;
 use crate::registry::Registry;
 use crate::store::Store;
 pub use error::{ApiError, ErrorCode};
+pub use json::BodyTimeout;
 pub use openapi::OPENAPI_JSON;
 
 /// What the handlers share.

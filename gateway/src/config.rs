@@ -8,6 +8,7 @@
 
 mod ctx;
 mod raw;
+mod server;
 mod units;
 mod validate;
 mod webhook;
@@ -41,6 +42,23 @@ pub struct ServerConfig {
     pub listen: String,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+    /// A connection must send a complete request head within this.
+    pub header_timeout: Duration,
+    /// A keep-alive connection idle longer than this is closed.
+    pub idle_timeout: Duration,
+    /// A request body must arrive within this of its head.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the backlog.
+    pub max_connections: usize,
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +66,9 @@ pub struct ApiConfig {
     /// Bearer tokens for `/api/*`.
     pub tokens: Vec<Secret>,
     pub rate_limit_per_minute: u32,
+    /// `/api/*` callers must also present a client certificate this CA
+    /// signed (needs TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Which store holds the state.

@@ -19,9 +19,12 @@ pub mod metrics;
 pub mod plugin;
 pub mod ratelimit;
 pub mod registry;
+pub mod report;
 pub mod retry;
+pub mod server;
 pub mod signing;
 pub mod store;
+pub mod tls;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -59,6 +62,8 @@ pub enum RunError {
     Client(#[source] reqwest::Error),
     #[error("server")]
     Serve(#[from] std::io::Error),
+    #[error("HTTPS")]
+    Tls(#[source] tls::TlsError),
     #[error("store.backend \"embedded\" is not available in this version; use \"redis\"")]
     EmbeddedUnavailable,
 }
@@ -123,15 +128,35 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         waker: dispatcher.waker(),
         plugins,
     };
-    tracing::info!(listen = %listener.local_addr()?, webhooks = config.webhooks.len(), "hookgate listening");
-    axum::serve(
+    let tls = match &config.server.tls {
+        None => None,
+        Some(files) => Some(
+            server::TlsAcceptor::new(
+                &files.cert,
+                &files.key,
+                config.api.client_ca.as_deref(),
+                shutdown.child_token(),
+            )
+            .map_err(RunError::Tls)?,
+        ),
+    };
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        tls = tls.is_some(),
+        webhooks = config.webhooks.len(),
+        "hookgate listening"
+    );
+    let grace = config.max_attempt_time().min(Duration::from_secs(30));
+    server::serve(
         listener,
-        api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        api::router(state),
+        tls,
+        server::Limits::from(&config.server),
+        shutdown.clone(),
+        grace,
     )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .await?;
     tracing::info!("shutting down: no new work taken; draining in-flight deliveries");
-    let grace = config.max_attempt_time().min(Duration::from_secs(30));
     dispatcher.shutdown(grace).await;
     refresher.abort();
     tracing::info!("shutdown complete");

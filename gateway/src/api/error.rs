@@ -39,6 +39,8 @@ pub enum ErrorCode {
     EventExpired,
     /// 409: an `Idempotency-Key` reused for another request.
     IdempotencyKeyReused,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
     /// 413.
     PayloadTooLarge,
     /// 415.
@@ -69,6 +71,7 @@ impl ErrorCode {
             ErrorCode::AlreadyQueued => "already_queued",
             ErrorCode::EventExpired => "event_expired",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ValidationFailed => "validation_failed",
@@ -93,6 +96,7 @@ impl ErrorCode {
             | ErrorCode::AlreadyQueued
             | ErrorCode::EventExpired
             | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -186,7 +190,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let Some(cause) = &self.cause {
-            let chain = error_chain(cause.as_ref());
+            let chain = crate::report::error_chain(cause.as_ref());
             if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
                 tracing::error!(code = self.code.as_str(), error = %chain, "API request failed");
             } else {
@@ -204,16 +208,4 @@ impl IntoResponse for ApiError {
         }
         resp
     }
-}
-
-/// An error and its sources, `outer: inner: innermost`.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        next = s.source();
-    }
-    text
 }

@@ -6,7 +6,12 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
+
+/// The body of a request did not arrive within `body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub std::time::Duration);
 
 /// Reads a body of at most `limit` bytes.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -24,6 +29,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         while let Some(s) = source {
             if s.is::<http_body_util::LengthLimitError>() {
                 return ApiError::too_large(limit);
+            }
+            if let Some(t) = s.downcast_ref::<BodyTimeout>() {
+                return ApiError::new(ErrorCode::RequestTimeout, t.to_string());
             }
             source = s.source();
         }

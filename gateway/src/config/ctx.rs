@@ -106,3 +106,23 @@ pub(super) fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
+
+/// A parser message with quoted values taken out (`invalid type: string
+/// "tok-123", expected a sequence` -> `invalid type: string, expected a
+/// sequence`): a value in the wrong place may be a secret.
+pub(super) fn hide_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(" \"") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('"') {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -34,6 +34,12 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: Option<S>,
     pub max_body_bytes: Option<N>,
+    pub tls_cert: Option<S>,
+    pub tls_key: Option<S>,
+    pub header_timeout: Option<S>,
+    pub idle_timeout: Option<S>,
+    pub body_timeout: Option<S>,
+    pub max_connections: Option<N>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +47,7 @@ pub struct RawServer {
 pub struct RawApi {
     pub tokens: Option<Spanned<Vec<S>>>,
     pub rate_limit_per_minute: Option<N>,
+    pub client_ca: Option<S>,
 }
 
 #[derive(Debug, Default, Deserialize)]

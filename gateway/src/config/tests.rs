@@ -124,3 +124,63 @@ fn secrets_do_not_appear_in_errors_or_debug() {
         "{dbg}"
     );
 }
+
+#[test]
+fn server_settings_have_safe_defaults_and_are_checked_like_serve_would() {
+    let c = parse(MINIMAL).unwrap();
+    let s = &c.server;
+    assert_eq!(
+        (s.header_timeout, s.idle_timeout, s.body_timeout, s.max_connections),
+        (
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            10_000
+        )
+    );
+    assert!(s.tls.is_none() && c.api.client_ca.is_none());
+    assert!(parse(&format!("{MINIMAL}[server]\nlisten = \"localhost:9000\"\n")).is_ok());
+    assert!(parse(&format!("{MINIMAL}[server]\nlisten = \"[::1]:9000\"\n")).is_ok());
+    for (server, expected) in [
+        (
+            "listen = \"not-an-address\"",
+            "c.toml:6:10: server.listen must be host:port",
+        ),
+        ("listen = \"127.0.0.1\"", "server.listen must be host:port"),
+        (
+            "tls_cert = \"nope.pem\"",
+            "server.tls_cert and server.tls_key go together",
+        ),
+        (
+            "tls_cert = \"missing.pem\"\ntls_key = \"missing.key\"",
+            "c.toml:6:12: server TLS: cannot read ./missing.pem: I/O error",
+        ),
+        (
+            "header_timeout = \"0s\"",
+            "server.header_timeout must be greater than zero",
+        ),
+        (
+            "max_connections = 0",
+            "server.max_connections must be between 1 and 1000000",
+        ),
+    ] {
+        let e = parse(&format!("{MINIMAL}[server]\n{server}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected), "{server}: {e}");
+    }
+    let e = parse("[api]\ntokens = [\"env:TOKEN\"]\nclient_ca = \"ca.pem\"\n[store]\nbackend = \"redis\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("api.client_ca needs HTTPS"), "{e}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_not_echoed() {
+    let e = parse("[api]\ntokens = \"some-token-value\"\n").unwrap_err().to_string();
+    assert!(
+        e.contains("c.toml:2:10: invalid type: string, expected a sequence"),
+        "{e}"
+    );
+    assert!(!e.contains("some-token-value"), "{e}");
+}

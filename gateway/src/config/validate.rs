@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, hide_values};
 use super::raw::{RawConfig, RawDelivery};
+use super::server::{validate_client_ca, validate_server};
 use super::webhook::validate_webhook;
 use super::*;
 use crate::webhooks::Secret;
@@ -21,7 +22,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
     let raw: RawConfig = match toml::from_str(src) {
         Ok(raw) => raw,
         Err(e) => {
-            ctx.error(e.span().unwrap_or(0..0), e.message().trim().to_owned());
+            ctx.error(e.span().unwrap_or(0..0), hide_values(e.message().trim()));
             return Err(ConfigErrors(ctx.errors));
         }
     };
@@ -32,20 +33,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
         base_dir
     };
 
-    let server = ServerConfig {
-        listen: raw
-            .server
-            .listen
-            .as_ref()
-            .and_then(|s| ctx.string(s))
-            .unwrap_or_else(|| "127.0.0.1:8080".into()),
-        max_body_bytes: ctx.int(
-            raw.server.max_body_bytes.as_ref(),
-            1 << 20,
-            1..(1 << 28) + 1,
-            "max_body_bytes",
-        ),
-    };
+    let server = validate_server(&mut ctx, &raw.server, &base_dir);
 
     let mut tokens = Vec::new();
     match &raw.api.tokens {
@@ -64,6 +52,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
         }
     }
     let api = ApiConfig {
+        client_ca: validate_client_ca(&mut ctx, &raw.api, &server, &base_dir),
         tokens,
         rate_limit_per_minute: ctx.int(
             raw.api.rate_limit_per_minute.as_ref(),

@@ -143,7 +143,7 @@ pub enum SendError {
 impl SendError {
     /// The error with its causes, as recorded in an attempt.
     pub fn describe(&self) -> String {
-        error_chain(self)
+        crate::report::error_chain(self)
     }
 }
 
@@ -271,21 +271,6 @@ fn classify(e: reqwest::Error, timeout: Duration) -> SendError {
     } else {
         SendError::Other(e.without_url())
     }
-}
-
-/// `error: cause: cause`, without URLs (they may carry credentials).
-fn error_chain(e: &dyn StdError) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
