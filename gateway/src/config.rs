@@ -7,6 +7,7 @@
 //! check` prints `PATH:LINE:COL: message`.
 
 mod ctx;
+mod egress;
 mod raw;
 mod server;
 mod units;
@@ -107,6 +108,29 @@ pub struct DeliveryConfig {
     pub signature_headers: SignatureSchemes,
     pub concurrency: usize,
     pub allow_private_destinations: bool,
+    /// How deliveries leave: extra roots, proxy, client certificates.
+    pub egress: Egress,
+}
+
+/// `[delivery]` settings for the way out.
+#[derive(Debug, Clone, Default)]
+pub struct Egress {
+    /// Extra trusted roots (PEM) for receivers, beside the public ones.
+    pub ca_file: Option<PathBuf>,
+    /// Egress proxy (`http://host:port`; CONNECT for https destinations).
+    pub proxy: Option<url::Url>,
+    /// Hosts reached without the proxy (`*.internal`, `example.com`, IPs).
+    pub no_proxy: Vec<String>,
+    /// Client certificates for mutual TLS with receivers, by name.
+    pub client_identities: Vec<ClientIdentity>,
+}
+
+/// A named client certificate and key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub name: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@ mod admission;
 mod attempt;
 mod client;
 mod committer;
+mod ssrf;
 mod transform;
 mod worker;
 
@@ -36,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use attempt::{USER_AGENT_VALUE, Verdict, build_headers, parse_retry_after};
-pub use client::{Outbound, RESPONSE_BODY_LIMIT, SendError, is_public};
+pub use client::{Outbound, OutboundError, RESPONSE_BODY_LIMIT, SendError};
+pub use ssrf::is_public;
 
 use crate::config::Config;
 use crate::health::StoreHealth;
@@ -129,9 +131,9 @@ impl Dispatcher {
         registry: Arc<Registry>,
         health: Arc<StoreHealth>,
         plugins: Arc<PluginRuntime>,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, OutboundError> {
         let concurrency = config.delivery.concurrency;
-        let outbound = Outbound::new(config.delivery.allow_private_destinations, concurrency)?;
+        let outbound = Outbound::new(&config.delivery, concurrency)?;
         let (tx, rx) = mpsc::channel(COMMIT_BUFFER);
         let lease = (config.max_attempt_time() + config.max_plugin_time()) * 2 + Duration::from_secs(5);
         let owner = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());

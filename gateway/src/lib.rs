@@ -58,8 +58,8 @@ pub enum RunError {
         plugin: String,
         problem: String,
     },
-    #[error("the outbound HTTP client cannot be built")]
-    Client(#[source] reqwest::Error),
+    #[error("outbound deliveries")]
+    Client(#[source] dispatch::OutboundError),
     #[error("server")]
     Serve(#[from] std::io::Error),
     #[error("HTTPS")]

@@ -35,6 +35,21 @@ pub enum TlsError {
     },
     #[error("TLS settings")]
     Config(#[source] rustls::Error),
+    #[error("cannot read {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TlsError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        TlsError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
 }
 
 /// Reads a PEM certificate chain.

@@ -117,6 +117,8 @@ pub struct Webhook {
     /// Extra static headers, validated (names and values are legal HTTP and
     /// not reserved).
     pub headers: Vec<(String, String)>,
+    /// The client certificate presented to the receiver, by name.
+    pub client_identity: Option<String>,
     pub source: Source,
     /// Plugins run in order on each attempt before signing.
     pub plugins: Vec<PluginSpec>,
@@ -148,6 +150,7 @@ impl Webhook {
             max_retries: spec.max_retries,
             timeout: spec.timeout_ms.map(Duration::from_millis),
             headers: spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            client_identity: spec.client_identity.clone(),
             source,
             plugins,
             created_at_ms: None,

@@ -3,6 +3,7 @@
 //! 127.0.0.1 that records what arrives and answers as the test says.
 
 pub mod certs;
+pub mod proxy;
 mod receiver;
 mod redis_server;
 pub mod wasm;

@@ -1,6 +1,7 @@
 //! A webhook receiver on 127.0.0.1: records every request (time, headers,
 //! body) and answers from a plan the test controls.
 
+use rustls::pki_types::pem::PemObject;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,7 @@ pub struct Receiver {
     addr: SocketAddr,
     inner: Arc<Inner>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -119,8 +121,37 @@ impl Receiver {
         Self::start_on(0).await
     }
 
+    /// Starts an HTTPS receiver with this server certificate; with
+    /// `client_ca`, callers must present a certificate that CA signed.
+    pub async fn start_tls(server: &crate::certs::Issued, client_ca: Option<&str>) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).expect("cert")];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).expect("key");
+        let builder = rustls::ServerConfig::builder();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots
+                    .add(rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("CA"))
+                    .expect("CA root");
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .expect("verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(chain, key).expect("server config");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self::serve(0, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
     /// Starts a receiver on a given port (0 = any).
     pub async fn start_on(port: u16) -> Self {
+        Self::serve(port, None).await
+    }
+
+    async fn serve(port: u16, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let inner = Arc::new(Inner {
             received: Mutex::new(Vec::new()),
             plan: Mutex::new(VecDeque::new()),
@@ -131,15 +162,37 @@ impl Receiver {
             .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver addr");
         let app = axum::Router::new().fallback(handle).with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver { addr, inner, task }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some(acceptor) => tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        // A refused handshake (no or wrong client
+                        // certificate) just ends the connection.
+                        let Ok(tls) = acceptor.accept(stream).await else { return };
+                        let service = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                            .await;
+                    });
+                }
+            }),
+        };
+        Receiver {
+            addr,
+            inner,
+            task,
+            scheme,
+        }
     }
 
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http(s)://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -41,6 +41,8 @@ pub struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_identity: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginView>,
     /// Only in the answer to a create that generated the secret.
@@ -65,6 +67,7 @@ impl From<&Webhook> for WebhookView {
             max_retries: w.max_retries,
             timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
             headers: w.headers.iter().cloned().collect(),
+            client_identity: w.client_identity.clone(),
             plugins: w
                 .plugins
                 .iter()

@@ -3,7 +3,6 @@
 //! broken rule is a 422 whose message names the field.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +32,8 @@ pub struct WebhookInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_identity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugins: Option<Vec<PluginRef>>,
 }
 
@@ -51,15 +52,15 @@ impl WebhookInput {
             max_retries: spec.max_retries,
             timeout_ms: spec.timeout_ms,
             headers: Some(spec.headers.clone()),
+            client_identity: spec.client_identity.clone(),
             plugins: Some(spec.plugins.clone()),
         }
     }
 
     /// Checks the definition with the one rule set and returns it with
     /// canonical event patterns, and the secret if one was given. The first
-    /// broken rule is the 422. `max_timeout` bounds `timeoutMs` (leases are
-    /// sized for the longest configured attempt).
-    pub fn into_spec(self, max_timeout: Duration) -> Result<(WebhookSpec, Option<String>), ApiError> {
+    /// broken rule is the 422.
+    pub fn into_spec(self, bounds: Bounds<'_>) -> Result<(WebhookSpec, Option<String>), ApiError> {
         let mut spec = WebhookSpec {
             name: self.name.trim().to_owned(),
             url: self.url,
@@ -70,10 +71,8 @@ impl WebhookInput {
             max_retries: self.max_retries,
             timeout_ms: self.timeout_ms,
             headers: self.headers.unwrap_or_default(),
+            client_identity: self.client_identity,
             plugins: self.plugins.unwrap_or_default(),
-        };
-        let bounds = Bounds {
-            max_timeout: Some(max_timeout),
         };
         let checked = rules::check(&spec, self.secret.as_deref(), bounds).map_err(|bad| {
             let first = &bad[0];

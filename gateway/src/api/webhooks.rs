@@ -22,6 +22,7 @@ use super::webhook_input::WebhookInput;
 use crate::ids;
 use crate::signing::generate_secret;
 use crate::store::{NewDelivery, NewEvent, now_ms};
+use crate::webhooks::rules::Bounds;
 use crate::webhooks::{StoredSecret, StoredWebhook, Webhook, WebhookSpec, is_valid_event_type, rules};
 
 fn not_found(id: &str) -> ApiError {
@@ -58,6 +59,26 @@ async fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Webhook>, Api
     state.registry.snapshot().get(id).cloned().ok_or_else(|| not_found(id))
 }
 
+/// The client identities config.toml defines.
+fn identity_names(state: &AppState) -> Vec<String> {
+    state
+        .config
+        .delivery
+        .egress
+        .client_identities
+        .iter()
+        .map(|i| i.name.clone())
+        .collect()
+}
+
+/// What the rules check an API webhook against.
+fn bounds<'a>(state: &AppState, identities: &'a [String]) -> Bounds<'a> {
+    Bounds {
+        max_timeout: Some(state.config.max_attempt_time()),
+        identities: Some(identities),
+    }
+}
+
 /// Loads every plugin of a webhook definition and has it validate its
 /// config, so a bad one is a 422 now rather than a failure at delivery.
 async fn check_plugins(state: &AppState, spec: &WebhookSpec) -> Result<(), ApiError> {
@@ -88,7 +109,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     require_json(&headers)?;
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let input: WebhookInput = parse(&bytes)?;
-    let (spec, given) = input.into_spec(state.config.max_attempt_time())?;
+    let (spec, given) = input.into_spec(bounds(&state, &identity_names(&state)))?;
     check_plugins(&state, &spec).await?;
     let generated = given.is_none();
     let secret = given.unwrap_or_else(generate_secret);
@@ -143,7 +164,7 @@ pub async fn patch(
     }
     let merged_bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::malformed(e.to_string()))?;
     let input: WebhookInput = parse(&merged_bytes)?;
-    let (spec, given) = input.into_spec(state.config.max_attempt_time())?;
+    let (spec, given) = input.into_spec(bounds(&state, &identity_names(&state)))?;
     check_plugins(&state, &spec).await?;
     let secrets = match given {
         Some(secret) => vec![StoredSecret {

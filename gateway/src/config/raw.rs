@@ -74,6 +74,19 @@ pub struct RawDelivery {
     pub signature_headers: Option<Spanned<Vec<S>>>,
     pub concurrency: Option<N>,
     pub allow_private_destinations: Option<bool>,
+    pub ca_file: Option<S>,
+    pub proxy: Option<S>,
+    pub no_proxy: Option<Spanned<Vec<S>>>,
+    pub client_identities: Option<Vec<Spanned<RawClientIdentity>>>,
+}
+
+/// One `[[delivery.client_identities]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientIdentity {
+    pub name: Option<S>,
+    pub cert: Option<S>,
+    pub key: Option<S>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +110,7 @@ pub struct RawWebhook {
     pub max_retries: Option<N>,
     pub timeout: Option<S>,
     pub headers: Option<Spanned<BTreeMap<String, S>>>,
+    pub client_identity: Option<S>,
     pub plugins: Option<Vec<Spanned<RawPluginRef>>>,
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ctx::{Ctx, hide_values};
+use super::egress::validate_egress;
 use super::raw::{RawConfig, RawDelivery};
 use super::server::{validate_client_ca, validate_server};
 use super::webhook::validate_webhook;
@@ -63,7 +64,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
     };
 
     let store = validate_store(&mut ctx, &raw, &base_dir);
-    let delivery = validate_delivery(&mut ctx, &raw.delivery);
+    let delivery = validate_delivery(&mut ctx, &raw.delivery, &base_dir);
     let plugins = PluginsConfig {
         cache_dir: base_dir.join(
             raw.plugins
@@ -80,10 +81,24 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
         max_memory: ctx.size(raw.plugins.max_memory.as_ref(), 32 << 20, "plugins.max_memory"),
     };
 
+    let identities: Vec<String> = delivery
+        .egress
+        .client_identities
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
     let mut seen = HashSet::new();
     let mut webhooks = Vec::new();
     for w in &raw.webhooks {
-        if let Some(hook) = validate_webhook(&mut ctx, w.get_ref(), w.span(), &mut seen, &base_dir, &plugins) {
+        if let Some(hook) = validate_webhook(
+            &mut ctx,
+            w.get_ref(),
+            w.span(),
+            &mut seen,
+            &base_dir,
+            &plugins,
+            &identities,
+        ) {
             webhooks.push(hook);
         }
     }
@@ -170,7 +185,7 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
     }
 }
 
-fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
+fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery, base_dir: &Path) -> DeliveryConfig {
     let jitter = match d.retry_jitter.as_ref() {
         None => 0.1,
         Some(j) if (0.0..=1.0).contains(j.get_ref()) => *j.get_ref(),
@@ -229,5 +244,6 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery) -> DeliveryConfig {
         signature_headers: schemes,
         concurrency: ctx.int(d.concurrency.as_ref(), 256, 1..100_001, "concurrency"),
         allow_private_destinations: d.allow_private_destinations.unwrap_or(false),
+        egress: validate_egress(ctx, d, base_dir),
     }
 }

@@ -21,6 +21,7 @@ pub(super) fn validate_webhook(
     seen: &mut HashSet<String>,
     base_dir: &Path,
     defaults: &PluginsConfig,
+    identities: &[String],
 ) -> Option<Webhook> {
     let before = ctx.errors.len();
     let id = match &w.id {
@@ -92,9 +93,14 @@ pub(super) fn validate_webhook(
         max_retries: int(&w.max_retries),
         timeout_ms: timeout.map(|t| t.as_millis() as u64),
         headers,
+        client_identity: w.client_identity.as_ref().and_then(|s| ctx.string(s)),
         plugins: plugins.iter().map(|(p, _)| p.clone()).collect(),
     };
-    let checked = match rules::check(&spec, secret.as_deref(), Bounds::default()) {
+    let bounds = Bounds {
+        max_timeout: None,
+        identities: Some(identities),
+    };
+    let checked = match rules::check(&spec, secret.as_deref(), bounds) {
         Ok(c) => Some(c),
         Err(bad) => {
             // Values that are missing or unreadable were reported above.
@@ -144,6 +150,7 @@ fn field_span(w: &RawWebhook, field: &Field) -> Option<Range<usize>> {
         Field::MaxRetries => w.max_retries.as_ref().map(|n| n.span()),
         Field::Timeout => w.timeout.as_ref().map(|s| s.span()),
         Field::Header(h) => w.headers.as_ref().and_then(|m| m.get_ref().get(h)).map(|s| s.span()),
+        Field::ClientIdentity => w.client_identity.as_ref().map(|s| s.span()),
         Field::PluginPath(i) => plugin(i).map(|p| p.get_ref().path.as_ref().map_or_else(|| p.span(), |s| s.span())),
         Field::PluginSha256(i) => plugin(i).map(|p| p.get_ref().sha256.as_ref().map_or_else(|| p.span(), |s| s.span())),
     }

@@ -171,7 +171,7 @@ pub async fn attempt(
         .map_or(0, |d| d.as_secs() as i64);
     let headers = build_headers(job, hook, schemes, &body, timestamp, extra_headers);
     let result = tokio::select! {
-        r = outbound.post(&hook.url, headers, body, timeout) => Some(r),
+        r = outbound.post(&hook.url, hook.client_identity.as_deref(), headers, body, timeout) => Some(r),
         () = cancel.cancelled() => None,
     };
     let mut record = AttemptRecord {
@@ -206,7 +206,9 @@ pub async fn attempt(
             record.error = Some(e.describe());
             match e {
                 SendError::Timeout(_) => Verdict::Timeout,
-                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) => Verdict::Connect,
+                SendError::Refused(_) | SendError::Connect(_) | SendError::Other(_) | SendError::UnknownIdentity(_) => {
+                    Verdict::Connect
+                }
             }
         }
     };

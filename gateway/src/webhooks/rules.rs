@@ -31,6 +31,7 @@ pub enum Field {
     Timeout,
     /// One extra header, by name.
     Header(String),
+    ClientIdentity,
     PluginPath(usize),
     PluginSha256(usize),
 }
@@ -48,6 +49,7 @@ impl Field {
             Field::MaxRetries => "maxRetries".into(),
             Field::Timeout => "timeoutMs".into(),
             Field::Header(h) => format!("headers.{h}"),
+            Field::ClientIdentity => "clientIdentity".into(),
             Field::PluginPath(i) => format!("plugins[{i}].path"),
             Field::PluginSha256(i) => format!("plugins[{i}].sha256"),
         }
@@ -64,6 +66,7 @@ impl Field {
             Field::RateLimitPerMinute => Some("rate_limit_per_minute"),
             Field::MaxRetries => Some("max_retries"),
             Field::Timeout => Some("timeout"),
+            Field::ClientIdentity => Some("client_identity"),
             Field::PluginPath(_) => Some("path"),
             Field::PluginSha256(_) => Some("sha256"),
             Field::Event(_) | Field::Header(_) => None,
@@ -104,10 +107,12 @@ impl fmt::Display for Invalid {
 
 /// Bounds that depend on the rest of the configuration.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Bounds {
+pub struct Bounds<'a> {
     /// The longest per-attempt timeout allowed (API webhooks: leases are
     /// sized for the longest timeout in config.toml); `None`: any.
     pub max_timeout: Option<Duration>,
+    /// The client identities config.toml defines; `None`: not checked.
+    pub identities: Option<&'a [String]>,
 }
 
 /// What [`check`] compiles out of a valid spec.
@@ -118,7 +123,7 @@ pub struct Checked {
 }
 
 /// Checks every rule; all broken ones come back, in field order.
-pub fn check(spec: &WebhookSpec, secret: Option<&str>, bounds: Bounds) -> Result<Checked, Vec<Invalid>> {
+pub fn check(spec: &WebhookSpec, secret: Option<&str>, bounds: Bounds<'_>) -> Result<Checked, Vec<Invalid>> {
     let mut bad = Vec::new();
     if !NAME_LEN.contains(&spec.name.trim().len()) {
         bad.push(Invalid::new(Field::Name, "must be 1 to 256 characters"));
@@ -172,6 +177,19 @@ pub fn check(spec: &WebhookSpec, secret: Option<&str>, bounds: Bounds) -> Result
         if let Err(p) = check_header(k, v) {
             bad.push(Invalid::new(Field::Header(k.clone()), p));
         }
+    }
+    if let (Some(name), Some(known)) = (&spec.client_identity, bounds.identities)
+        && !known.contains(name)
+    {
+        let problem = if known.is_empty() {
+            "names no client identity: config.toml defines none ([[delivery.client_identities]])".to_owned()
+        } else {
+            format!(
+                "must name one of the client identities in config.toml: {}",
+                known.join(", ")
+            )
+        };
+        bad.push(Invalid::new(Field::ClientIdentity, problem));
     }
     for (i, p) in spec.plugins.iter().enumerate() {
         if p.path.trim().is_empty() {
@@ -282,6 +300,7 @@ mod tests {
             max_retries: None,
             timeout_ms: None,
             headers: BTreeMap::new(),
+            client_identity: None,
             plugins: vec![],
         }
     }
@@ -315,8 +334,11 @@ mod tests {
             timeout: None,
             max_memory: None,
         });
+        s.client_identity = Some("partner-b".into());
+        let known = ["partner-a".to_owned()];
         let bounds = Bounds {
             max_timeout: Some(Duration::from_secs(10)),
+            identities: Some(&known),
         };
         let errs = check(&s, Some("short"), bounds).unwrap_err();
         let names: Vec<String> = errs.iter().map(|i| i.field.api_name()).collect();
@@ -331,6 +353,7 @@ mod tests {
                 "maxRetries",
                 "timeoutMs",
                 "headers.X-Hub-Signature",
+                "clientIdentity",
                 "plugins[0].path",
                 "plugins[0].sha256"
             ]
@@ -348,6 +371,7 @@ mod tests {
         s.timeout_ms = Some(10_000);
         let bounds = Bounds {
             max_timeout: Some(Duration::from_secs(10)),
+            identities: None,
         };
         assert!(check(&s, Some(&"s".repeat(256)), bounds).is_ok());
         assert_eq!(fields(check(&s, Some(&"s".repeat(257)), bounds)), ["secret"]);

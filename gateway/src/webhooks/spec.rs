@@ -33,6 +33,10 @@ pub struct WebhookSpec {
     /// Extra static headers sent with every attempt.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// A client certificate to present to the receiver, by the name it has
+    /// in `[[delivery.client_identities]]` (keys never leave config.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_identity: Option<String>,
     /// Plugins run in order before signing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginRef>,

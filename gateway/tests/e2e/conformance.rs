@@ -318,6 +318,7 @@ async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
             max_retries: Some(2),
             timeout_ms: None,
             headers: Default::default(),
+            client_identity: None,
             plugins: Vec::new(),
         },
         secrets: vec![hookgate::webhooks::StoredSecret {

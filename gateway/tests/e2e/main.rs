@@ -10,6 +10,7 @@ mod conformance;
 mod crash;
 mod delivery;
 mod edge;
+mod egress;
 mod input;
 mod outage;
 mod plugins;
