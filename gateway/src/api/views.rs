@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use crate::config::SignatureSchemes;
 use crate::dispatch::USER_AGENT_VALUE;
 use crate::store::{AttemptRecord, DeliveryRecord, Status};
+use crate::webhooks::rules::shown_header_value;
 use crate::webhooks::{OnError, Source, Webhook, is_reserved_header};
 
 /// RFC 3339 with milliseconds, UTC.
@@ -66,7 +67,11 @@ impl From<&Webhook> for WebhookView {
             rate_limit_per_minute: w.rate_limit_per_minute,
             max_retries: w.max_retries,
             timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
-            headers: w.headers.iter().cloned().collect(),
+            headers: w
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), shown_header_value(k, v).to_owned()))
+                .collect(),
             client_identity: w.client_identity.clone(),
             plugins: w
                 .plugins
@@ -221,7 +226,7 @@ fn sent_headers(d: &DeliveryRecord, hook: Option<&Webhook>, schemes: SignatureSc
             continue;
         }
         h.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        h.push((name.clone(), value.clone()));
+        h.push((name.clone(), shown_header_value(name, value).to_owned()));
     }
     let mut put = |name: &str, value: &str| h.push((name.into(), value.into()));
     put("User-Agent", USER_AGENT_VALUE);

@@ -163,7 +163,15 @@ pub async fn patch(
         }
     }
     let merged_bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::malformed(e.to_string()))?;
-    let input: WebhookInput = parse(&merged_bytes)?;
+    let mut input: WebhookInput = parse(&merged_bytes)?;
+    // A masked value sent back (GET, edit, PATCH) keeps the stored one.
+    for (name, value) in input.headers.iter_mut().flatten() {
+        if value == rules::MASKED
+            && let Some(kept) = current.spec.headers.get(name)
+        {
+            value.clone_from(kept);
+        }
+    }
     let (spec, given) = input.into_spec(bounds(&state, &identity_names(&state)))?;
     check_plugins(&state, &spec).await?;
     let secrets = match given {

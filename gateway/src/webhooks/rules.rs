@@ -260,6 +260,26 @@ pub fn is_valid_webhook_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// What the API shows instead of a sensitive header's value.
+pub const MASKED: &str = "********";
+
+/// Whether a header's value is a credential the API must not show after
+/// the webhook was created: `Authorization`, `Proxy-Authorization`,
+/// `Cookie`, and any name with "key", "token", "secret", "auth", "session"
+/// or "password" in it.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "cookie"
+        || ["auth", "key", "token", "secret", "session", "password", "signature"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
+/// A header value as the API shows it.
+pub fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_sensitive_header(name) { MASKED } else { value }
+}
+
 /// Headers a webhook's static `headers` may not set: hookgate owns them.
 pub fn is_reserved_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -385,6 +405,23 @@ mod tests {
         assert!(parse_url("https://u:p@h/").unwrap_err().contains("credentials"));
         assert!(parse_url("mailto:x@y").is_err());
         assert!(parse_url("not a url").unwrap_err().starts_with("is not a valid URL"));
+    }
+
+    #[test]
+    fn sensitive_header_values_are_masked() {
+        for name in [
+            "Authorization",
+            "cookie",
+            "X-Api-Key",
+            "X-Auth-Token",
+            "Client-Secret",
+            "Proxy-Authorization",
+        ] {
+            assert_eq!(shown_header_value(name, "s3cr3t"), MASKED, "{name}");
+        }
+        for name in ["X-Team", "Accept", "X-Request-Source"] {
+            assert_eq!(shown_header_value(name, "billing"), "billing", "{name}");
+        }
     }
 
     #[test]

@@ -270,3 +270,64 @@ async fn slow_idle_and_surplus_clients_are_held_off() {
     assert!(text.starts_with("HTTP/1.1 200"), "served once a slot is free: {text}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn sensitive_header_values_are_masked_in_every_answer_but_sent() {
+    let redis = RedisServer::start();
+    let receiver = hookgate_testkit::Receiver::start().await;
+    let hooks = webhook(
+        "cfg",
+        &receiver.url("/cfg"),
+        &["order.*"],
+        "headers = { \"X-Api-Key\" = \"cfg-key-123\", \"X-Team\" = \"billing\" }",
+    );
+    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let gw = Gateway::start(&toml).await;
+    let (status, _, created) = gw
+        .api(
+            "POST",
+            "/api/webhooks",
+            Some(serde_json::json!({
+                "name": "api", "url": receiver.url("/api"), "events": ["order.*"],
+                "headers": {"Authorization": "Bearer partner-secret-456", "X-Team": "ops"}
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, _, one) = gw.api("GET", &format!("/api/webhooks/{id}"), None).await;
+    let (_, _, list) = gw.api("GET", "/api/webhooks", None).await;
+    for shown in [&created, &one, &list] {
+        let text = shown.to_string();
+        assert!(
+            !text.contains("partner-secret-456") && !text.contains("cfg-key-123"),
+            "{text}"
+        );
+    }
+    assert_eq!(one["headers"]["Authorization"], "********");
+    assert_eq!(one["headers"]["X-Team"], "ops");
+
+    // Sending the masked value back keeps the real one.
+    let (status, _, _) = gw
+        .api(
+            "PATCH",
+            &format!("/api/webhooks/{id}"),
+            Some(serde_json::json!({"headers": one["headers"].clone()})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer = gw.post_event("order.created", "{}").await;
+    let got = receiver.wait_for("/api", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("authorization"), Some("Bearer partner-secret-456"));
+    let got = receiver.wait_for("/cfg", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("x-api-key"), Some("cfg-key-123"));
+    for d in delivery_ids(&answer) {
+        let (_, _, detail) = gw.api("GET", &format!("/api/deliveries/{d}"), None).await;
+        let text = detail.to_string();
+        assert!(
+            !text.contains("partner-secret-456") && !text.contains("cfg-key-123"),
+            "{text}"
+        );
+    }
+    gw.stop().await;
+}
