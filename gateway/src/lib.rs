@@ -18,6 +18,7 @@ pub mod ids;
 pub mod metrics;
 pub mod plugin;
 pub mod ratelimit;
+pub mod receive;
 pub mod registry;
 pub mod report;
 pub mod retry;

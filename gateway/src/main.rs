@@ -53,6 +53,28 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// A local webhook receiver: verifies signatures, prints each delivery,
+    /// and can misbehave on request to show retries.
+    Receive {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// The webhook's signing secret (without it, signatures are not checked).
+        #[arg(long, env = "HOOKGATE_RECEIVE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Answer every request with this status code.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(200..600))]
+        status: Option<u16>,
+        /// Answer the first N requests with an error (503, or --status if it is one).
+        #[arg(long, default_value_t = 0)]
+        fail_first: u64,
+        /// Wait this long before answering (e.g. 2s, 500ms).
+        #[arg(long, value_parser = parse_duration_arg, default_value = "0s")]
+        delay: std::time::Duration,
+        /// Send Retry-After: SECONDS with error answers.
+        #[arg(long)]
+        retry_after: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +93,10 @@ enum PluginCommand {
     },
 }
 
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    hookgate::config::parse_duration(s)
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -84,6 +110,7 @@ fn run_plugin(plugin: PathBuf, event: PathBuf, set: Vec<(String, String)>) -> Ex
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hookgate::plugin::guest=debug"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .without_time()
         .init();
@@ -107,8 +134,10 @@ enum LogFormat {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: a log file gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -161,6 +190,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Receive {
+            listen,
+            secret,
+            status,
+            fail_first,
+            delay,
+            retry_after,
+        } => receive(
+            &listen,
+            hookgate::receive::Behaviour {
+                secret,
+                status,
+                fail_first,
+                delay,
+                retry_after,
+            },
+        ),
         Command::Plugin {
             command: PluginCommand::Run { plugin, event, set },
         } => run_plugin(plugin, event, set),
@@ -174,6 +220,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn receive(listen: &str, behaviour: hookgate::receive::Behaviour) -> ExitCode {
+    let checked = behaviour.secret.is_some();
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| {
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                println!(
+                    "hookgate receive: listening on http://{} ({})",
+                    listener.local_addr()?,
+                    if checked {
+                        "verifying signatures"
+                    } else {
+                        "not verifying signatures: pass --secret"
+                    }
+                );
+                hookgate::receive::run(listener, behaviour).await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookgate receive: cannot listen on {listen}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

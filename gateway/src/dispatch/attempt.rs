@@ -33,6 +33,27 @@ pub enum Verdict {
     Cancelled,
 }
 
+/// Readable in logs: `success`, `http 503 retry-after 5s`, `timeout`.
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Success => f.write_str("success"),
+            Verdict::Gone => f.write_str("http 410 gone"),
+            Verdict::Http {
+                status,
+                retry_after: None,
+            } => write!(f, "http {status}"),
+            Verdict::Http {
+                status,
+                retry_after: Some(d),
+            } => write!(f, "http {status} retry-after {}", humantime::format_duration(*d)),
+            Verdict::Timeout => f.write_str("timeout"),
+            Verdict::Connect => f.write_str("connect error"),
+            Verdict::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
 impl Verdict {
     /// The `result` label of `hookgate_delivery_attempts_total`.
     pub fn metric_label(&self) -> &'static str {

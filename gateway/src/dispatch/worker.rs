@@ -216,7 +216,7 @@ async fn route(
         match start {
             Start::RateLimited(wait) => {
                 metrics::rate_limited(&hook.id);
-                tracing::debug!(webhook_id = %hook.id, ?wait, "rate limited; waiting for the next slot");
+                tracing::debug!(webhook_id = %hook.id, wait_ms = wait.as_millis() as u64, "rate limited; waiting for the next slot");
                 defer(shared, job, wait).await;
             }
             Start::Defer(wait) => defer(shared, job, wait).await,
@@ -357,7 +357,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     let took = started.elapsed();
     shared.note_duration(&hook.id, took);
     drop(held);
-    tracing::Span::current().record("status", tracing::field::debug(&attempted.verdict));
+    tracing::Span::current().record("status", tracing::field::display(&attempted.verdict));
 
     let (outcome, record) = match &attempted.verdict {
         Verdict::Success => (Outcome::Succeeded, Some(attempted.record)),
@@ -404,7 +404,7 @@ fn note_outcome(webhook: &str, outcome: &Outcome) {
     match outcome {
         Outcome::Retry(delay) => {
             metrics::retry(webhook);
-            tracing::debug!(?delay, "attempt failed; retry scheduled");
+            tracing::debug!(delay_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
         }
         Outcome::Dead => {
             metrics::delivery(webhook, "dead");

@@ -15,4 +15,5 @@ mod input;
 mod outage;
 mod plugins;
 mod ratelimit;
+mod receive;
 mod retries;
