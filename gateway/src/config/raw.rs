@@ -114,12 +114,50 @@ pub struct RawWebhook {
     pub plugins: Option<Vec<Spanned<RawPluginRef>>>,
 }
 
+/// A plugin config value: plugins get strings, so numbers and booleans are
+/// taken in their string form (`min = 10` is `"10"`).
+#[derive(Debug, Clone)]
+pub enum Scalar {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean (plugin config values)")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::String(v.to_owned()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v).map(Scalar::Integer).map_err(E::custom)
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One `[[webhooks.plugins]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPluginRef {
     pub path: Option<S>,
-    pub config: Option<Spanned<BTreeMap<String, S>>>,
+    pub config: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
     pub on_error: Option<S>,
     pub sha256: Option<S>,
     pub timeout: Option<S>,

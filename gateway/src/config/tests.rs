@@ -184,3 +184,34 @@ fn a_value_of_the_wrong_type_is_not_echoed() {
     );
     assert!(!e.contains("some-token-value"), "{e}");
 }
+
+#[test]
+fn plugin_config_numbers_and_booleans_are_taken_as_strings() {
+    let c = parse(&format!(
+        "{MINIMAL}[[webhooks]]\nid = \"a\"\nurl = \"https://e.com\"\nevents = [\"*\"]\nsecret = \"env:SECRET\"\n\
+         [[webhooks.plugins]]\npath = \"p.wasm\"\nconfig = {{ min = 10, ratio = 0.5, strict = true, name = \"x\", key = \"env:SECRET\" }}\n"
+    ))
+    .unwrap();
+    let config: Vec<(String, String)> = c.webhooks[0].plugins[0].config.clone();
+    let get = |k: &str| config.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(
+        (get("min"), get("ratio"), get("strict"), get("name"), get("key")),
+        (
+            Some("10"),
+            Some("0.5"),
+            Some("true"),
+            Some("x"),
+            Some("secret-0123456789")
+        )
+    );
+    let e = parse(&format!(
+        "{MINIMAL}[[webhooks]]\nid = \"a\"\nurl = \"https://e.com\"\nevents = [\"*\"]\nsecret = \"env:SECRET\"\n\
+         [[webhooks.plugins]]\npath = \"p.wasm\"\nconfig = {{ list = [1, 2] }}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("expected a string, number or boolean (plugin config values)"),
+        "{e}"
+    );
+}

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use super::PluginsConfig;
 use super::ctx::Ctx;
-use super::raw::{N, RawPluginRef, RawWebhook};
+use super::raw::{N, RawPluginRef, RawWebhook, Scalar};
 use crate::webhooks::rules::{self, Bounds, Field};
 use crate::webhooks::{OnError, PluginRef, PluginSpec, Secret, Source, Webhook, WebhookSpec, is_valid_webhook_id};
+use toml::Spanned;
 
 pub(super) fn validate_webhook(
     ctx: &mut Ctx<'_>,
@@ -177,8 +178,14 @@ fn read_plugin(
     };
     let mut config = BTreeMap::new();
     for (k, v) in p.config.iter().flat_map(|m| m.get_ref()) {
-        if let Some(v) = ctx.string(v) {
-            config.insert(k.clone(), v);
+        let value = match v.get_ref() {
+            Scalar::String(s) => ctx.string(&Spanned::new(v.span(), s.clone())),
+            Scalar::Integer(n) => Some(n.to_string()),
+            Scalar::Float(x) => Some(x.to_string()),
+            Scalar::Bool(b) => Some(b.to_string()),
+        };
+        if let Some(value) = value {
+            config.insert(k.clone(), value);
         }
     }
     let on_error = match &p.on_error {

@@ -53,7 +53,9 @@ pub struct PluginRef {
     /// A `.wasm` component; relative paths resolve against the config
     /// file's folder.
     pub path: String,
-    #[serde(default)]
+    /// Strings for the plugin; numbers and booleans are taken in their
+    /// string form.
+    #[serde(default, deserialize_with = "string_map")]
     pub config: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<OnError>,
@@ -64,6 +66,30 @@ pub struct PluginRef {
     pub timeout: Option<Duration>,
     #[serde(skip)]
     pub max_memory: Option<u64>,
+}
+
+/// A map of strings, numbers and booleans, as strings.
+fn string_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        String(String),
+        Number(serde_json::Number),
+        Bool(bool),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("plugin config values must be strings, numbers or booleans"))?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::String(s) => s,
+                Scalar::Number(n) => n.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 /// Per-call plugin limits used where a plugin sets none (`[plugins]`).
@@ -105,5 +131,27 @@ impl std::fmt::Debug for StoredSecret {
             .field("secret", &"<redacted>")
             .field("expires_at", &self.expires_at)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_plugin_config_takes_numbers_and_booleans_as_strings() {
+        let p: PluginRef =
+            serde_json::from_str(r#"{"path": "p.wasm", "config": {"min": 10, "on": true, "s": "x"}}"#).unwrap();
+        let want: BTreeMap<String, String> = [("min", "10"), ("on", "true"), ("s", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(p.config, want);
+        let e = serde_json::from_str::<PluginRef>(r#"{"path": "p.wasm", "config": {"l": [1]}}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("plugin config values must be strings, numbers or booleans"),
+            "{e}"
+        );
     }
 }
