@@ -119,6 +119,9 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub response_body: Option<String>,
+    /// Why a plugin dropped the delivery (an outcome, not an error).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub filtered: Option<String>,
 }
 
 /// What to do with a claimed delivery.

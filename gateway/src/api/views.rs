@@ -123,6 +123,9 @@ pub struct AttemptView {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
+    /// Why a plugin dropped the delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<String>,
 }
 
 impl From<&AttemptRecord> for AttemptView {
@@ -134,6 +137,7 @@ impl From<&AttemptRecord> for AttemptView {
             status_code: a.status_code,
             error: a.error.clone(),
             response_body: a.response_body.clone(),
+            filtered: a.filtered.clone(),
         }
     }
 }

@@ -251,7 +251,8 @@ function attemptRow(a) {
     timeCell(a.startedAt),
     h('td', { class: 'nowrap' }, fmtMs(a.durationMs)),
     h('td', { class: `status-code ${code === undefined ? 'muted' : ok ? 'code-ok' : 'code-bad'}` }, code ?? '—'),
-    h('td', { class: 'attempt-error' }, a.error || h('span', { class: 'muted' }, '—')),
+    h('td', { class: 'attempt-error' }, a.error
+      || (a.filtered ? h('span', { class: 'muted' }, `filtered by a plugin: ${a.filtered}`) : h('span', { class: 'muted' }, '—'))),
     h('td', {}, a.responseBody ? h('pre', { class: 'body' }, a.responseBody) : h('span', { class: 'muted' }, '—')));
 }
 

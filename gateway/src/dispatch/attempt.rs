@@ -202,6 +202,7 @@ pub async fn attempt(
         status_code: None,
         error: None,
         response_body: None,
+        filtered: None,
     };
     let verdict = match result {
         None => {

@@ -313,13 +313,14 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     let (body, extra, sent) = if hook.plugins.is_empty() {
         (job.data.clone(), hook.headers.clone(), None)
     } else {
-        let no_attempt = |error: String| AttemptRecord {
+        let no_attempt = |error: Option<String>, filtered: Option<String>| AttemptRecord {
             attempt: job.attempts + 1,
             started_at,
             duration_ms: started.elapsed().as_millis() as u64,
             status_code: None,
-            error: Some(error),
+            error,
             response_body: None,
+            filtered,
         };
         match run_plugins(&shared, &job, &hook).await {
             Transformed::Forward { body, headers } => (body.clone(), headers, Some(body)),
@@ -327,7 +328,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
                 drop(held);
                 tracing::debug!(%reason, "a plugin dropped the delivery");
                 note_outcome(&hook.id, &Outcome::Filtered);
-                let record = no_attempt(format!("filtered by plugin: {reason}"));
+                let record = no_attempt(None, Some(reason));
                 commit(&shared, &job, Outcome::Filtered, Some(record)).await;
                 return;
             }
@@ -337,7 +338,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
                 metrics::attempt(&hook.id, "plugin_error", started.elapsed());
                 let outcome = retry_or_dead(&policy, &job, None);
                 note_outcome(&hook.id, &outcome);
-                commit(&shared, &job, outcome, Some(no_attempt(error))).await;
+                commit(&shared, &job, outcome, Some(no_attempt(Some(error), None))).await;
                 return;
             }
         }
@@ -439,6 +440,7 @@ async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome
         status_code: None,
         error: Some(format!("not sent: {why}")),
         response_body: None,
+        filtered: None,
     };
     commit(shared, &job, outcome, Some(record)).await;
 }

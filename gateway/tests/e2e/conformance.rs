@@ -54,6 +54,7 @@ fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>) ->
             status_code: Some(500),
             error: Some("HTTP 500".into()),
             response_body: None,
+            filtered: None,
         }),
         payload: None,
     }
