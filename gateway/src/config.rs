@@ -18,6 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::circuit::BreakerPolicy;
 use crate::retry::RetryPolicy;
 use crate::webhooks::{PluginDefaults, Secret, Webhook};
 
@@ -110,6 +111,8 @@ pub struct DeliveryConfig {
     pub allow_private_destinations: bool,
     /// How deliveries leave: extra roots, proxy, client certificates.
     pub egress: Egress,
+    /// When an endpoint that keeps failing is left alone, and disabled.
+    pub breaker: BreakerPolicy,
 }
 
 /// `[delivery]` settings for the way out.

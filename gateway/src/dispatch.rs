@@ -22,6 +22,7 @@
 
 mod admission;
 mod attempt;
+mod breaker;
 mod client;
 mod committer;
 mod ssrf;
@@ -73,6 +74,9 @@ pub(crate) struct Shared {
     pub in_flight: Mutex<HashMap<String, usize>>,
     /// Smoothed attempt duration per webhook (pacing for busy webhooks).
     pub durations: Mutex<HashMap<String, Duration>>,
+    /// Consecutive failed attempts per webhook seen by this gateway (the
+    /// circuit breaker's count).
+    pub failures: Mutex<HashMap<String, u32>>,
     /// Wakes the claim loop: new work, or a retry was scheduled.
     pub wake: Arc<Notify>,
     pub commits: mpsc::Sender<Completion>,
@@ -149,6 +153,7 @@ impl Dispatcher {
             per_webhook_cap: (concurrency / 4).max(1),
             in_flight: Mutex::new(HashMap::new()),
             durations: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             commits: tx,
             plugins,

@@ -10,12 +10,14 @@
 //! port 0.
 
 pub mod api;
+pub mod circuit;
 pub mod config;
 pub mod dashboard;
 pub mod dispatch;
 pub mod health;
 pub mod ids;
 pub mod metrics;
+pub mod operational;
 pub mod plugin;
 pub mod ratelimit;
 pub mod receive;

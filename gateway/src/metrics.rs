@@ -36,6 +36,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
+    describe_gauge!(
+        "hookgate_circuit_state",
+        "Circuit breaker per webhook: 0 closed, 1 half-open (probing), 2 open"
+    );
+    describe_counter!(
+        "hookgate_circuit_transitions_total",
+        "Circuit breaker changes made by this gateway, by the state entered"
+    );
     describe_counter!(
         "hookgate_events_received_total",
         "Events accepted by POST /api/events, by type"
@@ -97,6 +105,17 @@ pub fn retry(webhook: &str) {
 
 pub fn rate_limited(webhook: &str) {
     counter!("hookgate_rate_limited_total", "webhook" => webhook.to_owned()).increment(1);
+}
+
+/// A breaker changed state (this gateway made the change).
+pub fn circuit_transition(webhook: &str, to: crate::circuit::CircuitState) {
+    counter!("hookgate_circuit_transitions_total", "webhook" => webhook.to_owned(), "to" => to.as_str()).increment(1);
+    circuit_state(webhook, to);
+}
+
+/// A webhook's breaker: 0 closed, 1 half-open, 2 open.
+pub fn circuit_state(webhook: &str, state: crate::circuit::CircuitState) {
+    gauge!("hookgate_circuit_state", "webhook" => webhook.to_owned()).set(state.gauge());
 }
 
 pub fn queue_depth(status: &'static str, n: u64) {

@@ -1,7 +1,7 @@
 //! The live set of webhooks, swapped whole on change.
 //!
-//! Config webhooks come from config.toml; API webhooks and webhook states
-//! (disabled by a 410) from the store, which bumps a version number on every
+//! Config webhooks come from config.toml; API webhooks, webhook states
+//! (disabled by a 410 or by failing) and circuit breakers from the store, which bumps a version number on every
 //! change. [`Registry::refresh`] reads that number (one tiny round trip) and
 //! reloads only when it moved; the gateway calls it on a short interval, after
 //! its own API changes, and when a claimed delivery names a webhook it does
@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::circuit::Circuit;
 use crate::config::Config;
 use crate::store::{Store, StoreError, WebhookState};
 use crate::webhooks::{PluginDefaults, Webhook};
@@ -52,6 +53,7 @@ struct Loaded {
     version: Option<u64>,
     api: Vec<Webhook>,
     states: HashMap<String, WebhookState>,
+    circuits: HashMap<String, Circuit>,
 }
 
 /// The registry: config webhooks, API webhooks, and their states.
@@ -97,6 +99,7 @@ impl Registry {
             return Ok(());
         }
         let (version, stored, states) = store.load_webhooks().await?;
+        let circuits = store.load_circuits().await?;
         let mut api = Vec::with_capacity(stored.len());
         for s in stored {
             if self.is_config(&s.id) {
@@ -117,6 +120,7 @@ impl Registry {
             version: Some(version),
             api,
             states,
+            circuits,
         };
         self.rebuild(&loaded);
         Ok(())
@@ -126,19 +130,27 @@ impl Registry {
     /// state recorded for another URL is stale (the URL changed since the
     /// receiver answered 410) and is ignored.
     fn rebuild(&self, loaded: &Loaded) {
-        let list = self
+        let list: Vec<Arc<Webhook>> = self
             .config
             .iter()
             .chain(loaded.api.iter())
-            .map(|w| match loaded.states.get(&w.id) {
-                Some(state) if state.url == w.url.as_str() => Arc::new(Webhook {
-                    enabled: false,
-                    disabled_reason: Some(state.disabled_reason.clone()),
-                    ..w.clone()
-                }),
-                _ => Arc::new(w.clone()),
+            .map(|w| {
+                let circuit = loaded.circuits.get(&w.id).copied();
+                match loaded.states.get(&w.id) {
+                    Some(state) if state.url == w.url.as_str() => Arc::new(Webhook {
+                        enabled: false,
+                        disabled_reason: Some(state.disabled_reason.clone()),
+                        circuit,
+                        ..w.clone()
+                    }),
+                    _ => Arc::new(Webhook { circuit, ..w.clone() }),
+                }
             })
             .collect();
+        for w in &list {
+            let state = w.circuit.map_or(crate::circuit::CircuitState::Closed, |c| c.state);
+            crate::metrics::circuit_state(&w.id, state);
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot::new(list));
     }
 }

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::circuit::Circuit;
 pub use crate::ids::now_ms;
 use crate::ratelimit::Gcra;
 use crate::webhooks::StoredWebhook;
@@ -301,7 +302,8 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn load_webhooks(&self) -> Result<(u64, Vec<StoredWebhook>, HashMap<String, WebhookState>), StoreError>;
     /// Adds a webhook; `false` if the id is taken.
     async fn insert_webhook(&self, webhook: &StoredWebhook) -> Result<bool, StoreError>;
-    /// Replaces a webhook, optionally clearing its state (re-enabled);
+    /// Replaces a webhook, optionally clearing its state and breaker
+    /// (re-enabled);
     /// `false` if there is none with that id.
     async fn replace_webhook(&self, webhook: &StoredWebhook, clear_state: bool) -> Result<bool, StoreError>;
     /// Removes a webhook and its state; `false` if there was none.
@@ -317,9 +319,25 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn acquire_with_state(&self, req: &RateRequest) -> Result<RateState, StoreError>;
 }
 
+/// Circuit breakers, shared by every gateway on the store.
+#[async_trait]
+pub trait CircuitStore: Send + Sync + 'static {
+    /// Every stored breaker, by webhook id (no entry: closed).
+    async fn load_circuits(&self) -> Result<HashMap<String, Circuit>, StoreError>;
+    /// Replaces a webhook's breaker with `new` (`None`: closed) if it is
+    /// still `expected` (`None`: closed), and moves the webhooks version
+    /// on; whether it swapped.
+    async fn swap_circuit(
+        &self,
+        webhook_id: &str,
+        expected: Option<&Circuit>,
+        new: Option<&Circuit>,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides.
-pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter {}
-impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter> Store for T {}
+pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore {}
+impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore> Store for T {}
 
 /// Queue sizes, for the `hookgate_queue_depth` gauge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

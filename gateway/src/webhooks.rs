@@ -119,6 +119,8 @@ pub struct Webhook {
     pub headers: Vec<(String, String)>,
     /// The client certificate presented to the receiver, by name.
     pub client_identity: Option<String>,
+    /// Its circuit breaker, from the store (`None`: closed).
+    pub circuit: Option<crate::circuit::Circuit>,
     pub source: Source,
     /// Plugins run in order on each attempt before signing.
     pub plugins: Vec<PluginSpec>,
@@ -151,6 +153,7 @@ impl Webhook {
             timeout: spec.timeout_ms.map(Duration::from_millis),
             headers: spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             client_identity: spec.client_identity.clone(),
+            circuit: None,
             source,
             plugins,
             created_at_ms: None,

@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::circuit::{Circuit, CircuitState};
 use crate::config::SignatureSchemes;
 use crate::dispatch::USER_AGENT_VALUE;
 use crate::store::{AttemptRecord, DeliveryRecord, Status};
@@ -44,6 +45,8 @@ pub struct WebhookView {
     pub headers: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_identity: Option<String>,
+    /// The circuit breaker shared by every gateway.
+    pub circuit: CircuitView,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginView>,
     /// Only in the answer to a create that generated the secret.
@@ -73,6 +76,7 @@ impl From<&Webhook> for WebhookView {
                 .map(|(k, v)| (k.clone(), shown_header_value(k, v).to_owned()))
                 .collect(),
             client_identity: w.client_identity.clone(),
+            circuit: CircuitView::from(w.circuit.as_ref()),
             plugins: w
                 .plugins
                 .iter()
@@ -97,6 +101,35 @@ impl From<&Webhook> for WebhookView {
                 })
                 .collect(),
             secret: None,
+        }
+    }
+}
+
+/// `{state, since, nextProbeAt}`: `closed` alone, or `open`/`half_open`
+/// with when it got there and when the next probe may go.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitView {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_probe_at: Option<String>,
+}
+
+impl From<Option<&Circuit>> for CircuitView {
+    fn from(c: Option<&Circuit>) -> Self {
+        match c {
+            None => CircuitView {
+                state: CircuitState::Closed.as_str(),
+                since: None,
+                next_probe_at: None,
+            },
+            Some(c) => CircuitView {
+                state: c.state.as_str(),
+                since: Some(time(c.since_ms)),
+                next_probe_at: Some(time(c.next_probe_at_ms)),
+            },
         }
     }
 }

@@ -20,6 +20,7 @@ use super::json::{parse, read_body, require_json};
 use super::views::WebhookView;
 use super::webhook_input::WebhookInput;
 use crate::ids;
+use crate::operational;
 use crate::signing::generate_secret;
 use crate::store::{NewDelivery, NewEvent, now_ms};
 use crate::webhooks::rules::Bounds;
@@ -150,6 +151,7 @@ pub async fn patch(
     let bytes = read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let changes: serde_json::Map<String, serde_json::Value> = parse(&bytes)?;
     let current = stored(&state, &id).await?;
+    let was_enabled = live(&state, &id).await?.enabled;
     // JSON merge patch over the editable fields: null clears an override.
     let mut merged =
         serde_json::to_value(WebhookInput::from_stored(&current)).map_err(|e| ApiError::malformed(e.to_string()))?;
@@ -195,6 +197,21 @@ pub async fn patch(
     reload(&state).await?;
     let hook = live(&state, &id).await?;
     tracing::info!(webhook_id = %id, "webhook updated");
+    if clear_state && !was_enabled {
+        match operational::emit(
+            state.store.as_ref(),
+            &state.registry,
+            operational::WEBHOOK_ENABLED,
+            &id,
+            operational::reason::API,
+        )
+        .await
+        {
+            Ok(n) if n > 0 => state.waker.wake(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(webhook_id = %id, error = %e, "could not emit hookgate.webhook.enabled"),
+        }
+    }
     Ok(axum::Json(WebhookView::from(hook.as_ref())).into_response())
 }
 

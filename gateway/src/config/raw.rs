@@ -78,6 +78,10 @@ pub struct RawDelivery {
     pub proxy: Option<S>,
     pub no_proxy: Option<Spanned<Vec<S>>>,
     pub client_identities: Option<Vec<Spanned<RawClientIdentity>>>,
+    pub circuit_failures: Option<N>,
+    pub circuit_cooldown: Option<S>,
+    pub circuit_max_cooldown: Option<S>,
+    pub disable_after: Option<S>,
 }
 
 /// One `[[delivery.client_identities]]` entry.

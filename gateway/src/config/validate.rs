@@ -11,6 +11,7 @@ use super::raw::{RawConfig, RawDelivery};
 use super::server::{validate_client_ca, validate_server};
 use super::webhook::validate_webhook;
 use super::*;
+use crate::circuit::BreakerPolicy;
 use crate::webhooks::Secret;
 
 pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
@@ -245,5 +246,23 @@ fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery, base_dir: &Path) -> Del
         concurrency: ctx.int(d.concurrency.as_ref(), 256, 1..100_001, "concurrency"),
         allow_private_destinations: d.allow_private_destinations.unwrap_or(false),
         egress: validate_egress(ctx, d, base_dir),
+        breaker: BreakerPolicy {
+            failures: ctx.int(d.circuit_failures.as_ref(), 5, 1..1001, "delivery.circuit_failures"),
+            cooldown: ctx.duration(
+                d.circuit_cooldown.as_ref(),
+                Duration::from_secs(30),
+                "delivery.circuit_cooldown",
+            ),
+            max_cooldown: ctx.duration(
+                d.circuit_max_cooldown.as_ref(),
+                Duration::from_secs(3600),
+                "delivery.circuit_max_cooldown",
+            ),
+            disable_after: ctx.duration(
+                d.disable_after.as_ref(),
+                Duration::from_secs(5 * 86_400),
+                "delivery.disable_after",
+            ),
+        },
     }
 }

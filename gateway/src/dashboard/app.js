@@ -104,6 +104,15 @@ function errorChips(st) {
   return chips.length ? h('div', { class: 'chips' }, chips) : h('span', { class: 'muted' }, 'none');
 }
 
+// The circuit breaker: nothing when closed; open or probing with the time
+// of the next probe.
+function circuitNote(c) {
+  if (!c || c.state === 'closed') return null;
+  const label = c.state === 'open' ? 'circuit open' : 'circuit half-open (probing)';
+  return h('div', { class: 'sub circuit', 'data-circuit': c.state },
+    badge(label), c.nextProbeAt ? ` next probe ${new Date(c.nextProbeAt).toLocaleTimeString()}` : '');
+}
+
 function webhookRow(w, st, registered) {
   const total = st.attemptsTotal;
   const finished = st.outcomes.succeeded + st.outcomes.dead + st.outcomes.filtered;
@@ -115,7 +124,8 @@ function webhookRow(w, st, registered) {
         w.source ? h('span', { class: 'badge source' }, w.source) : null),
       h('div', { class: 'id' }, w.id),
       w.url ? h('div', { class: 'hook-url' }, w.url) : null,
-      w.disabledReason ? h('div', { class: 'sub' }, `disabled: ${w.disabledReason}`) : null),
+      w.disabledReason ? h('div', { class: 'sub' }, `disabled: ${w.disabledReason}`) : null,
+      circuitNote(w.circuit)),
     h('td', { class: 'nowrap' },
       h('div', {}, `${fmtCount(st.outcomes.succeeded)} succeeded`),
       h('div', { class: 'sub' }, `${fmtCount(st.outcomes.dead)} dead · ${fmtCount(st.outcomes.filtered)} filtered`),

@@ -6,7 +6,9 @@
 //! Two steps, because the shared rate limiter answers in between:
 //!
 //! 1. [`screen`]: a job whose webhook is gone, disabled or whose event data
-//!    is missing is dead; a job over its webhook's in-flight cap waits about
+//!    is missing is dead; a job whose webhook's circuit breaker is open
+//!    waits for the next probe time (one job per webhook may become the
+//!    probe when it is due); a job over its webhook's in-flight cap waits about
 //!    until its turn (its place over the cap times the webhook's typical
 //!    attempt time, divided by the cap), so other webhooks' work queued
 //!    behind a slow one's backlog surfaces; the rest go to the rate limiter.
@@ -18,6 +20,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::circuit::Gate;
 use crate::store::RateDecision;
 
 /// How long a delivery waits when its webhook already has its share of the
@@ -25,6 +28,8 @@ use crate::store::RateDecision;
 pub const BUSY_DEFER: Duration = Duration::from_millis(200);
 /// The longest a delivery is pushed back for its webhook being busy.
 pub const MAX_BUSY_DEFER: Duration = Duration::from_secs(30);
+/// How long deliveries wait behind a probe that is on its way.
+pub const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// What to know about one claimed job in step 1.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +38,8 @@ pub struct Candidate<'a> {
     /// `None`: no such webhook (deleted); `Some(false)`: disabled.
     pub webhook_enabled: Option<bool>,
     pub data_missing: bool,
+    /// What the webhook's circuit breaker allows.
+    pub gate: Gate,
 }
 
 /// Why a job is dead without an attempt.
@@ -65,13 +72,16 @@ pub enum Screened {
     Defer(Duration),
     /// On to the rate limiter.
     Ready,
+    /// The probe of an open breaker: ready if this gateway wins it.
+    Probe,
 }
 
-/// Step 1. `in_flight` counts attempts running per webhook; `typical` is a
-/// webhook's typical attempt time; `jitter` spreads deferrals (0..200 ms in
-/// the gateway, fixed in tests).
+/// Step 1 at `now_ms`. `in_flight` counts attempts running per webhook;
+/// `typical` is a webhook's typical attempt time; `jitter` spreads
+/// deferrals (0..200 ms in the gateway, fixed in tests).
 pub fn screen(
     jobs: &[Candidate<'_>],
+    now_ms: u64,
     in_flight: &HashMap<String, usize>,
     cap: usize,
     typical: impl Fn(&str) -> Duration,
@@ -79,6 +89,7 @@ pub fn screen(
 ) -> Vec<Screened> {
     let cap = cap.max(1);
     let mut held: HashMap<&str, usize> = HashMap::new();
+    let mut probed: Vec<&str> = Vec::new();
     jobs.iter()
         .map(|job| {
             match job.webhook_enabled {
@@ -88,6 +99,17 @@ pub fn screen(
             }
             if job.data_missing {
                 return Screened::Dead(Dead::DataMissing);
+            }
+            match job.gate {
+                Gate::Pass => {}
+                Gate::WaitUntil(at) => {
+                    return Screened::Defer(Duration::from_millis(at.saturating_sub(now_ms)) + jitter());
+                }
+                Gate::Probe if probed.contains(&job.webhook_id) => return Screened::Defer(PROBE_WAIT + jitter()),
+                Gate::Probe => {
+                    probed.push(job.webhook_id);
+                    return Screened::Probe;
+                }
             }
             let extra = held.entry(job.webhook_id).or_default();
             *extra += 1;
@@ -155,6 +177,7 @@ mod tests {
             webhook_id,
             webhook_enabled: Some(true),
             data_missing: false,
+            gate: Gate::Pass,
         }
     }
 
@@ -177,7 +200,7 @@ mod tests {
             },
             job("d"),
         ];
-        let out = screen(&jobs, &HashMap::new(), 4, |_| MS(0), || MS(0));
+        let out = screen(&jobs, 0, &HashMap::new(), 4, |_| MS(0), || MS(0));
         assert_eq!(
             out,
             [
@@ -204,7 +227,7 @@ mod tests {
             job("fast"),
         ];
         let typical = |w: &str| if w == "slow" { MS(3000) } else { MS(10) };
-        let out = screen(&jobs, &in_flight, 3, typical, || MS(0));
+        let out = screen(&jobs, 0, &in_flight, 3, typical, || MS(0));
         assert_eq!(
             out,
             [
@@ -221,10 +244,34 @@ mod tests {
     #[test]
     fn busy_deferrals_are_jittered_and_capped() {
         let in_flight = HashMap::from([("w".to_owned(), 1)]);
-        let out = screen(&[job("w")], &in_flight, 1, |_| Duration::from_secs(3600), || MS(7));
+        let out = screen(&[job("w")], 0, &in_flight, 1, |_| Duration::from_secs(3600), || MS(7));
         assert_eq!(out, [Screened::Defer(MAX_BUSY_DEFER)]);
-        let out = screen(&[job("w")], &in_flight, 1, |_| MS(0), || MS(7));
+        let out = screen(&[job("w")], 0, &in_flight, 1, |_| MS(0), || MS(7));
         assert_eq!(out, [Screened::Defer(BUSY_DEFER + MS(7))]);
+    }
+
+    #[test]
+    fn an_open_breaker_holds_its_webhooks_jobs_and_lets_one_probe_go() {
+        let gated = |webhook_id, gate| Candidate {
+            gate,
+            ..job(webhook_id)
+        };
+        let jobs = [
+            gated("open", Gate::WaitUntil(5_000)),
+            gated("due", Gate::Probe),
+            gated("due", Gate::Probe),
+            job("fine"),
+        ];
+        let out = screen(&jobs, 1_000, &HashMap::new(), 4, |_| MS(0), || MS(3));
+        assert_eq!(
+            out,
+            [
+                Screened::Defer(MS(4_003)),
+                Screened::Probe,
+                Screened::Defer(PROBE_WAIT + MS(3)),
+                Screened::Ready
+            ]
+        );
     }
 
     fn paced(webhook_id: &str, decision: RateDecision, retry: bool) -> Paced<'_> {

@@ -11,9 +11,12 @@ use tracing::Instrument;
 
 use super::admission::{self, Candidate, Dead, Paced, Screened, Start};
 use super::attempt::{Payload, Verdict, attempt};
+use super::breaker;
 use super::transform::Transformed;
 use super::{CLAIM_BATCH, IDLE_POLL, Shared};
+use crate::circuit::Circuit;
 use crate::metrics;
+use crate::operational::reason;
 use crate::ratelimit::Gcra;
 use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateRequest};
 use crate::webhooks::Webhook;
@@ -142,18 +145,21 @@ async fn route(
         }
         snapshot = shared.registry.snapshot();
     }
+    let now = crate::store::now_ms();
     let candidates: Vec<Candidate<'_>> = jobs
         .iter()
         .map(|j| Candidate {
             webhook_id: &j.webhook_id,
             webhook_enabled: snapshot.get(&j.webhook_id).map(|h| h.enabled),
             data_missing: j.data_missing,
+            gate: crate::circuit::gate(snapshot.get(&j.webhook_id).and_then(|h| h.circuit.as_ref()), now),
         })
         .collect();
     let screened = {
         let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         admission::screen(
             &candidates,
+            now,
             &in_flight,
             shared.per_webhook_cap,
             |w| shared.typical_duration(w),
@@ -161,7 +167,7 @@ async fn route(
         )
     };
     drop(candidates);
-    let mut ready: Vec<(Job, Arc<Webhook>)> = Vec::with_capacity(jobs.len());
+    let mut ready: Vec<(Job, Arc<Webhook>, Option<Circuit>)> = Vec::with_capacity(jobs.len());
     for (job, verdict) in jobs.into_iter().zip(screened) {
         match verdict {
             Screened::Dead(why) => {
@@ -171,8 +177,18 @@ async fn route(
                 finish_without_attempt(shared, job, Outcome::Dead, why.reason()).await;
             }
             Screened::Defer(wait) => defer(shared, job, wait).await,
+            Screened::Probe => match snapshot.get(&job.webhook_id) {
+                Some(hook) => match breaker::try_probe(shared, hook).await {
+                    Some(probing) => {
+                        tracing::info!(webhook_id = %hook.id, delivery_id = %job.delivery_id, "circuit half-open: probing");
+                        ready.push((job, hook.clone(), Some(probing)));
+                    }
+                    None => defer(shared, job, admission::PROBE_WAIT).await,
+                },
+                None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
+            },
             Screened::Ready => match snapshot.get(&job.webhook_id) {
-                Some(hook) => ready.push((job, hook.clone())),
+                Some(hook) => ready.push((job, hook.clone(), None)),
                 None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
             },
         }
@@ -181,7 +197,7 @@ async fn route(
     let d = &shared.config.delivery;
     let reqs: Vec<RateRequest> = ready
         .iter()
-        .map(|(_, hook)| RateRequest {
+        .map(|(_, hook, _)| RateRequest {
             key: format!("wh:{}", hook.id),
             limit: Gcra::per_minute(
                 hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
@@ -193,7 +209,7 @@ async fn route(
         Ok(decisions) => decisions,
         Err(e) => {
             let wait = shared.health.failed("checking rate limits", &e);
-            for (job, _) in ready {
+            for (job, _, _) in ready {
                 defer(shared, job, wait).await;
             }
             return;
@@ -203,7 +219,7 @@ async fn route(
         .iter()
         .zip(&decisions)
         .zip(&reqs)
-        .map(|(((job, hook), decision), req)| Paced {
+        .map(|(((job, hook, _), decision), req)| Paced {
             webhook_id: &hook.id,
             decision: *decision,
             interval: Duration::from_micros(req.limit.interval_us),
@@ -212,7 +228,7 @@ async fn route(
         .collect();
     let starts = admission::pace(&paced, permits.len(), shared.retries.available_permits());
     drop(paced);
-    for ((job, hook), start) in ready.into_iter().zip(starts) {
+    for ((job, hook, probe), start) in ready.into_iter().zip(starts) {
         match start {
             Start::RateLimited(wait) => {
                 metrics::rate_limited(&hook.id);
@@ -251,6 +267,7 @@ async fn route(
                         shared.clone(),
                         job,
                         hook,
+                        probe,
                         hard_stop.clone(),
                         (permit, retry_permit, guard),
                     )
@@ -296,7 +313,14 @@ impl Drop for InFlight {
 
 type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>, InFlight);
 
-async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: CancellationToken, held: Held) {
+async fn run_one(
+    shared: Arc<Shared>,
+    job: Job,
+    hook: Arc<Webhook>,
+    probe: Option<Circuit>,
+    cancel: CancellationToken,
+    held: Held,
+) {
     let d = &shared.config.delivery;
     let timeout = hook.timeout.unwrap_or(d.timeout);
     let policy = match hook.max_retries {
@@ -359,12 +383,13 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
     shared.note_duration(&hook.id, took);
     drop(held);
     tracing::Span::current().record("status", tracing::field::display(&attempted.verdict));
+    breaker::observe(&shared, &hook, &attempted.verdict, probe).await;
 
     let (outcome, record) = match &attempted.verdict {
         Verdict::Success => (Outcome::Succeeded, Some(attempted.record)),
         Verdict::Cancelled => (Outcome::Defer(Duration::ZERO), None),
         Verdict::Gone => {
-            disable_gone(&shared, &hook).await;
+            breaker::disable(&shared, &hook, "receiver answered 410 Gone", reason::GONE).await;
             (Outcome::Dead, Some(attempted.record))
         }
         Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
@@ -380,25 +405,6 @@ async fn run_one(shared: Arc<Shared>, job: Job, hook: Arc<Webhook>, cancel: Canc
 /// Runs the webhook's plugin chain, starting the plugin runtime if needed.
 async fn run_plugins(shared: &Arc<Shared>, job: &Job, hook: &Webhook) -> Transformed {
     super::transform::transform(&shared.plugins, job, hook).await
-}
-
-/// The receiver answered 410 Gone: disable the webhook everywhere.
-async fn disable_gone(shared: &Arc<Shared>, hook: &Webhook) {
-    match shared
-        .store
-        .disable_webhook(&hook.id, hook.url.as_str(), "receiver answered 410 Gone")
-        .await
-    {
-        Ok(moved) => {
-            tracing::warn!(webhook_id = %hook.id, moved, "receiver answered 410 Gone; webhook disabled, pending deliveries dead-lettered")
-        }
-        Err(e) => {
-            tracing::warn!(webhook_id = %hook.id, error = %e, "receiver answered 410 Gone; could not record the webhook as disabled")
-        }
-    }
-    if let Err(e) = shared.registry.refresh(shared.store.as_ref(), true).await {
-        tracing::debug!(error = %e, "could not reload webhooks");
-    }
 }
 
 fn note_outcome(webhook: &str, outcome: &Outcome) {

@@ -22,6 +22,7 @@
 //! | `P:dead` | zset | delivery id -> ms it died: the dead-letter queue |
 //! | `P:idx:dlv`, `P:idx:wh:{webhook}` | zset | delivery id -> created ms, for history; trimmed to `retention` |
 //! | `P:whstate` | hash | webhook id -> JSON state (disabled by 410) |
+//! | `P:circuit` | hash | webhook id -> JSON circuit breaker (absent: closed) |
 //! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle |
 //!
 //! A delivery is in exactly one of `q:first`, `q:retry`, `leases` while its
@@ -50,6 +51,7 @@ pub(crate) struct Scripts {
     pub(crate) disable: Script,
     pub(crate) gcra: Script,
     pub(crate) requeue: Script,
+    pub(crate) circuit: Script,
 }
 
 impl Scripts {
@@ -60,6 +62,7 @@ impl Scripts {
             disable: Script::new(include_str!("redis/lua/disable.lua")),
             gcra: Script::new(include_str!("redis/lua/gcra.lua")),
             requeue: Script::new(include_str!("redis/lua/requeue.lua")),
+            circuit: Script::new(include_str!("redis/lua/circuit.lua")),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod api_history;
 mod api_limits;
 mod api_webhooks;
+mod breaker;
 mod common;
 mod conformance;
 mod crash;

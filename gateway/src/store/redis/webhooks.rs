@@ -104,13 +104,14 @@ impl WebhookStore for RedisStore {
         let script = ::redis::Script::new(
             "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end \
              redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
-             if ARGV[3] == '1' then redis.call('HDEL', KEYS[2], ARGV[1]) end \
+             if ARGV[3] == '1' then redis.call('HDEL', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[4], ARGV[1]) end \
              redis.call('INCR', KEYS[3]) return 1",
         );
         let done: i64 = script
             .key(self.key("webhooks"))
             .key(self.key("whstate"))
             .key(self.key("webhooks:version"))
+            .key(self.key("circuit"))
             .arg(&webhook.id)
             .arg(Self::json(webhook)?)
             .arg(if clear_state { "1" } else { "0" })
@@ -121,7 +122,7 @@ impl WebhookStore for RedisStore {
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
-        let (removed, _, _): (i64, i64, i64) = ::redis::pipe()
+        let (removed, _, _, _): (i64, i64, i64, i64) = ::redis::pipe()
             .atomic()
             .cmd("HDEL")
             .arg(self.key("webhooks"))
@@ -129,11 +130,59 @@ impl WebhookStore for RedisStore {
             .cmd("HDEL")
             .arg(self.key("whstate"))
             .arg(id)
+            .cmd("HDEL")
+            .arg(self.key("circuit"))
+            .arg(id)
             .cmd("INCR")
             .arg(self.key("webhooks:version"))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
         Ok(removed == 1)
+    }
+}
+
+fn circuit_json(c: Option<&Circuit>) -> Result<String, StoreError> {
+    c.map_or_else(|| Ok(String::new()), RedisStore::json)
+}
+
+#[async_trait]
+impl CircuitStore for RedisStore {
+    async fn load_circuits(&self) -> Result<HashMap<String, Circuit>, StoreError> {
+        let raw: HashMap<String, String> = ::redis::cmd("HGETALL")
+            .arg(self.key("circuit"))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let mut out = HashMap::with_capacity(raw.len());
+        for (id, json) in raw {
+            match serde_json::from_str::<Circuit>(&json) {
+                Ok(c) => {
+                    out.insert(id, c);
+                }
+                Err(e) => tracing::warn!(webhook_id = %id, error = %e, "ignoring an unreadable circuit breaker state"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn swap_circuit(
+        &self,
+        webhook_id: &str,
+        expected: Option<&Circuit>,
+        new: Option<&Circuit>,
+    ) -> Result<bool, StoreError> {
+        let swapped: i64 = self
+            .scripts
+            .circuit
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(webhook_id)
+            .arg(circuit_json(expected)?)
+            .arg(circuit_json(new)?)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(swapped == 1)
     }
 }

@@ -1,0 +1,60 @@
+//! Operational events: hookgate's own news about webhooks
+//! (`hookgate.webhook.disabled`, `hookgate.webhook.enabled`, with
+//! `data: {webhookId, reason}`), fanned out to the webhooks subscribed to
+//! them (for example `events = ["hookgate.*"]`) and then signed, retried and
+//! dead-lettered like any event.
+
+use crate::ids;
+use crate::registry::Registry;
+use crate::store::{NewDelivery, NewEvent, Store, StoreError, now_ms};
+
+pub const WEBHOOK_DISABLED: &str = "hookgate.webhook.disabled";
+pub const WEBHOOK_ENABLED: &str = "hookgate.webhook.enabled";
+
+/// Why a webhook was disabled or enabled, as `data.reason` says it.
+pub mod reason {
+    /// The receiver answered 410 Gone.
+    pub const GONE: &str = "gone";
+    /// Every attempt failed for `[delivery] disable_after`.
+    pub const FAILING: &str = "failing";
+    /// Enabled again through the API.
+    pub const API: &str = "api";
+}
+
+/// Stores the event for every subscribed webhook; how many it went to (no
+/// subscriber: nothing is stored).
+pub async fn emit(
+    store: &dyn Store,
+    registry: &Registry,
+    event_type: &str,
+    webhook_id: &str,
+    why: &str,
+) -> Result<usize, StoreError> {
+    let snapshot = registry.snapshot();
+    let deliveries: Vec<NewDelivery> = snapshot
+        .matching(event_type, false)
+        .map(|w| NewDelivery {
+            id: ids::new_id("dlv"),
+            webhook_id: w.id.clone(),
+        })
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let data = serde_json::json!({ "webhookId": webhook_id, "reason": why });
+    let event = NewEvent {
+        id: ids::new_id("evt"),
+        event_type: event_type.to_owned(),
+        data: bytes::Bytes::from(data.to_string()),
+        test: false,
+        created_at_ms: now_ms(),
+    };
+    store.enqueue(&event, &deliveries, None, None).await?;
+    tracing::info!(
+        event_type,
+        webhook_id,
+        deliveries = deliveries.len(),
+        "operational event emitted"
+    );
+    Ok(deliveries.len())
+}
