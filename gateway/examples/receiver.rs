@@ -63,10 +63,11 @@ async fn receive(secret: String, headers: HeaderMap, body: Bytes) -> StatusCode 
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let secret = std::env::var("ORDERS_WEBHOOK_SECRET").unwrap_or_else(|_| {
-        eprintln!("set ORDERS_WEBHOOK_SECRET to the webhook's secret");
-        std::process::exit(2)
-    });
+    let Ok(secret) = std::env::var("ORDERS_WEBHOOK_SECRET") else {
+        return Err(std::io::Error::other(
+            "set ORDERS_WEBHOOK_SECRET to the webhook's secret",
+        ));
+    };
     let listen = std::env::var("RECEIVER_LISTEN").unwrap_or_else(|_| "127.0.0.1:9000".into());
     let app =
         axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| receive(secret.clone(), headers, body));

@@ -10,6 +10,7 @@
 mod deliveries;
 pub mod error;
 mod events;
+mod extract;
 mod json;
 mod limits;
 mod openapi;

@@ -21,7 +21,6 @@ use super::error::ApiError;
 use super::json::{parse, read_body, require_json};
 use super::limits::{IngestLimit, too_many};
 use crate::ids;
-use crate::signing::to_hex;
 use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
 use crate::webhooks::is_valid_event_type;
 
@@ -131,8 +130,8 @@ pub async fn create(
     })
     .map_err(|e| ApiError::malformed(e.to_string()))?;
     let idempotency = key.map(|k| Idempotency {
-        key: to_hex(&Sha256::digest(k.as_bytes())),
-        fingerprint: to_hex(&Sha256::digest(&bytes)),
+        key: hex::encode(Sha256::digest(k.as_bytes())),
+        fingerprint: hex::encode(Sha256::digest(&bytes)),
         answer: answer.clone(),
         ttl: IDEMPOTENCY_TTL,
     });

@@ -2,6 +2,7 @@
 //! binary as a child process), a real redis-server per test, and real HTTP
 //! receivers on 127.0.0.1. One test binary, so the gateway links once.
 
+mod api_errors;
 mod api_history;
 mod api_limits;
 mod api_webhooks;
@@ -10,7 +11,9 @@ mod conformance;
 mod crash;
 mod delivery;
 mod input;
+mod openapi;
 mod outage;
 mod plugins;
 mod ratelimit;
 mod retries;
+mod schema;
