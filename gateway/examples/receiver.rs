@@ -11,6 +11,8 @@
 //! keyed with the decoded `whsec_` bytes), rejects timestamps more than five
 //! minutes off, prints what arrived, and answers 204 (or 401).
 
+#![forbid(unsafe_code)]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;

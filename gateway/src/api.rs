@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §3) on axum/hyper 1.
+//! The HTTP API (docs/api.md) on axum/hyper 1.
 //!
 //! `/api/*` sits behind one middleware (`limits.rs`) that authenticates the
 //! bearer token and applies the shared per-token rate limit; every error,

@@ -2,6 +2,8 @@
 //! binary as a child process), a real redis-server per test, and real HTTP
 //! receivers on 127.0.0.1. One test binary, so the gateway links once.
 
+#![forbid(unsafe_code)]
+
 mod api_errors;
 mod api_history;
 mod api_limits;
@@ -10,6 +12,7 @@ mod common;
 mod conformance;
 mod crash;
 mod delivery;
+mod docs;
 mod input;
 mod openapi;
 mod outage;

@@ -8,6 +8,8 @@
 //! `error` (returns a guest error). `sleep_ms` first sleeps that long inside
 //! a WASI call, so concurrent calls overlap.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,6 +1,8 @@
 //! Sleeps for ten seconds: the guest is blocked in a WASI clock wait, not
 //! running code, so only the host's wall-clock timer can stop it.
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
 
 struct Sleeper;
