@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use crate::ratelimit::Gcra;
-use crate::signing::constant_time_eq;
+use crate::signing::{constant_time_eq, digest_hex};
 use crate::store::{RateDecision, RateRequest, RateState};
 
 /// The token a request presents, if any.
@@ -46,7 +46,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .filter(|t| valid_token(&state, t))
         .map(str::to_owned);
     let key = match &token {
-        Some(t) => format!("api:tok:{}", &hex::encode(Sha256::digest(t.as_bytes()))[..24]),
+        Some(t) => format!("api:tok:{}", &digest_hex(&Sha256::digest(t.as_bytes()).into())[..24]),
         None => {
             let ip = req
                 .extensions()
