@@ -27,6 +27,8 @@
 //! All traffic goes to loopback addresses only, and every loop is bounded in
 //! count and in time.
 
+#![forbid(unsafe_code)]
+
 pub mod ceiling;
 pub mod cli;
 pub mod clock;

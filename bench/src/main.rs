@@ -1,6 +1,8 @@
 //! `hookgate-bench`: run one load scenario against hookgate and print the
 //! report (a table, or JSON with `--json`). See BENCHMARKS.md.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -5,6 +5,8 @@
 //! instance per call). The plugins are built from source first (once) by
 //! the test kit.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use bytes::Bytes;

@@ -1,6 +1,8 @@
 //! The GCRA decision (`Gcra::check`): admitted, refused, and a steady
 //! stream through one bucket (what the Redis script mirrors per request).
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

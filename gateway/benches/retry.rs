@@ -1,6 +1,8 @@
 //! The retry schedule: `RetryPolicy::next_delay` with jitter, with a
 //! `Retry-After` floor, and past the budget.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

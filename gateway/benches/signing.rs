@@ -2,6 +2,8 @@
 //! header (one and two secrets, as during a rotation) over a 1 KiB body,
 //! plus the hub signature over 64 KiB to show the per-byte cost.
 
+#![forbid(unsafe_code)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hookgate::signing::{hub_signature, standard_signature_header};
 use std::hint::black_box;

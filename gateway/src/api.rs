@@ -1,15 +1,19 @@
-//! The HTTP API (SPEC §3) on axum/hyper 1.
+//! The HTTP API (docs/api.md) on axum/hyper 1.
 //!
 //! `/api/*` sits behind one middleware (`limits.rs`) that authenticates the
 //! bearer token and applies the shared per-token rate limit; every error,
 //! including unknown routes and wrong methods, answers in the one JSON shape
 //! of [`ApiError`]. Bodies are read by `json.rs`, which owns the size limit
-//! and the 400/415/422 distinctions. The routes are one table
-//! ([`api_routes`]) so the OpenAPI document can be checked against it.
+//! and the 400/415/422 distinctions; query strings and path ids by
+//! `extract.rs`, so axum's own rejections never reach a client as plain
+//! text. The routes are one table ([`api_routes`]) so the OpenAPI document
+//! can be checked against it (and `gateway/tests/e2e/openapi.rs` checks the
+//! document against the running server).
 
 mod deliveries;
 pub mod error;
 mod events;
+mod extract;
 mod json;
 mod limits;
 mod openapi;

@@ -1,4 +1,4 @@
-//! config.toml: the validated configuration (SPEC §2).
+//! config.toml: the validated configuration (docs/configuration.md).
 //!
 //! Loading is two steps: serde reads the file into the spanned raw model
 //! (`raw.rs`, unknown keys are errors), then `validate.rs` resolves

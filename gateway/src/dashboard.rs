@@ -1,4 +1,4 @@
-//! The delivery dashboard (SPEC §7): a static page served at `/dashboard`.
+//! The delivery dashboard (docs/operations.md): a static page served at `/dashboard`.
 //!
 //! Plain HTML, CSS and JavaScript in `dashboard/`, embedded in the binary
 //! with `include_bytes!`: nothing to build, nothing fetched from elsewhere.

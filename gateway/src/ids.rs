@@ -57,6 +57,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "a synchronous test")]
     fn ids_are_unique_prefixed_and_time_ordered() {
         let a = new_id("dlv");
         std::thread::sleep(std::time::Duration::from_millis(2));

@@ -1,4 +1,4 @@
-//! Every metric hookgate exports (SPEC §6), defined in one place, and the
+//! Every metric hookgate exports (docs/operations.md), defined in one place, and the
 //! Prometheus text rendering for `GET /metrics`.
 //!
 //! Recording goes through the `metrics` facade to one process-wide

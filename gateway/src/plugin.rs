@@ -1,4 +1,4 @@
-//! WebAssembly plugins: a narrow facade over wasmtime (SPEC §5).
+//! WebAssembly plugins: a narrow facade over wasmtime (docs/plugins.md).
 //!
 //! A plugin is a component implementing the `hookgate:plugin@0.1.0` world in
 //! `plugin-sdk/wit/`. The gateway owns one [`PluginHost`]; config loading

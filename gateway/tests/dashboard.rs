@@ -1,4 +1,4 @@
-//! The delivery dashboard (SPEC §7) in a real headless browser.
+//! The delivery dashboard (docs/operations.md) in a real headless browser.
 //!
 //! Starts a real redis-server, a real receiver and the gateway in-process,
 //! makes traffic (a delivery that succeeds on its second attempt, two dead
@@ -8,6 +8,8 @@
 //! dead-letter replay, error display) and saves screenshots. Needs `node`,
 //! `npm` (for `npm ci` the first time) and `/usr/bin/chromium` (or
 //! `$CHROMIUM`); a missing one fails the test with what to install.
+
+#![forbid(unsafe_code)]
 
 #[path = "e2e/common.rs"]
 mod common;

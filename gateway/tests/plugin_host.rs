@@ -4,6 +4,8 @@
 //! environment, concurrency, hot reload, pinning, the on-disk cache, warm
 //! instance reuse and the `hookgate plugin run` command.
 
+#![forbid(unsafe_code)]
+
 #[path = "plugin_host/cli.rs"]
 mod cli;
 #[path = "plugin_host/examples.rs"]

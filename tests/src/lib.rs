@@ -2,6 +2,8 @@
 //! free port that a test can kill and restart, and a real HTTP receiver on
 //! 127.0.0.1 that records what arrives and answers as the test says.
 
+#![forbid(unsafe_code)]
+
 pub mod certs;
 pub mod proxy;
 mod receiver;

@@ -50,6 +50,7 @@ impl RedisServer {
         self.port
     }
 
+    #[allow(clippy::disallowed_methods, reason = "synchronous set-up, before any gateway runs")]
     fn spawn(&mut self) {
         let child = Command::new(binary())
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])

@@ -2,7 +2,7 @@
 //! attempts, retry, and dead-letter replay.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use super::extract::{Path, Query};
 use super::json::{parse, read_body, require_json};
 use super::views::{DeliveryView, ListView};
 use crate::store::{DeliveryFilter, Page, Requeue, Status};
@@ -46,6 +47,17 @@ fn page_view(page: Page<crate::store::DeliveryRecord>) -> Response {
     .into_response()
 }
 
+/// A `webhookId` filter: a valid webhook id, or none.
+fn webhook_filter(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match raw {
+        Some(w) if !is_valid_webhook_id(w) => Err(ApiError::invalid(
+            "webhookId",
+            "is not a valid webhook id ([a-zA-Z0-9_-]{1,64})",
+        )),
+        other => Ok(other),
+    }
+}
+
 fn cursor(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
     match raw {
         Some(c) if !c.starts_with("dlv_") || c.len() > 64 => {
@@ -63,11 +75,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
                 ApiError::invalid("status", "must be one of pending, succeeded, failed, dead, filtered")
             })?),
         };
-    if let Some(w) = &q.webhook_id
-        && !is_valid_webhook_id(w)
-    {
-        return Err(ApiError::invalid("webhookId", "is not a valid webhook id"));
-    }
+    webhook_filter(q.webhook_id.as_deref())?;
     let filter = DeliveryFilter {
         webhook_id: q.webhook_id.filter(|s| !s.is_empty()),
         status,
@@ -136,7 +144,7 @@ pub async fn dead_letters(State(state): State<AppState>, Query(q): Query<DeadQue
     let page = state
         .store
         .list_dead(
-            q.webhook_id.as_deref().filter(|s| !s.is_empty()),
+            webhook_filter(q.webhook_id.as_deref())?,
             limit(q.limit.as_deref())?,
             cursor(q.cursor.as_deref())?,
         )
@@ -159,6 +167,13 @@ pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: Bod
         require_json(&headers)?;
         parse(&bytes)?
     };
+    webhook_filter(input.webhook_id.as_deref())?;
+    if input.ids.is_some() && input.webhook_id.is_some() {
+        return Err(ApiError::invalid(
+            "ids",
+            "give either ids or webhookId, not both (ids names the deliveries exactly)",
+        ));
+    }
     let ids: Vec<String> = match input.ids {
         Some(ids) => {
             if ids.len() > MAX_REPLAY {

@@ -21,7 +21,7 @@ use super::error::{ApiError, ErrorCode};
 use super::json::{parse, read_body, require_json};
 use super::limits::{IngestLimit, too_many};
 use crate::ids;
-use crate::signing::to_hex;
+use crate::signing::digest_hex;
 use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
 use crate::webhooks::is_valid_event_type;
 
@@ -130,8 +130,8 @@ pub async fn create(
     })
     .map_err(|e| ApiError::malformed(e.to_string()))?;
     let idempotency = key.map(|k| Idempotency {
-        key: to_hex(&Sha256::digest(k.as_bytes())),
-        fingerprint: to_hex(&Sha256::digest(&bytes)),
+        key: digest_hex(&Sha256::digest(k.as_bytes()).into()),
+        fingerprint: digest_hex(&Sha256::digest(&bytes).into()),
         answer: answer.clone(),
         ttl: IDEMPOTENCY_TTL,
     });

@@ -84,7 +84,7 @@ pub fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErr
                     } else {
                         path.as_str()
                     };
-                    Err(ApiError::invalid(field, strip_position(&inner.to_string())))
+                    Err(ApiError::invalid(field, describe_data_error(&inner.to_string())))
                 }
                 _ => Err(ApiError::malformed(format!("malformed JSON: {inner}"))),
             }
@@ -92,9 +92,109 @@ pub fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErr
     }
 }
 
-fn strip_position(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
+fn strip_position(msg: &str) -> &str {
+    msg.find(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+/// A serde data error (wrong type, out of range, missing or unknown field)
+/// in words for API users: what is expected and what kind of value came,
+/// never the value itself (it may be a secret) and never a Rust type name.
+pub fn describe_data_error(msg: &str) -> String {
+    let msg = strip_position(msg);
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix)
+            && let Some((unexpected, expected)) = rest.split_once(", expected ")
+        {
+            let expected = describe_expected(expected);
+            return if prefix == "invalid type: " {
+                format!("expected {expected}, got {}", describe_kind(unexpected))
+            } else {
+                format!("expected {expected}")
+            };
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("invalid length ")
+        && let Some((_, expected)) = rest.split_once(", expected ")
+    {
+        return format!("expected {}", describe_expected(expected));
+    }
+    if msg.contains("struct ") || msg.contains("enum ") {
+        return "has the wrong shape".to_owned();
+    }
+    msg.to_owned()
+}
+
+/// serde's `Unexpected` ("integer `5`", "string \"x\"") without the value.
+fn describe_kind(unexpected: &str) -> &'static str {
+    let kind = unexpected.split(['`', '"']).next().unwrap_or("").trim();
+    match kind {
+        "string" | "character" => "a string",
+        "integer" => "an integer",
+        "floating point" => "a number",
+        "boolean" => "a boolean",
+        "map" => "an object",
+        "sequence" => "an array",
+        "null" | "unit" | "unit value" | "Option value" => "null",
+        _ => "another kind of value",
+    }
+}
+
+/// serde's `Expected` in JSON terms.
+fn describe_expected(expected: &str) -> String {
+    let e = expected.trim();
+    let max = |n: u64| format!("a whole number from 0 to {n}");
+    match e {
+        "u8" => max(u8::MAX.into()),
+        "u16" => max(u16::MAX.into()),
+        "u32" => max(u32::MAX.into()),
+        "u64" | "usize" => max(u64::MAX),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a string" | "a borrowed string" | "a char" => "a string".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        "a map" => "an object".to_owned(),
+        _ if e.starts_with("struct ") || e.starts_with("a map") => "an object".to_owned(),
+        _ if e.starts_with("a sequence") || e.starts_with("a tuple") || e.starts_with("tuple") => "an array".to_owned(),
+        _ if e.starts_with("enum ") || e.contains("struct ") => "a valid value".to_owned(),
+        _ => e.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct EventIn {
+        secret: String,
+        retries: Option<u32>,
+    }
+
+    fn message<T: for<'a> serde::Deserialize<'a> + std::fmt::Debug>(body: &str) -> String {
+        parse::<T>(body.as_bytes()).unwrap_err().message
+    }
+
+    #[test]
+    fn data_errors_name_the_field_not_the_value_or_the_type() {
+        assert_eq!(
+            message::<EventIn>(r#""just a string""#),
+            "body: expected an object, got a string"
+        );
+        assert_eq!(
+            message::<EventIn>(r#"{"secret": 12345678}"#),
+            "secret: expected a string, got an integer"
+        );
+        assert_eq!(
+            message::<EventIn>(r#"{"secret": "s", "retries": -1}"#),
+            "retries: expected a whole number from 0 to 4294967295"
+        );
+        assert_eq!(
+            message::<EventIn>(r#"{"secret": "s", "retries": 1.5}"#),
+            "retries: expected a whole number from 0 to 4294967295, got a number"
+        );
+        assert_eq!(message::<EventIn>("{}"), "body: missing field `secret`");
+        assert_eq!(message::<Vec<u8>>("{}"), "body: expected an array, got an object");
     }
 }

@@ -7,6 +7,8 @@
 //! bucket of `rate_limit_per_minute` requests refilling continuously, shared
 //! by every gateway on the store. Requests without a valid token are limited
 //! per client address with the same allowance, so guessing tokens is slow.
+//! `GET /api/openapi.json` holds no data and needs no token (it is limited
+//! like any request; if the store is unreachable it is served anyway).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use crate::ratelimit::Gcra;
-use crate::signing::{constant_time_eq, to_hex};
+use crate::signing::{constant_time_eq, digest_hex};
 use crate::store::{RateDecision, RateRequest, RateState};
 
 /// The token a request presents, if any.
@@ -44,7 +46,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .filter(|t| valid_token(&state, t))
         .map(str::to_owned);
     let key = match &token {
-        Some(t) => format!("api:tok:{}", &to_hex(&Sha256::digest(t.as_bytes()))[..24]),
+        Some(t) => format!("api:tok:{}", &digest_hex(&Sha256::digest(t.as_bytes()).into())[..24]),
         None => {
             let ip = req
                 .extensions()
@@ -78,13 +80,15 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         stamp(&mut resp, limit, per_minute, st);
         return resp;
     }
+    let public = req.method() == Method::GET && req.uri().path() == "/openapi.json";
     let st = match state.store.acquire_with_state(&rate).await {
         Ok(st) => st,
+        Err(_) if public => return next.run(req).await,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let mut resp = match st.decision {
         RateDecision::Wait(wait) => too_many(per_minute, wait).into_response(),
-        RateDecision::Allow if token.is_none() => ApiError::unauthorized().into_response(),
+        RateDecision::Allow if token.is_none() && !public => ApiError::unauthorized().into_response(),
         RateDecision::Allow => next.run(req).await,
     };
     stamp(&mut resp, limit, per_minute, st);

@@ -6,7 +6,7 @@
 //! within their refresh interval.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::events::store_event;
+use super::extract::{Path, Query};
 use super::json::{parse, read_body, require_json};
 use super::views::WebhookView;
 use super::webhook_input::WebhookInput;

@@ -1,4 +1,4 @@
-//! The serde model of config.toml, exactly as written (SPEC §2).
+//! The serde model of config.toml, exactly as written (docs/configuration.md).
 //!
 //! Every key is optional here so that defaults live in one place
 //! (`validate.rs`) and every value keeps its source span for error messages.

@@ -1,4 +1,4 @@
-// hookgate delivery dashboard (SPEC §7). Plain JavaScript modules, no build
+// hookgate delivery dashboard (docs/operations.md). Plain JavaScript modules, no build
 // step, no external resources. It reads the gateway's own API with a bearer
 // token kept in sessionStorage, and /metrics (no auth) for the per-webhook
 // figures. Views: webhooks (overview), delivery history, one delivery, dead

@@ -58,7 +58,7 @@ impl DiskCache {
         let owner = fs::metadata(dir).map_err(|e| fail("cannot stat", e))?.uid();
         let mut hasher = ShaHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = hex(&hasher.0.finalize())[..32].to_owned();
+        let engine_key = hex::encode(hasher.0.finalize())[..32].to_owned();
         Ok(DiskCache {
             dir: dir.to_owned(),
             engine_key,
@@ -69,7 +69,7 @@ impl DiskCache {
     /// The file that holds (or will hold) the artifact for this wasm hash.
     pub(crate) fn entry_path(&self, wasm_sha256: &[u8; 32]) -> PathBuf {
         self.dir
-            .join(format!("{}-{}.{SUFFIX}", hex(wasm_sha256), self.engine_key))
+            .join(format!("{}-{}.{SUFFIX}", hex::encode(wasm_sha256), self.engine_key))
     }
 
     /// The component for `wasm`: from the cache when a valid entry exists,
@@ -199,15 +199,6 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +206,7 @@ mod tests {
     #[test]
     fn hex_and_sha256_agree_with_known_vectors() {
         assert_eq!(
-            hex(&sha256(b"abc")),
+            hex::encode(sha256(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -1,5 +1,5 @@
 //! `hookgate plugin run PLUGIN.wasm --event EVENT.json [--set KEY=VALUE]...`
-//! (SPEC §1): runs one plugin on one event the way the gateway does and
+//! (docs/plugins.md): runs one plugin on one event the way the gateway does and
 //! prints the verdict, headers, body and timing. For plugin authors.
 //!
 //! EVENT.json is a `POST /api/events` body: `{"type", "data", "test"?}`. The

@@ -129,6 +129,10 @@ impl Drop for Ticker {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the ticker runs on its own thread, not the runtime's"
+)]
 fn tick_loop(engine: &Engine, s: &TickShared) {
     let mut idle = 0u32;
     while !s.stop.load(Ordering::SeqCst) {
@@ -166,6 +170,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "a synchronous test")]
     fn the_ticker_stops_promptly_when_dropped() {
         let engine = build_engine(1).unwrap();
         let ticker = Ticker::start(engine).unwrap();

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use super::bindings::{HostState, PluginPre};
-use super::cache::{CacheOutcome, hex, sha256};
+use super::cache::{CacheOutcome, sha256};
 use super::output::LogBudget;
 use super::warm::WarmPool;
 use super::{PluginError, PluginHost};
@@ -98,7 +98,7 @@ impl PluginHandle {
 
     /// SHA-256 (hex) of the version now running.
     pub fn sha256(&self) -> String {
-        hex(&self.current().sha256)
+        hex::encode(self.current().sha256)
     }
 
     /// Whether the version now running was loaded from the on-disk cache or
@@ -124,13 +124,8 @@ impl PluginHandle {
 fn parse_pin(pin: &str) -> Result<[u8; 32], PluginError> {
     let pin = pin.trim();
     let bad = || PluginError::Config(format!("sha256 must be 64 hex digits, not {pin:?}"));
-    if pin.len() != 64 || !pin.is_ascii() {
-        return Err(bad());
-    }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&pin[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
+    hex::decode_to_slice(pin, &mut out).map_err(|_| bad())?;
     Ok(out)
 }
 
@@ -204,8 +199,8 @@ fn read_and_prepare(
     {
         return Err(load(format!(
             "sha256 mismatch: config pins {}, the file has {}",
-            hex(&pin),
-            hex(&sha)
+            hex::encode(pin),
+            hex::encode(sha)
         )));
     }
     if let Some(running) = running
@@ -278,7 +273,7 @@ fn reload_if_changed(host: &PluginHost, handle: &PluginHandle) {
     let seen = match result {
         Ok((loaded, seen)) => {
             if loaded.sha256 != running.sha256 {
-                tracing::info!(plugin = %entry.name, path = %entry.path.display(), sha256 = %hex(&loaded.sha256), "plugin reloaded");
+                tracing::info!(plugin = %entry.name, path = %entry.path.display(), sha256 = %hex::encode(loaded.sha256), "plugin reloaded");
             }
             if let Ok(mut current) = entry.current.write() {
                 *current = Arc::new(loaded);

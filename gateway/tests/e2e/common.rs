@@ -282,6 +282,10 @@ impl GatewayProcess {
     }
 
     /// SIGTERM, then waits for the exit status.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "waits on a child process in short steps; the tests run it on a multi-thread runtime"
+    )]
     pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();

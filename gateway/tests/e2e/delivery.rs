@@ -27,10 +27,6 @@ fn independent_hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The webhook ids of a 202 answer, sorted.
 fn targets(answer: &serde_json::Value) -> Vec<String> {
     let mut ids: Vec<String> = answer["deliveries"]
@@ -133,7 +129,10 @@ async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
     assert!((now - ts).abs() < 30, "timestamp {ts} vs now {now}");
 
     // X-Hub-Signature: HMAC of the exact body keyed with the secret's UTF-8 bytes.
-    let expected = format!("sha256={}", hex(&independent_hmac_sha256(secret.as_bytes(), &got.body)));
+    let expected = format!(
+        "sha256={}",
+        hex::encode(independent_hmac_sha256(secret.as_bytes(), &got.body))
+    );
     assert_eq!(got.header("x-hub-signature"), Some(expected.as_str()));
 
     // Standard Webhooks: id = delivery id, key = decoded whsec_ bytes.

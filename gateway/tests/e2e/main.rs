@@ -2,6 +2,9 @@
 //! binary as a child process), a real redis-server per test, and real HTTP
 //! receivers on 127.0.0.1. One test binary, so the gateway links once.
 
+#![forbid(unsafe_code)]
+
+mod api_errors;
 mod api_history;
 mod api_limits;
 mod api_webhooks;
@@ -10,11 +13,14 @@ mod common;
 mod conformance;
 mod crash;
 mod delivery;
+mod docs;
 mod edge;
 mod egress;
 mod input;
+mod openapi;
 mod outage;
 mod plugins;
 mod ratelimit;
 mod receive;
 mod retries;
+mod schema;

@@ -23,7 +23,7 @@ async fn receive_verifies_signatures_and_fails_first_with_retry_after() {
         .spawn()
         .expect("run hookgate receive");
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(1024);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);

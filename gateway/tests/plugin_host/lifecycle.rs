@@ -60,7 +60,7 @@ async fn a_sha256_pin_refuses_other_content_including_on_reload() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(host.load(&path, Some("abc")), Err(PluginError::Config(_))));
-    let right = hookgate::plugin::cache::hex(&hookgate::plugin::cache::sha256(&std::fs::read(&path).unwrap()));
+    let right = hex::encode(hookgate::plugin::cache::sha256(&std::fs::read(&path).unwrap()));
     let handle = host.load(&path, Some(&right.to_uppercase())).unwrap();
     assert_eq!(handle.sha256(), right);
     // A different file under the pin is not picked up.

@@ -1,6 +1,8 @@
 //! `cloudevents`: wraps the body in a CloudEvents 1.0 JSON envelope
 //! (structured content mode). See README.md.
 
+#![forbid(unsafe_code)]
+
 mod time;
 
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};

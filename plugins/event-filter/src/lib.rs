@@ -1,6 +1,8 @@
 //! `event-filter`: forwards an event when its JSON body satisfies every rule,
 //! drops it otherwise. See README.md for the configuration.
 
+#![forbid(unsafe_code)]
+
 mod rules;
 
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};

@@ -1,6 +1,8 @@
 //! `redact`: removes (or masks) fields of a JSON body before it leaves the
 //! gateway. See README.md.
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin, pointer};
 use serde_json::Value;
 

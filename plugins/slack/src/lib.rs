@@ -1,6 +1,8 @@
 //! `slack`: renders a message template against the event and forwards
 //! `{"text": ...}` for a Slack incoming webhook. See README.md.
 
+#![forbid(unsafe_code)]
+
 mod template;
 
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};

@@ -3,6 +3,8 @@
 //! Copy this folder, rename the package, and change `handle`. See the
 //! `hookgate-plugin-sdk` docs for the API (`cargo doc -p hookgate-plugin-sdk --open`).
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
 
 struct Template;

@@ -8,6 +8,8 @@
 //! `error` (returns a guest error). `sleep_ms` first sleeps that long inside
 //! a WASI call, so concurrent calls overlap.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +21,7 @@ static HELD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 struct Counter;
 
 impl Plugin for Counter {
+    #[allow(clippy::disallowed_methods, reason = "blocking the guest is what `sleep_ms` tests")]
     fn handle(event: Event, config: &Config) -> Result<Verdict, Error> {
         let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(ms) = config.parse::<u64>("sleep_ms")? {

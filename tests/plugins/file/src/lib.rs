@@ -2,6 +2,8 @@
 //! happened: `{"read_etc_passwd": "...", ...}` where each value is `ok ...`
 //! or `error: ...`.
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
 use serde_json::json;
 

@@ -1,6 +1,8 @@
 //! Spins forever in `handle` (and in `validate-config` when config
 //! `validate = "loop"`): the host must stop it at its time budget.
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
 
 struct Spin;

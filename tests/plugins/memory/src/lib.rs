@@ -1,6 +1,8 @@
 //! Allocates 1 MiB blocks (touching every page) until the allocator fails:
 //! the host must refuse growth past the cap and report a memory error.
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
 
 struct Bomb;

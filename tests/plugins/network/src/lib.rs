@@ -2,6 +2,8 @@
 //! bind TCP and UDP sockets, resolve a name, and read the environment and
 //! arguments; forwards a JSON report of what happened.
 
+#![forbid(unsafe_code)]
+
 use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};

@@ -3,6 +3,8 @@
 //! many stdout/stderr lines before forwarding unchanged), or `error_bytes`
 //! (a guest error message of that size).
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin, log};
 
 struct Flood;

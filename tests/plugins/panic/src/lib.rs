@@ -1,5 +1,7 @@
 //! Panics with a recognisable message.
 
+#![forbid(unsafe_code)]
+
 use hookgate_plugin_sdk::{Config, Error, Event, Plugin, Verdict, export_plugin};
 
 struct Panics;
