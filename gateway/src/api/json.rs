@@ -21,22 +21,63 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
+        discard(body).await;
         return Err(ApiError::too_large(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // to_bytes fails with a length-limit error, or with the transport's.
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return ApiError::too_large(limit);
-            }
-            if let Some(t) = s.downcast_ref::<BodyTimeout>() {
-                return ApiError::new(ErrorCode::RequestTimeout, t.to_string());
-            }
-            source = s.source();
+    let mut body = body;
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(chunk) = next_data(&mut body).await {
+        let chunk = chunk.map_err(|e| read_error(&e))?;
+        if bytes.len() + chunk.len() > limit {
+            discard(body).await;
+            return Err(ApiError::too_large(limit));
         }
-        ApiError::malformed(format!("could not read the request body: {e}"))
-    })
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
+}
+
+/// The next data chunk of a body (trailers are skipped).
+async fn next_data(body: &mut Body) -> Option<Result<Bytes, axum::Error>> {
+    use http_body_util::BodyExt;
+    loop {
+        match body.frame().await? {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => return Some(Ok(data)),
+                Err(_) => continue,
+            },
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+/// Reads and drops up to [`DISCARD_LIMIT`] more bytes of a body refused for
+/// its size, so the client gets its 413 instead of a connection reset while
+/// it is still sending (past that, or past the body timeout, the connection
+/// closes).
+async fn discard(mut body: Body) {
+    let mut dropped = 0;
+    while dropped < DISCARD_LIMIT {
+        match next_data(&mut body).await {
+            Some(Ok(chunk)) => dropped += chunk.len(),
+            _ => return,
+        }
+    }
+}
+
+/// Most bytes read and dropped after a body was refused for its size.
+const DISCARD_LIMIT: usize = 4 << 20;
+
+/// A body that could not be read: the transport failed or was too slow.
+fn read_error(e: &axum::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<BodyTimeout>() {
+            return ApiError::new(ErrorCode::RequestTimeout, t.to_string());
+        }
+        source = s.source();
+    }
+    ApiError::malformed(format!("could not read the request body: {e}"))
 }
 
 /// Checks that the body is declared as JSON (a missing Content-Type is

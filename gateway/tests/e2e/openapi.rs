@@ -301,7 +301,14 @@ async fn every_route_answers_as_the_openapi_document_says() {
     let rx = Receiver::start().await;
     let hooks = webhook("cfg", &rx.url("/cfg"), &["cfg.only"], "")
         + &webhook("fixture", &rx.url("/fixture"), &["fixture.event"], "");
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    // The client identity the document's example names.
+    let certs = hookgate_testkit::TempDir::new("openapi-certs");
+    let identity = hookgate_testkit::certs::TestCa::new("clients CA").client(certs.path(), "partner-a");
+    let delivery = format!(
+        "{FAST_DELIVERY}\n[[delivery.client_identities]]\nname = \"partner-a\"\ncert = {:?}\nkey = {:?}\n",
+        identity.cert_path, identity.key_path
+    );
+    let (toml, _) = config_toml(&redis, &delivery, &hooks);
     let max_body = 65_536;
     let toml = toml
         .replace("max_body_bytes = 4096", &format!("max_body_bytes = {max_body}"))
