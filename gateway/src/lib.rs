@@ -49,19 +49,26 @@ pub enum RunError {
     Setup(String),
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Open(#[from] store::embedded::OpenError),
 }
 
-/// Opens the store the config names.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+/// Opens the store the config names. The embedded store is opened on the
+/// blocking pool (file I/O, and a repair after an unclean shutdown).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     match config.store.backend {
         Backend::Redis => Ok(Arc::new(store::redis::RedisStore::open(
             &config.store.url,
             &config.store.prefix,
             config.store.retention,
         )?)),
-        Backend::Embedded => Err(RunError::Setup(
-            "store.backend \"embedded\" is not available in this version; use \"redis\"".into(),
-        )),
+        Backend::Embedded => {
+            let (path, retention) = (config.store.path.clone(), config.store.retention);
+            let store = tokio::task::spawn_blocking(move || store::embedded::EmbeddedStore::open(&path, retention))
+                .await
+                .map_err(|e| RunError::Setup(format!("opening the embedded store: {e}")))??;
+            Ok(store)
+        }
     }
 }
 
@@ -71,7 +78,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
     metrics::install();
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let registry = Arc::new(Registry::new(&config));
     let health = Arc::new(StoreHealth::default());
     if let Err(e) = registry.refresh(store.as_ref(), true).await {

@@ -1,7 +1,8 @@
 //! The store boundary: everything the gateway keeps lives behind these
-//! traits, so business code never sees Redis commands and the embedded store
-//! can implement the same contract. `conformance` holds the one test suite
-//! every backend must pass.
+//! traits, so business code never sees Redis commands: `redis` (shared by
+//! several gateways) and `embedded` (one process, on disk) implement the
+//! same contract. One conformance suite (`gateway/tests/e2e/conformance.rs`)
+//! runs unchanged against both.
 //!
 //! The queue contract:
 //!
@@ -15,7 +16,7 @@
 //!   delivery was dead-lettered meanwhile) only appends its attempt record.
 //! * Rate limits and webhook state are shared by every gateway on the store.
 
-pub mod conformance;
+pub mod embedded;
 pub mod redis;
 
 use std::collections::HashMap;
