@@ -114,15 +114,18 @@ fn from_storage(path: &Path, e: StorageError) -> OpenError {
 pub fn open_database(folder: &Path) -> Result<Database, OpenError> {
     let path = folder.join(DATA_FILE);
     let opened = std::panic::catch_unwind(|| {
+        let told = std::sync::atomic::AtomicBool::new(false);
         Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .set_repair_callback(|_| {
-                tracing::info!("repairing the data file after an unclean shutdown");
+            .set_repair_callback(move |_| {
+                if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::info!("repairing the data file after an unclean shutdown");
+                }
             })
             .create(&path)
     });
     match opened {
-        Ok(Ok(db)) => Ok(db),
+        Ok(Ok(db)) => check(&path, db),
         Ok(Err(DatabaseError::Storage(e))) => Err(from_storage(&path, e)),
         Ok(Err(DatabaseError::RepairAborted)) => Err(damaged(&path, "repair failed")),
         Ok(Err(DatabaseError::UpgradeRequired(v))) => Err(OpenError::Format {
@@ -134,6 +137,29 @@ pub fn open_database(folder: &Path) -> Result<Database, OpenError> {
             source: other.into(),
         }),
         Err(_) => Err(damaged(&path, "the storage engine could not read it")),
+    }
+}
+
+/// Verifies every page's checksum, so a file damaged while the gateway
+/// was stopped is reported at start, not on some later read.
+fn check(path: &Path, mut db: Database) -> Result<Database, OpenError> {
+    let started = std::time::Instant::now();
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
+    match checked {
+        Ok(Ok(true)) => {
+            tracing::debug!(took = ?started.elapsed(), "data file checked");
+            Ok(db)
+        }
+        Ok(Ok(false)) => {
+            tracing::warn!(path = %path.display(), "the data file had damage that could be repaired");
+            Ok(db)
+        }
+        Ok(Err(DatabaseError::Storage(e))) => Err(from_storage(path, e)),
+        Ok(Err(other)) => Err(OpenError::Database {
+            path: path.to_owned(),
+            source: other.into(),
+        }),
+        Err(_) => Err(damaged(path, "the storage engine could not check it")),
     }
 }
 
