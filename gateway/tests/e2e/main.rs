@@ -9,6 +9,7 @@ mod common;
 mod conformance;
 mod crash;
 mod delivery;
+mod embedded;
 mod input;
 mod outage;
 mod plugins;

@@ -213,3 +213,65 @@ pub fn prepare(folder: &Path, db: &Database) -> Result<(), OpenError> {
 pub fn canonical(folder: &Path) -> PathBuf {
     std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redb::ReadableDatabase;
+
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[test]
+    fn a_newer_format_is_refused_and_the_file_left_alone() {
+        let dir = hookgate_testkit::TempDir::new("format");
+        let folder = dir.path().join("data");
+        std::fs::create_dir_all(&folder).unwrap();
+        {
+            let db = open_database(&folder).unwrap();
+            prepare(&folder, &db).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("format", 99u32.to_le_bytes().as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let err = EmbeddedStore::open(&folder, Duration::from_secs(60)).unwrap_err();
+        assert!(
+            matches!(&err, OpenError::Format { found, .. } if found == "99"),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&folder.join(DATA_FILE).display().to_string()) && msg.contains("store format 99"),
+            "{msg}"
+        );
+        let db = open_database(&folder).unwrap();
+        let read = db.begin_read().unwrap();
+        let meta = read.open_table(META).unwrap();
+        assert_eq!(
+            meta.get("format").unwrap().unwrap().value(),
+            99u32.to_le_bytes(),
+            "not rewritten"
+        );
+    }
+
+    #[test]
+    fn the_lock_names_the_holder_and_is_released_with_the_store() {
+        let dir = hookgate_testkit::TempDir::new("lock");
+        let folder = dir.path().join("data");
+        let held = lock_folder(&folder).unwrap();
+        // flock conflicts between two open files even within one process.
+        match lock_folder(&folder) {
+            Err(OpenError::Locked { path, pid }) => {
+                assert_eq!(path, folder);
+                assert_eq!(pid, Some(std::process::id()));
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        lock_folder(&folder).unwrap();
+    }
+}
