@@ -18,6 +18,7 @@
 
 pub mod embedded;
 pub mod redis;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -322,8 +323,8 @@ pub trait RateLimiter: Send + Sync + 'static {
 }
 
 /// Everything a backend provides.
-pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter {}
-impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter> Store for T {}
+pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter + transfer::Transfer {}
+impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter + transfer::Transfer> Store for T {}
 
 /// Queue sizes, for the `hookgate_queue_depth` gauge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -36,6 +36,7 @@ mod open;
 mod read;
 mod retention;
 mod tables;
+mod transfer;
 mod writer;
 
 use std::collections::HashMap;
@@ -61,6 +62,37 @@ const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// Stores open in this process, by canonical folder.
 static OPEN: Mutex<Vec<(PathBuf, Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
+/// Writer threads still running (they close their file on the way out).
+static WRITERS: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
+
+/// Waits (at most `timeout`) until every embedded store of this process has
+/// closed its data file, so the next start needs no repair. Call it from a
+/// blocking context after the last use of the stores, before exiting.
+pub fn wait_closed(timeout: Duration) -> bool {
+    let (count, cvar) = &WRITERS;
+    let guard = count.lock().unwrap_or_else(|e| e.into_inner());
+    let (guard, _) = cvar
+        .wait_timeout_while(guard, timeout, |n| *n > 0)
+        .unwrap_or_else(|e| e.into_inner());
+    *guard == 0
+}
+
+/// Counts a writer thread while it runs.
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        *WRITERS.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        *WRITERS.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        WRITERS.1.notify_all();
+    }
+}
 
 /// A store in one data folder.
 pub struct EmbeddedStore {
@@ -122,9 +154,13 @@ impl EmbeddedStore {
             last_reopen: None,
             _lock: lock,
         };
+        let running = Running::start();
         std::thread::Builder::new()
             .name("hookgate-store".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                writer.run(rx);
+                drop(running);
+            })
             .map_err(|source| OpenError::Io {
                 path: folder.join(DATA_FILE),
                 source,

@@ -15,3 +15,4 @@ mod outage;
 mod plugins;
 mod ratelimit;
 mod retries;
+mod transfer;

@@ -86,6 +86,37 @@ pub fn lock_folder(folder: &Path) -> Result<File, OpenError> {
     Ok(file)
 }
 
+thread_local! {
+    /// Set while this thread reads a file that may be damaged.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into an error message. redb checks what it
+/// reads, but some damage still trips an assertion inside it; such a panic
+/// is caught here and reported as a damaged file, and the panic hook stays
+/// silent about it (only on this thread, only while `f` runs).
+fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into())
+    })
+}
+
 fn damaged(path: &Path, detail: impl std::fmt::Display) -> OpenError {
     OpenError::Damaged {
         path: path.to_owned(),
@@ -113,7 +144,7 @@ fn from_storage(path: &Path, e: StorageError) -> OpenError {
 /// a panic.
 pub fn open_database(folder: &Path) -> Result<Database, OpenError> {
     let path = folder.join(DATA_FILE);
-    let opened = std::panic::catch_unwind(|| {
+    let opened = quietly(|| {
         let told = std::sync::atomic::AtomicBool::new(false);
         Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -136,7 +167,7 @@ pub fn open_database(folder: &Path) -> Result<Database, OpenError> {
             path,
             source: other.into(),
         }),
-        Err(_) => Err(damaged(&path, "the storage engine could not read it")),
+        Err(panic) => Err(damaged(&path, format!("the storage engine could not read it: {panic}"))),
     }
 }
 
@@ -144,7 +175,7 @@ pub fn open_database(folder: &Path) -> Result<Database, OpenError> {
 /// was stopped is reported at start, not on some later read.
 fn check(path: &Path, mut db: Database) -> Result<Database, OpenError> {
     let started = std::time::Instant::now();
-    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
+    let checked = quietly(|| db.check_integrity());
     match checked {
         Ok(Ok(true)) => {
             tracing::debug!(took = ?started.elapsed(), "data file checked");
@@ -159,7 +190,7 @@ fn check(path: &Path, mut db: Database) -> Result<Database, OpenError> {
             path: path.to_owned(),
             source: other.into(),
         }),
-        Err(_) => Err(damaged(path, "the storage engine could not check it")),
+        Err(panic) => Err(damaged(path, format!("the storage engine could not check it: {panic}"))),
     }
 }
 
