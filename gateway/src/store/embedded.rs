@@ -34,6 +34,7 @@ mod complete;
 mod ingest;
 mod open;
 mod read;
+mod registry;
 mod retention;
 mod tables;
 mod transfer;
@@ -41,7 +42,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -53,46 +54,14 @@ use tables::{W, corrupt, storage};
 use writer::{Call, Ctx, Op, Slot, Writer};
 
 pub use open::{DATA_FILE, FORMAT, LOCK_FILE, OpenError};
+pub use registry::wait_closed;
+use registry::{OPEN, Running};
 
 /// Sweeps per `purge_history` call at most (each a bounded transaction).
 const MAX_SWEEPS: usize = 50;
 /// How long an open waits for a store of this same process that is
 /// closing to let go of the folder.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
-
-/// Stores open in this process, by canonical folder.
-static OPEN: Mutex<Vec<(PathBuf, Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
-/// Writer threads still running (they close their file on the way out).
-static WRITERS: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
-
-/// Waits (at most `timeout`) until every embedded store of this process has
-/// closed its data file, so the next start needs no repair. Call it from a
-/// blocking context after the last use of the stores, before exiting.
-pub fn wait_closed(timeout: Duration) -> bool {
-    let (count, cvar) = &WRITERS;
-    let guard = count.lock().unwrap_or_else(|e| e.into_inner());
-    let (guard, _) = cvar
-        .wait_timeout_while(guard, timeout, |n| *n > 0)
-        .unwrap_or_else(|e| e.into_inner());
-    *guard == 0
-}
-
-/// Counts a writer thread while it runs.
-struct Running;
-
-impl Running {
-    fn start() -> Self {
-        *WRITERS.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        Running
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        *WRITERS.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        WRITERS.1.notify_all();
-    }
-}
 
 /// A store in one data folder.
 pub struct EmbeddedStore {
