@@ -13,6 +13,8 @@ use serde::Serialize;
 #[serde(rename_all = "kebab-case")]
 pub enum StoreKind {
     Redis,
+    /// The embedded store, in a data folder in the run's folder.
+    Embedded,
 }
 
 /// Which plugin chain each webhook runs.
@@ -54,9 +56,16 @@ pub struct Args {
     #[arg(long, default_value_t = 120)]
     pub drain_seconds: u64,
 
-    /// Store backend.
-    #[arg(long, value_enum, default_value_t = StoreKind::Redis)]
-    pub store: StoreKind,
+    /// Store backend; a comma-separated list runs the scenario once per
+    /// backend, back to back, and compares them side by side.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "redis")]
+    pub store: Vec<StoreKind>,
+    /// `[store] retention` of the spawned gateway (short for a soak).
+    #[arg(long, default_value = "1h")]
+    pub retention: String,
+    /// With the embedded store: sample the data folder's size this often.
+    #[arg(long, default_value_t = 1000)]
+    pub disk_sample_ms: u64,
     /// Plugin chain on every webhook.
     #[arg(long, value_enum, default_value_t = PluginMode::None)]
     pub plugins: PluginMode,
@@ -160,6 +169,12 @@ impl Args {
             (_, Some(p)) if !p.is_file() => bail!("--plugin-wasm {}: no such file", p.display()),
             _ => {}
         }
+        if self.store.is_empty() {
+            bail!("--store needs at least one of redis, embedded");
+        }
+        if self.gateway_url.is_some() && self.store.len() > 1 {
+            bail!("--gateway-url runs against one gateway: give one --store");
+        }
         if self.gateway_pid.is_some() && self.gateway_url.is_none() {
             bail!("--gateway-pid goes with --gateway-url (a spawned gateway's pid is known)");
         }
@@ -167,6 +182,19 @@ impl Args {
             bail!("--gateway-url needs --token (or HOOKGATE_API_TOKEN): an API token the gateway accepts");
         }
         Ok(())
+    }
+
+    /// The store of this run (the first of `--store`).
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.first().copied().unwrap_or(StoreKind::Redis)
+    }
+
+    /// These arguments for one backend of `--store`.
+    pub fn for_store(&self, kind: StoreKind) -> Args {
+        Args {
+            store: vec![kind],
+            ..self.clone()
+        }
     }
 
     /// Verify every n-th request's signature.
@@ -197,6 +225,26 @@ mod tests {
                 .is_err()
         );
         assert!(args(&[]).check().is_ok());
+    }
+
+    #[test]
+    fn stores_are_a_list() {
+        let a = args(&["--store", "embedded,redis"]);
+        assert_eq!(a.store, [StoreKind::Embedded, StoreKind::Redis]);
+        assert_eq!(a.for_store(StoreKind::Redis).store_kind(), StoreKind::Redis);
+        assert_eq!(args(&[]).store_kind(), StoreKind::Redis);
+        assert!(
+            args(&[
+                "--store",
+                "embedded,redis",
+                "--gateway-url",
+                "http://127.0.0.1:1",
+                "--token",
+                "t"
+            ])
+            .check()
+            .is_err()
+        );
     }
 
     #[test]

@@ -29,12 +29,19 @@ pub const EVENT_TYPE: &str = "bench.event";
 /// A per-webhook rate limit no run reaches (1,000,000/s).
 const UNREACHABLE_RATE_PER_MINUTE: u64 = 60_000_000;
 
+/// The `[store]` of the written config.
+#[derive(Debug, Clone)]
+pub enum StoreSpec {
+    Redis { url: String, prefix: String },
+    Embedded { path: PathBuf },
+}
+
 /// What goes into the written config.
 #[derive(Debug, Clone)]
 pub struct ConfigSpec {
     pub listen: SocketAddr,
-    pub redis_url: String,
-    pub prefix: String,
+    pub store: StoreSpec,
+    pub retention: String,
     pub receiver: SocketAddr,
     pub fanout: u32,
     pub concurrency: u32,
@@ -85,12 +92,21 @@ pub fn config_toml(spec: &ConfigSpec) -> anyhow::Result<String> {
         "[api]\ntokens = [{}]\nrate_limit_per_minute = 1000000000\n",
         toml_str(TOKEN)
     )?;
-    writeln!(
-        t,
-        "[store]\nbackend = \"redis\"\nurl = {}\nprefix = {}\nretention = \"1h\"\n",
-        toml_str(&spec.redis_url),
-        toml_str(&spec.prefix)
-    )?;
+    match &spec.store {
+        StoreSpec::Redis { url, prefix } => writeln!(
+            t,
+            "[store]\nbackend = \"redis\"\nurl = {}\nprefix = {}\nretention = {}\n",
+            toml_str(url),
+            toml_str(prefix),
+            toml_str(&spec.retention)
+        )?,
+        StoreSpec::Embedded { path } => writeln!(
+            t,
+            "[store]\nbackend = \"embedded\"\npath = {}\nretention = {}\n",
+            toml_str(&path.to_string_lossy()),
+            toml_str(&spec.retention)
+        )?,
+    }
     writeln!(
         t,
         "[delivery]\ntimeout = \"10s\"\nmax_retries = 10\nretry_base = \"100ms\"\nretry_factor = 2\n\
@@ -270,8 +286,11 @@ mod tests {
     fn spec(plugins: PluginMode, wasm: Option<&str>) -> ConfigSpec {
         ConfigSpec {
             listen: "127.0.0.1:18080".parse().unwrap(),
-            redis_url: "redis://127.0.0.1:16379".into(),
-            prefix: "bench-1".into(),
+            store: StoreSpec::Redis {
+                url: "redis://127.0.0.1:16379".into(),
+                prefix: "bench-1".into(),
+            },
+            retention: "1h".into(),
             receiver: "127.0.0.1:19000".parse().unwrap(),
             fanout: 2,
             concurrency: 128,
@@ -295,5 +314,15 @@ mod tests {
         let plain = config_toml(&spec(PluginMode::None, None)).unwrap();
         assert!(!plain.contains("webhooks.plugins"));
         assert!(config_toml(&spec(PluginMode::PassThrough, None)).is_err());
+        assert!(plain.contains("backend = \"redis\"") && plain.contains("retention = \"1h\""));
+        let embedded = config_toml(&ConfigSpec {
+            store: StoreSpec::Embedded {
+                path: PathBuf::from("/tmp/run/data"),
+            },
+            retention: "30s".into(),
+            ..spec(PluginMode::None, None)
+        })
+        .unwrap();
+        assert!(embedded.contains("backend = \"embedded\"\npath = \"/tmp/run/data\"\nretention = \"30s\""));
     }
 }

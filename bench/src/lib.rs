@@ -1,6 +1,7 @@
 //! hookgate-bench: a load benchmark for hookgate that tells the truth.
 //!
-//! One run starts (or attaches to) a Redis and a gateway, runs its own fast
+//! One run starts (or attaches to) a store (Redis, or the embedded store's
+//! data folder) and a gateway, runs its own fast
 //! receiver, drives `POST /api/events` at a fixed concurrency or rate, and
 //! reports ingest throughput and latency, end-to-end delivery throughput and
 //! lag, the gateway's CPU and peak memory, and Redis commands per delivery.
@@ -17,6 +18,7 @@
 //! * [`receiver`]: the webhook receiver: arrivals, signatures, failures.
 //! * [`ceiling`]: the 204 sink and the loopback-ceiling measurement.
 //! * [`redis`]: a `redis-server` child and `INFO` snapshots.
+//! * [`disk`]: the embedded store's data folder size through the run.
 //! * [`gateway`]: the gateway config, the gateway child, API-made webhooks.
 //! * [`procfs`]: CPU time and peak RSS of a process from `/proc`.
 //! * [`stats`]: percentiles and the joins behind the report.
@@ -32,6 +34,7 @@
 pub mod ceiling;
 pub mod cli;
 pub mod clock;
+pub mod disk;
 pub mod driver;
 pub mod gateway;
 pub mod http;

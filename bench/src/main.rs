@@ -18,34 +18,49 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut attempt = 0;
-    let result = loop {
-        match runtime.block_on(hookgate_bench::run::run(&args)) {
-            Ok(report) if report.disturbed() && attempt < args.retry_disturbed => {
-                attempt += 1;
-                eprintln!("hookgate-bench: other load disturbed the measurement; running again ({attempt})");
+    let mut reports = Vec::new();
+    for kind in args.store.clone() {
+        let args = args.for_store(kind);
+        let mut attempt = 0;
+        let result = loop {
+            match runtime.block_on(hookgate_bench::run::run(&args)) {
+                Ok(report) if report.disturbed() && attempt < args.retry_disturbed => {
+                    attempt += 1;
+                    eprintln!("hookgate-bench: other load disturbed the measurement; running again ({attempt})");
+                }
+                other => break other,
             }
-            other => break other,
-        }
-    };
-    match result {
-        Ok(report) => {
-            if let Some(path) = &args.json_out
-                && let Err(e) = std::fs::write(path, report.to_json())
-            {
-                eprintln!("hookgate-bench: cannot write {}: {e}", path.display());
+        };
+        match result {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("hookgate-bench: {e:#}");
                 return ExitCode::FAILURE;
             }
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{report}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hookgate-bench: {e:#}");
-            ExitCode::FAILURE
         }
     }
+    if let Some(path) = &args.json_out {
+        let json = match reports.as_slice() {
+            [one] => one.to_json(),
+            many => serde_json::to_string_pretty(many).unwrap_or_default(),
+        };
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("hookgate-bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.json {
+        match reports.as_slice() {
+            [one] => println!("{}", one.to_json()),
+            many => println!("{}", serde_json::to_string_pretty(many).unwrap_or_default()),
+        }
+    } else {
+        for report in &reports {
+            print!("{report}");
+        }
+        if reports.len() > 1 {
+            print!("\n{}", hookgate_bench::table::side_by_side(&reports));
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::ceiling::Ceiling;
 use crate::cli::{Args, PluginMode, StoreKind};
+use crate::disk::DiskFigures;
 use crate::driver::LoadResult;
 use crate::procfs::ProcSample;
 use crate::receiver::ReceiverStats;
@@ -25,6 +26,8 @@ pub struct Measured {
     pub gateway: Option<(ProcSample, ProcSample)>,
     pub gateway_pid: Option<u32>,
     pub redis: Option<(RedisSnapshot, RedisSnapshot)>,
+    /// The embedded store's data folder through the run.
+    pub disk: Option<DiskFigures>,
     /// This process (driver + receiver).
     pub own: (ProcSample, ProcSample),
     /// Busy CPU seconds of the whole machine, and wall seconds, between
@@ -133,6 +136,7 @@ pub struct Report {
     pub redis_server: Option<ProcessFigures>,
     pub driver_and_receiver: ProcessFigures,
     pub redis: Option<RedisFigures>,
+    pub disk: Option<DiskFigures>,
     pub machine: MachineFigures,
     pub disturbed: bool,
     pub targets: Vec<TargetCheck>,
@@ -206,7 +210,7 @@ impl Report {
         let mut report = Report {
             scenario: Scenario {
                 label: args.label.clone(),
-                store: args.store,
+                store: args.store_kind(),
                 plugins: args.plugins,
                 fanout: args.fanout,
                 payload_bytes: args.payload,
@@ -236,6 +240,7 @@ impl Report {
             redis_server,
             driver_and_receiver: cpu(m.own, false),
             redis,
+            disk: m.disk,
             machine,
             disturbed: false,
             targets: Vec::new(),
@@ -259,7 +264,8 @@ impl Report {
             TargetCheck {
                 target: "end to end >= 20,000 deliveries/s (redis, fan-out 1, 1 KiB, no plugins)",
                 measured: format!("{e2e:.0}/s"),
-                met: (baseline && args.rate.is_none()).then_some(e2e >= 20_000.0),
+                met: (baseline && args.rate.is_none() && args.store_kind() == StoreKind::Redis)
+                    .then_some(e2e >= 20_000.0),
             },
             TargetCheck {
                 target: "ingest p99 < 5 ms at 10,000 events/s (half the target rate)",

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::ceiling::{self, Ceiling};
-use crate::cli::{Args, PluginMode};
+use crate::cli::{Args, PluginMode, StoreKind};
 use crate::clock::Clock;
+use crate::disk;
 use crate::driver::{self, LoadSpec};
-use crate::gateway::{self, ConfigSpec, GatewayProc};
+use crate::gateway::{self, ConfigSpec, GatewayProc, StoreSpec};
 use crate::http::Target;
 use crate::procfs::{self, ProcSample};
 use crate::receiver::{Receiver, ReceiverOptions};
@@ -61,6 +62,8 @@ pub struct Stack {
     event_type: String,
     gateway_pid: Option<u32>,
     redis_addr: Option<SocketAddr>,
+    /// The embedded store's data folder (a spawned gateway's).
+    data_dir: Option<PathBuf>,
     /// Webhooks created through the API of an attached gateway.
     api_webhooks: Vec<String>,
 }
@@ -77,6 +80,7 @@ impl Stack {
             event_type: event_type.to_owned(),
             gateway_pid: None,
             redis_addr: None,
+            data_dir: None,
             api_webhooks: Vec::new(),
         }
     }
@@ -105,18 +109,33 @@ async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow:
             event_type,
             gateway_pid: args.gateway_pid,
             redis_addr,
+            data_dir: None,
             api_webhooks,
         });
     }
-    let (redis_proc, redis_url, prefix) = match &args.redis_url {
-        Some(url) => {
+    let (redis_proc, store) = match (args.store_kind(), &args.redis_url) {
+        (StoreKind::Embedded, _) => (
+            None,
+            StoreSpec::Embedded {
+                path: dir.path.join("data"),
+            },
+        ),
+        (StoreKind::Redis, Some(url)) => {
             redis::parse_url(url)?;
-            (None, url.clone(), format!("hookgate-bench-{}", std::process::id()))
+            let prefix = format!("hookgate-bench-{}", std::process::id());
+            (
+                None,
+                StoreSpec::Redis {
+                    url: url.clone(),
+                    prefix,
+                },
+            )
         }
-        None => {
+        (StoreKind::Redis, None) => {
             let r = RedisProc::spawn(&args.redis_server, &dir.path, args.redis_aof).await?;
             let url = r.url();
-            (Some(r), url, "hookgate-bench".to_owned())
+            let prefix = "hookgate-bench".to_owned();
+            (Some(r), StoreSpec::Redis { url, prefix })
         }
     };
     let listen = SocketAddr::from((
@@ -125,8 +144,8 @@ async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow:
     ));
     let config = gateway::config_toml(&ConfigSpec {
         listen,
-        redis_url: redis_url.clone(),
-        prefix,
+        store: store.clone(),
+        retention: args.retention.clone(),
         receiver,
         fanout: args.fanout,
         concurrency: args.gateway_concurrency,
@@ -151,7 +170,14 @@ async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow:
         target,
         token: gateway::TOKEN.to_owned(),
         event_type: gateway::EVENT_TYPE.to_owned(),
-        redis_addr: Some(redis::parse_url(&redis_url)?),
+        redis_addr: match &store {
+            StoreSpec::Redis { url, .. } => Some(redis::parse_url(url)?),
+            StoreSpec::Embedded { .. } => None,
+        },
+        data_dir: match store {
+            StoreSpec::Embedded { path } => Some(path),
+            StoreSpec::Redis { .. } => None,
+        },
         api_webhooks: Vec::new(),
     })
 }
@@ -298,6 +324,10 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         }
     }
     let base = receiver.stats();
+    let sampler = stack
+        .data_dir
+        .clone()
+        .map(|d| disk::Sampler::start(clock, d, Duration::from_millis(args.disk_sample_ms.max(100))));
     let s0 = snap(stack).await?;
     let load = driver::run(clock, spec(args.events, args.rate)).await;
     let expected = base.delivered + load.accepted.len() as u64;
@@ -305,7 +335,12 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         .wait_for(expected, Duration::from_secs(args.drain_seconds), DRAIN_STALL)
         .await;
     let s1 = snap(stack).await?;
-    let join = stats::join(&load.accepted, &receiver.arrivals());
+    let arrivals = receiver.arrivals();
+    let disk = match sampler {
+        Some(s) => Some(disk::figures(&s.finish().await, &load.accepted, &arrivals)),
+        None => None,
+    };
+    let join = stats::join(&load.accepted, &arrivals);
     let after = receiver.stats();
     Ok(Measured {
         load,
@@ -325,6 +360,7 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         gateway: s0.gateway.zip(s1.gateway),
         gateway_pid: stack.gateway_pid,
         redis: s0.redis.zip(s1.redis),
+        disk,
         own: (s0.own, s1.own),
         machine_busy_s: s1.machine_s - s0.machine_s,
         measured_s: (s1.at - s0.at).as_secs_f64(),

@@ -10,6 +10,10 @@ fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
 }
 
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 fn pct(f: Option<f64>) -> String {
     f.map_or_else(|| "-".into(), |f| format!("{:.1}%", f * 100.0))
 }
@@ -152,6 +156,25 @@ impl std::fmt::Display for Report {
                 ""
             }
         );
+        if let Some(d) = &self.disk {
+            let _ = writeln!(
+                t,
+                "\n  data folder            peak {:.1} MiB, end {:.1} MiB; max {:.1} MiB in the first half of the run, \
+                 {:.1} MiB in the second",
+                mb(d.peak_bytes),
+                mb(d.end_bytes),
+                mb(d.first_half_max),
+                mb(d.second_half_max)
+            );
+            if let Some(b) = d.bytes_per_pending {
+                let _ = writeln!(
+                    t,
+                    "    {b:.0} B per pending delivery ({:.1} MiB with {} pending)",
+                    mb((b * d.pending_at_that_sample as f64) as u64),
+                    d.pending_at_that_sample
+                );
+            }
+        }
         if let Some(r) = &self.redis {
             let mut top: Vec<_> = r.by_command_per_delivery.iter().collect();
             top.sort_by(|a, b| b.1.total_cmp(a.1));
@@ -176,4 +199,56 @@ impl std::fmt::Display for Report {
         let _ = writeln!(t, "\n  wall time {:.1} s", self.wall_s);
         f.write_str(&t)
     }
+}
+
+/// One figure of a report, formatted.
+type Column = dyn Fn(&Report) -> String;
+
+/// Several runs of one scenario on different stores, side by side.
+pub fn side_by_side(reports: &[Report]) -> String {
+    let mut t = String::new();
+    let cell = |f: &Column| reports.iter().map(|r| format!("{:>16}", f(r))).collect::<String>();
+    let _ = writeln!(t, "side by side (same scenario, back to back)");
+    let _ = writeln!(t, "  {:<30}{}", "store", cell(&|r| format!("{:?}", r.scenario.store)));
+    let rows: [(&str, &Column); 9] = [
+        ("ingest req/s", &|r| format!("{:.0}", r.ingest.requests_per_sec)),
+        ("ingest p50", &|r| ms(r.ingest.latency_us.p50)),
+        ("ingest p99", &|r| ms(r.ingest.latency_us.p99)),
+        ("end-to-end deliveries/s", &|r| {
+            format!("{:.0}", r.delivery.join.deliveries_per_sec)
+        }),
+        ("delivery lag p99", &|r| ms(r.delivery.join.lag_us.p99)),
+        ("missing / duplicates", &|r| {
+            format!("{} / {}", r.delivery.join.missing, r.receiver.duplicates)
+        }),
+        ("gateway CPU s/1000", &|r| {
+            r.gateway
+                .as_ref()
+                .map_or("-".into(), |g| format!("{:.3}", g.cpu_s_per_1000_deliveries))
+        }),
+        ("store CPU s/1000 (redis-server)", &|r| {
+            r.redis_server
+                .as_ref()
+                .map_or("-".into(), |g| format!("{:.3}", g.cpu_s_per_1000_deliveries))
+        }),
+        ("gateway peak RSS", &|r| {
+            r.gateway
+                .as_ref()
+                .and_then(|g| g.peak_rss_mib)
+                .map_or("-".into(), |m| format!("{m:.1} MiB"))
+        }),
+    ];
+    for (name, f) in rows {
+        let _ = writeln!(t, "  {name:<30}{}", cell(f));
+    }
+    let _ = writeln!(
+        t,
+        "  {:<30}{}",
+        "data folder peak",
+        cell(&|r| r
+            .disk
+            .as_ref()
+            .map_or("-".into(), |d| format!("{:.1} MiB", mb(d.peak_bytes))))
+    );
+    t
 }

@@ -67,19 +67,28 @@ pub enum RunError {
     Serve(#[from] std::io::Error),
     #[error("HTTPS")]
     Tls(#[source] tls::TlsError),
-    #[error("store.backend \"embedded\" is not available in this version; use \"redis\"")]
-    EmbeddedUnavailable,
+    #[error(transparent)]
+    Open(#[from] store::embedded::OpenError),
+    #[error("a setup task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
-/// Opens the store the config names.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+/// Opens the store the config names. The embedded store is opened on the
+/// blocking pool (file I/O, and a repair after an unclean shutdown).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     match config.store.backend {
         Backend::Redis => Ok(Arc::new(store::redis::RedisStore::open(
             &config.store.url,
             &config.store.prefix,
             config.store.retention,
         )?)),
-        Backend::Embedded => Err(RunError::EmbeddedUnavailable),
+        Backend::Embedded => {
+            let (path, retention) = (config.store.path.clone(), config.store.retention);
+            let store = tokio::task::spawn_blocking(move || store::embedded::EmbeddedStore::open(&path, retention))
+                .await
+                .map_err(RunError::Task)??;
+            Ok(store)
+        }
     }
 }
 
@@ -89,7 +98,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
     metrics::install();
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let registry = Arc::new(Registry::new(&config));
     let health = Arc::new(StoreHealth::default());
     if let Err(e) = registry.refresh(store.as_ref(), true).await {

@@ -77,6 +77,44 @@ enum Command {
         #[arg(long)]
         retry_after: Option<u64>,
     },
+    /// Move state between stores (embedded <-> Redis), as JSON lines.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Write webhooks (with secrets and state), waiting and dead deliveries
+    /// with their attempts, and the events they need. An embedded store must
+    /// not be in use by a running gateway.
+    Export {
+        #[arg(
+            long,
+            env = "HOOKGATE_CONFIG",
+            default_value = "config.toml",
+            hide_default_value = true
+        )]
+        config: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read an export into the store of this config (idempotent: what is
+    /// already there is kept).
+    Import {
+        #[arg(
+            long,
+            env = "HOOKGATE_CONFIG",
+            default_value = "config.toml",
+            hide_default_value = true
+        )]
+        config: PathBuf,
+        /// Read from here instead of stdin.
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -212,6 +250,13 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Run { plugin, event, set },
         } => run_plugin(plugin, event, set),
+        Command::Store { command } => match store_command(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hookgate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve { config, log_format } => {
             init_tracing(log_format);
             match serve(config) {
@@ -261,7 +306,7 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -269,7 +314,77 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         tokio::spawn(on_signal(shutdown.clone()));
         hookgate::run(config, listener, shutdown).await?;
         Ok(())
-    })
+    });
+    drop(runtime);
+    close_stores();
+    served
+}
+
+/// Lets an embedded store close its data file before the process exits.
+fn close_stores() {
+    if !hookgate::store::embedded::wait_closed(std::time::Duration::from_secs(10)) {
+        tracing::warn!("the data file was not closed in time; the next start will check it");
+    }
+}
+
+/// `store export` / `store import`: the summary goes to stderr, so stdout
+/// carries only the export.
+fn store_command(command: StoreCommand) -> anyhow::Result<()> {
+    use hookgate::store::transfer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let (StoreCommand::Export { config, .. } | StoreCommand::Import { config, .. }) = &command;
+    let config = Config::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let done = runtime.block_on(async move {
+        let store = hookgate::open_store(&config).await?;
+        match command {
+            StoreCommand::Export { out, .. } => {
+                let stats = match out {
+                    Some(path) => {
+                        let file = tokio::fs::File::create(&path)
+                            .await
+                            .with_context(|| format!("cannot create {}", path.display()))?;
+                        transfer::export(store.as_ref(), &mut tokio::io::BufWriter::new(file)).await?
+                    }
+                    None => {
+                        transfer::export(store.as_ref(), &mut tokio::io::BufWriter::new(tokio::io::stdout())).await?
+                    }
+                };
+                eprintln!(
+                    "exported {} webhooks, {} events, {} deliveries",
+                    stats.webhooks, stats.events, stats.deliveries
+                );
+            }
+            StoreCommand::Import { input, .. } => {
+                let stats = match input {
+                    Some(path) => {
+                        let file = tokio::fs::File::open(&path)
+                            .await
+                            .with_context(|| format!("cannot read {}", path.display()))?;
+                        transfer::import(store.as_ref(), tokio::io::BufReader::new(file)).await?
+                    }
+                    None => transfer::import(store.as_ref(), tokio::io::BufReader::new(tokio::io::stdin())).await?,
+                };
+                eprintln!(
+                    "imported {} webhooks, {} events, {} deliveries ({} already there, kept as they were)",
+                    stats.webhooks, stats.events, stats.deliveries, stats.skipped
+                );
+            }
+        }
+        anyhow::Ok(())
+    });
+    drop(runtime);
+    close_stores();
+    done
 }
 
 async fn on_signal(shutdown: CancellationToken) {

@@ -1,7 +1,8 @@
 //! The store boundary: everything the gateway keeps lives behind these
-//! traits, so business code never sees Redis commands and the embedded store
-//! can implement the same contract. `conformance` holds the one test suite
-//! every backend must pass.
+//! traits, so business code never sees Redis commands: `redis` (shared by
+//! several gateways) and `embedded` (one process, on disk) implement the
+//! same contract. One conformance suite (`gateway/tests/e2e/conformance.rs`)
+//! runs unchanged against both.
 //!
 //! The queue contract:
 //!
@@ -15,8 +16,9 @@
 //!   delivery was dead-lettered meanwhile) only appends its attempt record.
 //! * Rate limits and webhook state are shared by every gateway on the store.
 
-pub mod conformance;
+pub mod embedded;
 pub mod redis;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -336,8 +338,8 @@ pub trait CircuitStore: Send + Sync + 'static {
 }
 
 /// Everything a backend provides.
-pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore {}
-impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore> Store for T {}
+pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore + transfer::Transfer {}
+impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore + transfer::Transfer> Store for T {}
 
 /// Queue sizes, for the `hookgate_queue_depth` gauge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -106,10 +106,23 @@ fn unknown_keys_and_wrong_types_are_errors() {
 }
 
 #[test]
-fn missing_tokens_and_embedded_backend_are_explained() {
+fn missing_tokens_are_explained_and_the_default_store_is_embedded() {
     let e = parse("").unwrap_err().to_string();
     assert!(e.contains("[api] tokens is required"), "{e}");
-    assert!(e.contains("embedded"), "{e}");
+    let c = parse("[api]\ntokens = [\"env:TOKEN\"]\n").unwrap();
+    assert_eq!(c.store.backend, Backend::Embedded);
+    assert_eq!(
+        c.store.path,
+        Path::new("./data"),
+        "relative to the config file's folder"
+    );
+    let c = Config::parse(
+        "[api]\ntokens = [\"env:TOKEN\"]\n",
+        Path::new("/etc/hookgate/c.toml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.store.path, Path::new("/etc/hookgate/data"));
 }
 
 #[test]

@@ -138,13 +138,6 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
             None => Backend::Redis,
         },
     };
-    if backend == Backend::Embedded {
-        let span = s.backend.as_ref().map_or(0..0, |b| b.span());
-        ctx.error(
-            span,
-            "store.backend \"embedded\" (the default) is not available in this version yet; set [store] backend = \"redis\"",
-        );
-    }
     let url = s
         .url
         .as_ref()

@@ -32,6 +32,7 @@ mod decode;
 mod history;
 mod ingest;
 mod limits;
+mod transfer;
 mod webhooks;
 
 use std::sync::Arc;

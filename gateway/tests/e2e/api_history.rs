@@ -8,16 +8,15 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_filters_and_paginates_across_three_pages() {
-    let redis = RedisServer::start();
+async fn history_filters_and_paginates_across_three_pages(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let hooks = [
         webhook("a", &rx.url("/a"), &["*"], ""),
         webhook("b", &rx.url("/b"), &["only.b"], ""),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let (toml, prefix) = config_toml(&db, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
     let mut to_a = Vec::new();
     for i in 0..7 {
@@ -30,7 +29,7 @@ async fn history_filters_and_paginates_across_three_pages() {
             }
         }
     }
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     for id in &to_a {
         wait_status(&store, id, Status::Succeeded, Duration::from_secs(10)).await;
     }
@@ -90,17 +89,16 @@ async fn history_filters_and_paginates_across_three_pages() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letter_replayed_after_the_receiver_recovers_succeeds_with_all_attempts() {
-    let redis = RedisServer::start();
+async fn dead_letter_replayed_after_the_receiver_recovers_succeeds_with_all_attempts(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     rx.set_default(Reply::status(500).body("down"));
     let delivery = fast_delivery("max_retries = 1\nretry_base = \"100ms\"");
-    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/w"), &["*"], ""));
+    let (toml, prefix) = config_toml(&db, &delivery, &webhook("w", &rx.url("/w"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let first = delivery_ids(&gw.post_event("a.b", r#"{"n":1}"#).await)[0].clone();
     let second = delivery_ids(&gw.post_event("a.b", r#"{"n":2}"#).await)[0].clone();
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     wait_status(&store, &first, Status::Dead, Duration::from_secs(10)).await;
     wait_status(&store, &second, Status::Dead, Duration::from_secs(10)).await;
 
@@ -188,3 +186,8 @@ async fn idempotent_ingest_creates_one_event_under_concurrent_requests_in_two_ga
     a.stop().await;
     b.stop().await;
 }
+
+on_both_backends!(
+    history_filters_and_paginates_across_three_pages,
+    dead_letter_replayed_after_the_receiver_recovers_succeeds_with_all_attempts,
+);

@@ -2,15 +2,13 @@
 //! token, 400 for malformed JSON, 422 for wrong types, 404 for unknown ids,
 //! and never a 500.
 
-use hookgate_testkit::RedisServer;
 use serde_json::json;
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_429_comes_exactly_after_the_limit_with_headers() {
-    let redis = RedisServer::start();
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, "");
+async fn the_429_comes_exactly_after_the_limit_with_headers(backend: Backend) {
+    let db = TestStore::start(backend);
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, "");
     let toml = toml.replace(
         &format!("tokens = [\"{TOKEN}\"]"),
         &format!("tokens = [\"{TOKEN}\"]\nrate_limit_per_minute = 5"),
@@ -49,10 +47,9 @@ async fn the_429_comes_exactly_after_the_limit_with_headers() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_rejects_bad_requests_cleanly() {
-    let redis = RedisServer::start();
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, "");
+async fn every_route_rejects_bad_requests_cleanly(backend: Backend) {
+    let db = TestStore::start(backend);
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, "");
     let gw = Gateway::start(&toml).await;
     let (_, _, hook) = gw
         .api(
@@ -156,3 +153,8 @@ async fn every_route_rejects_bad_requests_cleanly() {
     }
     gw.stop().await;
 }
+
+on_both_backends!(
+    the_429_comes_exactly_after_the_limit_with_headers,
+    every_route_rejects_bad_requests_cleanly,
+);

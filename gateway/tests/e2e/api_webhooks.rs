@@ -9,11 +9,10 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crud_round_trip_with_generated_secret_shown_once() {
-    let redis = RedisServer::start();
+async fn crud_round_trip_with_generated_secret_shown_once(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &webhook("cfg", &rx.url("/cfg"), &["x.*"], ""));
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, &webhook("cfg", &rx.url("/cfg"), &["x.*"], ""));
     let gw = Gateway::start(&toml).await;
 
     let (status, _, created) = gw
@@ -79,14 +78,9 @@ async fn crud_round_trip_with_generated_secret_shown_once() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_webhooks_are_read_only() {
-    let redis = RedisServer::start();
-    let (toml, _) = config_toml(
-        &redis,
-        FAST_DELIVERY,
-        &webhook("cfg", "http://127.0.0.1:9/x", &["*"], ""),
-    );
+async fn config_webhooks_are_read_only(backend: Backend) {
+    let db = TestStore::start(backend);
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, &webhook("cfg", "http://127.0.0.1:9/x", &["*"], ""));
     let gw = Gateway::start(&toml).await;
     for (method, path, body) in [
         ("PATCH", "/api/webhooks/cfg", Some(json!({"name": "x"}))),
@@ -153,16 +147,15 @@ async fn changes_reach_another_gateway_without_restart_and_disabled_gets_nothing
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_endpoint_and_test_mode_routing_both_ways() {
-    let redis = RedisServer::start();
+async fn test_endpoint_and_test_mode_routing_both_ways(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let hooks = [
         webhook("live", &rx.url("/live"), &["order.*"], ""),
         webhook("sandbox", &rx.url("/sandbox"), &["order.*"], "test_mode = true"),
     ]
     .concat();
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
 
     // The test endpoint reaches a webhook whatever its filter and mode.
@@ -200,11 +193,10 @@ async fn test_endpoint_and_test_mode_routing_both_ways() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_signs_with_both_secrets_during_grace_then_only_the_new() {
-    let redis = RedisServer::start();
+async fn rotation_signs_with_both_secrets_during_grace_then_only_the_new(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, "");
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, "");
     let gw = Gateway::start(&toml).await;
     let old = "old-secret-value-1";
     let (_, _, created) = gw
@@ -259,12 +251,11 @@ async fn rotation_signs_with_both_secrets_during_grace_then_only_the_new() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_webhook_dead_letters_its_pending_retries_with_a_reason() {
-    let redis = RedisServer::start();
+async fn deleting_a_webhook_dead_letters_its_pending_retries_with_a_reason(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     rx.set_default(hookgate_testkit::Reply::status(500));
-    let (toml, prefix) = config_toml(&redis, &fast_delivery("retry_base = \"1s\""), "");
+    let (toml, prefix) = config_toml(&db, &fast_delivery("retry_base = \"1s\""), "");
     let gw = Gateway::start(&toml).await;
     let (_, _, created) = gw
         .api(
@@ -275,7 +266,7 @@ async fn deleting_a_webhook_dead_letters_its_pending_retries_with_a_reason() {
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let delivery = delivery_ids(&gw.post_event("a.b", "{}").await)[0].clone();
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     wait_status(
         &store,
         &delivery,
@@ -300,3 +291,11 @@ async fn deleting_a_webhook_dead_letters_its_pending_retries_with_a_reason() {
     assert_eq!(rx.received().len(), 1);
     gw.stop().await;
 }
+
+on_both_backends!(
+    crud_round_trip_with_generated_secret_shown_once,
+    config_webhooks_are_read_only,
+    test_endpoint_and_test_mode_routing_both_ways,
+    rotation_signs_with_both_secrets_during_grace_then_only_the_new,
+    deleting_a_webhook_dead_letters_its_pending_retries_with_a_reason,
+);

@@ -1,6 +1,6 @@
 //! Shared setup: configs, an in-process gateway, a gateway child process.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hookgate::config::Config;
 use hookgate::store::Store;
+use hookgate::store::embedded::EmbeddedStore;
 use hookgate::store::redis::RedisStore;
 use hookgate_testkit::{RedisServer, TempDir, unique, wait_until};
 use serde_json::Value;
@@ -36,9 +37,89 @@ pub fn fast_delivery(overrides: &str) -> String {
     format!("{}\n{overrides}\n", kept.join("\n"))
 }
 
-/// A config with a fresh key prefix on `redis`.
-pub fn config_toml(redis: &RedisServer, delivery: &str, webhooks: &str) -> (String, String) {
-    let prefix = format!("t{}x{}", std::process::id(), unique());
+/// Which store a test gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    Embedded,
+}
+
+impl Backend {
+    /// For names that must differ between a test's two runs in one process
+    /// (metric labels are process-wide).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Backend::Redis => "redis",
+            Backend::Embedded => "embedded",
+        }
+    }
+}
+
+/// Where a test's gateways keep their state: a redis-server of its own
+/// (each config a fresh key prefix), or a temp folder (each config a fresh
+/// data folder in it).
+pub trait TestBackend {
+    /// The `[store]` section of a new config, and the key `store` takes to
+    /// open the same store (a Redis prefix or a data folder).
+    fn store_section(&self) -> (String, String);
+    /// A handle on the store a config of [`TestBackend::store_section`] uses.
+    fn open(&self, key: &str) -> Arc<dyn Store>;
+}
+
+impl TestBackend for RedisServer {
+    fn store_section(&self) -> (String, String) {
+        let prefix = format!("t{}x{}", std::process::id(), unique());
+        let section = format!("backend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n", self.url());
+        (section, prefix)
+    }
+    fn open(&self, prefix: &str) -> Arc<dyn Store> {
+        Arc::new(RedisStore::open(&self.url(), prefix, Duration::from_secs(3600)).unwrap())
+    }
+}
+
+/// The store of a test that runs on either backend.
+pub enum TestStore {
+    Redis(RedisServer),
+    Embedded(TempDir),
+}
+
+impl TestStore {
+    pub fn start(backend: Backend) -> Self {
+        match backend {
+            Backend::Redis => TestStore::Redis(RedisServer::start()),
+            Backend::Embedded => TestStore::Embedded(TempDir::new("embedded")),
+        }
+    }
+}
+
+impl TestBackend for TestStore {
+    fn store_section(&self) -> (String, String) {
+        match self {
+            TestStore::Redis(redis) => redis.store_section(),
+            TestStore::Embedded(dir) => {
+                let folder = dir.path().join(format!("data-{}", unique()));
+                let folder = folder.to_str().expect("temp paths are UTF-8").to_owned();
+                (format!("backend = \"embedded\"\npath = {folder:?}\n"), folder)
+            }
+        }
+    }
+    /// For the embedded store: the same store the gateway in this process
+    /// uses (a folder is opened once per process). A gateway in another
+    /// process holds the folder: open it only after that one exits.
+    fn open(&self, key: &str) -> Arc<dyn Store> {
+        match self {
+            TestStore::Redis(redis) => redis.open(key),
+            TestStore::Embedded(_) => {
+                EmbeddedStore::open(Path::new(key), Duration::from_secs(3600)).expect("open the test's data folder")
+            }
+        }
+    }
+}
+
+/// A config on `backend` (a fresh Redis key prefix or data folder), and
+/// the key [`store`] opens its store with.
+pub fn config_toml(backend: &impl TestBackend, delivery: &str, webhooks: &str) -> (String, String) {
+    let (section, key) = backend.store_section();
     let toml = format!(
         r#"
 [server]
@@ -49,19 +130,33 @@ max_body_bytes = 4096
 tokens = ["{TOKEN}"]
 
 [store]
-backend = "redis"
-url = "{url}"
-prefix = "{prefix}"
-
+{section}
 [delivery]
 {delivery}
 
 {webhooks}
-"#,
-        url = redis.url()
+"#
     );
-    (toml, prefix)
+    (toml, key)
 }
+
+/// Runs `async fn name(backend: Backend)` tests once per backend, as
+/// `name::redis` and `name::embedded`.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name($crate::common::Backend::Redis).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name($crate::common::Backend::Embedded).await
+            }
+        }
+    )+};
+}
+pub(crate) use on_both_backends;
 
 /// A `[[webhooks]]` block.
 pub fn webhook(id: &str, url: &str, events: &[&str], extra: &str) -> String {
@@ -84,9 +179,10 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// A store handle on the same Redis and prefix, for looking at records.
-pub fn store(redis: &RedisServer, prefix: &str) -> Arc<dyn Store> {
-    Arc::new(RedisStore::open(&redis.url(), prefix, Duration::from_secs(3600)).unwrap())
+/// A store handle on the same store as a config made by [`config_toml`],
+/// for looking at records.
+pub fn store(backend: &impl TestBackend, key: &str) -> Arc<dyn Store> {
+    backend.open(key)
 }
 
 /// A gateway running in this process.

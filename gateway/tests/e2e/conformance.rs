@@ -1,16 +1,22 @@
-//! The store contract, as a suite any backend runs. `redis_store_conforms`
-//! runs it against a real Redis; the embedded store will run the same.
+//! The store contract, as ONE suite every backend runs unchanged:
+//! `redis_store_conforms` against a real Redis, `embedded_store_conforms`
+//! against the embedded store in a fresh folder per check.
 
-use std::sync::Arc;
+mod leases;
+mod queue;
+mod records;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookgate::ratelimit::Gcra;
 use hookgate::store::*;
-use hookgate::webhooks::{StoredWebhook, WebhookSpec};
-use hookgate_testkit::{RedisServer, unique};
+use hookgate_testkit::{RedisServer, TempDir, unique};
 
-fn event(id: &str) -> NewEvent {
+/// Retention of the stores the checks get (one check asks for a short one).
+const RETENTION: Duration = Duration::from_secs(60);
+
+pub fn event(id: &str) -> NewEvent {
     NewEvent {
         id: id.into(),
         event_type: "order.created".into(),
@@ -20,18 +26,18 @@ fn event(id: &str) -> NewEvent {
     }
 }
 
-fn delivery(id: &str, webhook: &str) -> NewDelivery {
+pub fn delivery(id: &str, webhook: &str) -> NewDelivery {
     NewDelivery {
         id: id.into(),
         webhook_id: webhook.into(),
     }
 }
 
-fn claim_req(owner: &str, n: usize, lease_ms: u64) -> ClaimRequest {
+pub fn claim_req(owner: &str, n: usize, lease_ms: u64) -> ClaimRequest {
     claim_split(owner, n, n, lease_ms)
 }
 
-fn claim_split(owner: &str, first: usize, retry: usize, lease_ms: u64) -> ClaimRequest {
+pub fn claim_split(owner: &str, first: usize, retry: usize, lease_ms: u64) -> ClaimRequest {
     ClaimRequest {
         first,
         retry,
@@ -40,7 +46,7 @@ fn claim_split(owner: &str, first: usize, retry: usize, lease_ms: u64) -> ClaimR
     }
 }
 
-fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>) -> Completion {
+pub fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>) -> Completion {
     Completion {
         delivery_id: job.delivery_id.clone(),
         event_id: job.event_id.clone(),
@@ -61,497 +67,48 @@ fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>) ->
 }
 
 /// Runs every contract check against stores made by `make` (each call a
-/// fresh, empty namespace).
-pub async fn run_suite(make: impl Fn() -> Arc<dyn Store>) {
-    enqueue_then_claim_hands_out_each_delivery_once(make()).await;
-    outcomes_apply_and_stale_leases_only_record(make()).await;
-    retries_wait_and_defers_keep_the_budget(make()).await;
-    claim_budget_keeps_room_for_first_attempts(make()).await;
-    disabling_a_webhook_dead_letters_its_pending_deliveries(make()).await;
-    rate_limiter_admits_burst_then_steady_rate(make()).await;
-    idempotent_enqueue_writes_once(make()).await;
-    concurrent_enqueues_each_get_their_own_answer(make()).await;
-    history_pages_newest_first_with_filters(make()).await;
-    requeue_gives_a_fresh_budget_and_keeps_history(make()).await;
-    webhooks_are_stored_versioned_and_deletable(make()).await;
-}
-
-async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
-    let idem = |answer: &str| Idempotency {
-        key: "k1".into(),
-        fingerprint: "f1".into(),
-        answer: answer.into(),
-        ttl: Duration::from_secs(60),
-    };
-    let first = s
-        .enqueue(&event("e1"), &[delivery("d1", "w")], Some(&idem("A1")), None)
-        .await
-        .unwrap();
-    assert_eq!(first.0, Enqueued::Created);
-    let again = s
-        .enqueue(&event("e2"), &[delivery("d2", "w")], Some(&idem("A2")), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        again.0,
-        Enqueued::Repeated {
-            fingerprint: "f1".into(),
-            answer: "A1".into()
-        }
-    );
-    assert!(s.delivery("d2").await.unwrap().is_none(), "a repeat writes nothing");
-    // With a rate limit, the check happens in the same step: over it,
-    // nothing is written.
-    let limit = RateRequest {
-        key: "api:t".into(),
-        limit: Gcra::per_minute(1, 1),
-    };
-    let (done, st) = s
-        .enqueue(&event("e3"), &[delivery("d3", "w")], None, Some(&limit))
-        .await
-        .unwrap();
-    assert_eq!(done, Enqueued::Created);
-    assert_eq!(st.unwrap().decision, RateDecision::Allow);
-    let (done, st) = s
-        .enqueue(&event("e4"), &[delivery("d4", "w")], None, Some(&limit))
-        .await
-        .unwrap();
-    assert_eq!(done, Enqueued::RateLimited);
-    assert!(matches!(st.unwrap().decision, RateDecision::Wait(w) if w > Duration::from_secs(50)));
-    assert!(s.delivery("d4").await.unwrap().is_none());
-    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
-    assert_eq!(jobs.len(), 2);
-}
-
-/// Many events at once (a backend may write them in batches): each caller
-/// gets its own answer, idempotency keys and a shared rate limit hold across
-/// the events of one batch, and every created delivery is claimable once.
-async fn concurrent_enqueues_each_get_their_own_answer(s: Arc<dyn Store>) {
-    const N: usize = 600;
-    // Burst of 30, then one per minute: exactly 30 of the limited events
-    // get in.
-    let limit = RateRequest {
-        key: "api:burst".into(),
-        limit: Gcra::per_minute(1, 30),
-    };
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..N {
-        let s = s.clone();
-        let limit = limit.clone();
-        calls.spawn(async move {
-            // Every third event shares one of five idempotency keys; of the
-            // others, every fifth is rate limited; the rest are plain.
-            let idem = (i % 3 == 0).then(|| Idempotency {
-                key: format!("k{}", i % 5),
-                fingerprint: "f".into(),
-                answer: format!("first {i}"),
-                ttl: Duration::from_secs(60),
-            });
-            let limited = (i % 5 == 1 && i % 3 != 0).then_some(&limit);
-            let did = format!("d{i:04}");
-            let got = s
-                .enqueue(&event(&format!("e{i}")), &[delivery(&did, "w")], idem.as_ref(), limited)
-                .await
-                .unwrap();
-            (i, did, got.0)
-        });
-    }
-    let results = calls.join_all().await;
-    let created: Vec<&String> = results
-        .iter()
-        .filter(|(_, _, r)| *r == Enqueued::Created)
-        .map(|(_, d, _)| d)
-        .collect();
-    let repeated = results
-        .iter()
-        .filter(|(_, _, r)| matches!(r, Enqueued::Repeated { .. }))
-        .count();
-    let limited = results.iter().filter(|(_, _, r)| *r == Enqueued::RateLimited).count();
-    let keyed = (0..N).filter(|i| i % 3 == 0).count();
-    let distinct_keys = (0..N)
-        .filter(|i| i % 3 == 0)
-        .map(|i| i % 5)
-        .collect::<std::collections::HashSet<_>>();
-    assert_eq!(repeated, keyed - distinct_keys.len(), "one event per idempotency key");
-    let rate_limited_calls = (0..N).filter(|i| i % 5 == 1 && i % 3 != 0).count();
-    assert_eq!(limited, rate_limited_calls - 30, "the burst admits 30");
-    assert_eq!(created.len(), N - repeated - limited);
-    for (i, did, r) in &results {
-        if let Enqueued::Repeated { answer, .. } = r {
-            let first: usize = answer.trim_start_matches("first ").parse().unwrap();
-            assert_eq!(first % 5, i % 5, "a repeat answers with its own key's first answer");
-        }
-        if *r != Enqueued::Created {
-            assert!(s.delivery(did).await.unwrap().is_none(), "{did} must not be written");
-        }
-    }
-    let mut claimed = Vec::new();
-    loop {
-        let jobs = s.claim(&claim_req("A", 256, 60_000)).await.unwrap().jobs;
-        if jobs.is_empty() {
-            break;
-        }
-        claimed.extend(jobs.into_iter().map(|j| j.delivery_id));
-    }
-    claimed.sort();
-    let mut want: Vec<String> = created.into_iter().cloned().collect();
-    want.sort();
-    assert_eq!(claimed, want);
-}
-
-async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
-    let mut ids = Vec::new();
-    for i in 0..7 {
-        let id = hookgate::ids::new_id("dlv");
-        let webhook = if i % 2 == 0 { "even" } else { "odd" };
-        s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None, None)
-            .await
-            .unwrap();
-        ids.push(id);
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let all = DeliveryFilter::default();
-    let p1 = s.list_deliveries(&all, 3, None).await.unwrap();
-    let p2 = s.list_deliveries(&all, 3, p1.next_cursor.as_deref()).await.unwrap();
-    // A new delivery arriving between pages does not disturb them.
-    s.enqueue(
-        &event("late"),
-        &[delivery(&hookgate::ids::new_id("dlv"), "odd")],
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    let p3 = s.list_deliveries(&all, 3, p2.next_cursor.as_deref()).await.unwrap();
-    let got: Vec<String> = [p1.items, p2.items, p3.items]
-        .concat()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
-    let mut newest_first = ids.clone();
-    newest_first.reverse();
-    assert_eq!(got, newest_first);
-    assert_eq!(p3.next_cursor, None);
-    let even = s
-        .list_deliveries(
-            &DeliveryFilter {
-                webhook_id: Some("even".into()),
-                ..Default::default()
-            },
-            10,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(even.items.len(), 4);
-    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
-    s.complete(&[completion(&job, "A", Outcome::Dead, Some(1))])
-        .await
-        .unwrap();
-    let dead = s
-        .list_deliveries(
-            &DeliveryFilter {
-                status: Some(Status::Dead),
-                ..Default::default()
-            },
-            10,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        dead.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-        [job.delivery_id.as_str()]
-    );
-    assert_eq!(dead.items[0].attempt_count, 1);
-    let dl = s.list_dead(None, 10, None).await.unwrap();
-    assert_eq!(dl.items.len(), 1);
-    s.purge_history(Duration::from_secs(3600)).await.unwrap();
-    assert_eq!(
-        s.list_deliveries(&all, 100, None).await.unwrap().items.len(),
-        8,
-        "recent history is kept"
-    );
-}
-
-async fn requeue_gives_a_fresh_budget_and_keeps_history(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
-        .await
-        .unwrap();
-    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
-    assert_eq!(
-        s.requeue(&["d1".into()], &[Status::Dead]).await.unwrap(),
-        [Requeue::WrongStatus(Status::Pending)]
-    );
-    s.complete(&[completion(&job, "A", Outcome::Dead, Some(1))])
-        .await
-        .unwrap();
-    let r = s.requeue(&["d1".into(), "nope".into()], &[Status::Dead]).await.unwrap();
-    assert_eq!(r, [Requeue::Queued, Requeue::Missing]);
-    assert!(
-        s.list_dead(None, 10, None).await.unwrap().items.is_empty(),
-        "no longer a dead letter"
-    );
-    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
-    assert_eq!(
-        (job.delivery_id.as_str(), job.attempts, job.next_retry_number()),
-        ("d1", 1, 1)
-    );
-    assert_eq!(job.data.as_ref(), br#"{"a": 1}"#);
-    s.complete(&[completion(&job, "A", Outcome::Succeeded, Some(2))])
-        .await
-        .unwrap();
-    let rec = s.delivery("d1").await.unwrap().unwrap();
-    assert_eq!((rec.status, rec.attempts.len()), (Status::Succeeded, 2));
-}
-
-async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
-    let v0 = s.webhooks_version().await.unwrap();
-    let w = StoredWebhook {
-        id: "wh_1".into(),
-        spec: WebhookSpec {
-            name: "one".into(),
-            url: "https://e.com/h".into(),
-            events: vec!["*".into()],
-            test_mode: false,
-            enabled: true,
-            rate_limit_per_minute: None,
-            max_retries: Some(2),
-            timeout_ms: None,
-            headers: Default::default(),
-            client_identity: None,
-            plugins: Vec::new(),
-        },
-        secrets: vec![hookgate::webhooks::StoredSecret {
-            secret: "secret-123456".into(),
-            expires_at: None,
-        }],
-        created_at: 1,
-        updated_at: 1,
-    };
-    assert!(s.insert_webhook(&w).await.unwrap());
-    assert!(!s.insert_webhook(&w).await.unwrap(), "ids are unique");
-    let v1 = s.webhooks_version().await.unwrap();
-    assert_ne!(v0, v1);
-    let mut changed = w.clone();
-    changed.spec.name = "renamed".into();
-    assert!(s.replace_webhook(&changed, false).await.unwrap());
-    let (v2, list, _) = s.load_webhooks().await.unwrap();
-    assert_ne!(v1, v2);
-    assert_eq!(list, [changed]);
-    assert!(s.delete_webhook("wh_1").await.unwrap());
-    assert!(!s.delete_webhook("wh_1").await.unwrap());
-    assert!(
-        !s.replace_webhook(&w, false).await.unwrap(),
-        "no resurrection by replace"
-    );
-    assert!(s.load_webhooks().await.unwrap().1.is_empty());
-}
-
-async fn enqueue_then_claim_hands_out_each_delivery_once(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w1"), delivery("d2", "w2")], None, None)
-        .await
-        .unwrap();
-    s.enqueue(&event("e2"), &[], None, None).await.unwrap();
-    let batch = s.claim(&claim_req("A", 10, 60_000)).await.unwrap();
-    let mut ids: Vec<_> = batch.jobs.iter().map(|j| j.delivery_id.as_str()).collect();
-    ids.sort_unstable();
-    assert_eq!(ids, ["d1", "d2"]);
-    for j in &batch.jobs {
-        assert_eq!(
-            j.data.as_ref(),
-            br#"{"a": 1}"#,
-            "every job of an event carries its data"
-        );
-        assert!(!j.data_missing);
-        assert_eq!(
-            (j.attempts, j.event_id.as_str(), j.event_type.as_str()),
-            (0, "e1", "order.created")
-        );
-    }
-    let again = s.claim(&claim_req("B", 10, 60_000)).await.unwrap();
-    assert!(again.jobs.is_empty(), "leased deliveries are not handed out twice");
-    assert!(again.next_due_in.is_some(), "the lease expiry is the next thing due");
-    let rec = s.delivery("d1").await.unwrap().unwrap();
-    assert_eq!((rec.status, rec.webhook_id.as_str()), (Status::Pending, "w1"));
-    assert_eq!(rec.payload.as_ref(), br#"{"a": 1}"#);
-    assert!(s.delivery("nope").await.unwrap().is_none());
-}
-
-async fn outcomes_apply_and_stale_leases_only_record(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w"), delivery("d2", "w")], None, None)
-        .await
-        .unwrap();
-    let jobs = s.claim(&claim_req("A", 10, 150)).await.unwrap().jobs;
-    assert_eq!(jobs.len(), 2);
-    let d1 = jobs.iter().find(|j| j.delivery_id == "d1").unwrap();
-    let d2 = jobs.iter().find(|j| j.delivery_id == "d2").unwrap();
-    let applied = s
-        .complete(&[completion(d1, "A", Outcome::Succeeded, Some(1))])
-        .await
-        .unwrap();
-    assert_eq!(applied, [true]);
-    let rec = s.delivery("d1").await.unwrap().unwrap();
-    assert_eq!(rec.status, Status::Succeeded);
-    assert_eq!(rec.attempts.len(), 1);
-    assert_eq!(rec.next_attempt_at_ms, None);
-
-    // d2's lease expires; B re-claims it; A's late outcome is stale.
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let reclaimed = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
-    assert_eq!(reclaimed.len(), 1);
-    assert_eq!(reclaimed[0].delivery_id, "d2");
-    let applied = s
-        .complete(&[completion(d2, "A", Outcome::Dead, Some(1))])
-        .await
-        .unwrap();
-    assert_eq!(
-        applied,
-        [false],
-        "a lease that expired and was re-claimed is not A's any more"
-    );
-    let rec = s.delivery("d2").await.unwrap().unwrap();
-    assert_eq!(rec.status, Status::Pending);
-    assert_eq!(rec.attempts.len(), 1, "the stale attempt is still on record");
-    let applied = s
-        .complete(&[completion(&reclaimed[0], "B", Outcome::Filtered, None)])
-        .await
-        .unwrap();
-    assert_eq!(applied, [true]);
-    assert_eq!(s.delivery("d2").await.unwrap().unwrap().status, Status::Filtered);
-}
-
-async fn retries_wait_and_defers_keep_the_budget(s: Arc<dyn Store>) {
-    s.enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
-        .await
-        .unwrap();
-    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
-    s.complete(&[completion(
-        &job,
-        "A",
-        Outcome::Retry(Duration::from_millis(300)),
-        Some(1),
-    )])
-    .await
-    .unwrap();
-    let rec = s.delivery("d1").await.unwrap().unwrap();
-    assert_eq!(rec.status, Status::Failed);
-    assert!(rec.next_attempt_at_ms.is_some());
-    let early = s.claim(&claim_req("A", 10, 60_000)).await.unwrap();
-    assert!(early.jobs.is_empty(), "not due yet");
-    let wait = early.next_due_in.unwrap();
-    assert!(wait <= Duration::from_millis(300), "{wait:?}");
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
-    assert_eq!((job.attempts, job.next_retry_number()), (1, 2));
-
-    s.complete(&[completion(&job, "A", Outcome::Defer(Duration::from_millis(50)), None)])
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
-    assert_eq!(job.attempts, 1, "a defer is not an attempt");
-    assert_eq!(s.delivery("d1").await.unwrap().unwrap().status, Status::Failed);
-    s.complete(&[completion(&job, "A", Outcome::Dead, Some(2))])
-        .await
-        .unwrap();
-    let rec = s.delivery("d1").await.unwrap().unwrap();
-    assert_eq!((rec.status, rec.attempts.len()), (Status::Dead, 2));
-}
-
-async fn claim_budget_keeps_room_for_first_attempts(s: Arc<dyn Store>) {
-    // Eight deliveries become retries, then eight fresh first attempts arrive.
-    let retry_ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
-    let ds: Vec<NewDelivery> = retry_ids.iter().map(|id| delivery(id, "w")).collect();
-    s.enqueue(&event("e1"), &ds, None, None).await.unwrap();
-    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
-    let outs: Vec<Completion> = jobs
-        .iter()
-        .map(|j| completion(j, "A", Outcome::Retry(Duration::ZERO), Some(1)))
-        .collect();
-    s.complete(&outs).await.unwrap();
-    let firsts: Vec<NewDelivery> = (0..8).map(|i| delivery(&format!("f{i}"), "w")).collect();
-    s.enqueue(&event("e2"), &firsts, None, None).await.unwrap();
-
-    // Budget 4, at most 4 retries: a quarter (1) is kept for retries, the
-    // rest goes to first attempts.
-    let jobs = s.claim(&claim_split("A", 4, 4, 60_000)).await.unwrap().jobs;
-    let retries = jobs.iter().filter(|j| j.attempts > 0).count();
-    assert_eq!((jobs.len(), retries), (4, 1));
-    // No retry capacity: only first attempts.
-    let jobs = s.claim(&claim_split("A", 8, 0, 60_000)).await.unwrap().jobs;
-    assert!(jobs.iter().all(|j| j.attempts == 0));
-    assert_eq!(jobs.len(), 5);
-    // Only retries left: they get the whole budget.
-    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
-    assert_eq!(jobs.len(), 7);
-    assert!(jobs.iter().all(|j| j.attempts == 1));
-}
-
-async fn disabling_a_webhook_dead_letters_its_pending_deliveries(s: Arc<dyn Store>) {
-    s.enqueue(
-        &event("e1"),
-        &[delivery("d1", "gone"), delivery("d2", "gone"), delivery("d3", "kept")],
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    let jobs = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs;
-    assert_eq!(jobs.len(), 1);
-    let moved = s
-        .disable_webhook("gone", "https://e.com/h", "receiver answered 410 Gone")
-        .await
-        .unwrap();
-    assert_eq!(moved, 2);
-    for id in ["d1", "d2"] {
-        assert_eq!(s.delivery(id).await.unwrap().unwrap().status, Status::Dead);
-    }
-    assert_ne!(s.delivery("d3").await.unwrap().unwrap().status, Status::Dead);
-    let (_, _, states) = s.load_webhooks().await.unwrap();
-    assert_eq!(states["gone"].url, "https://e.com/h");
-    let left = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
-    assert!(left.iter().all(|j| j.webhook_id == "kept"));
-}
-
-async fn rate_limiter_admits_burst_then_steady_rate(s: Arc<dyn Store>) {
-    let limit = Gcra::per_minute(600, 3); // one per 100 ms, bursts of 3
-    let reqs: Vec<RateRequest> = (0..5)
-        .map(|_| RateRequest {
-            key: "wh:x".into(),
-            limit,
-        })
-        .collect();
-    let got = s.acquire(&reqs).await.unwrap();
-    assert_eq!(&got[..3], [RateDecision::Allow; 3]);
-    match got[3] {
-        RateDecision::Wait(w) => assert!(
-            w > Duration::from_millis(50) && w <= Duration::from_millis(100),
-            "{w:?}"
-        ),
-        RateDecision::Allow => panic!("fourth request admitted"),
-    }
-    let other = s
-        .acquire(&[RateRequest {
-            key: "wh:y".into(),
-            limit,
-        }])
-        .await
-        .unwrap();
-    assert_eq!(other, [RateDecision::Allow], "keys are independent");
-    tokio::time::sleep(Duration::from_millis(110)).await;
-    assert_eq!(s.acquire(&reqs[..1]).await.unwrap(), [RateDecision::Allow]);
+/// fresh, empty store with the given retention).
+pub async fn run_suite(make: impl Fn(Duration) -> Arc<dyn Store>) {
+    let fresh = || make(RETENTION);
+    queue::enqueue_then_claim_hands_out_each_delivery_once(fresh()).await;
+    queue::outcomes_apply_and_stale_leases_only_record(fresh()).await;
+    leases::expired_leases_are_claimed_again_by_anyone(fresh()).await;
+    queue::retries_wait_and_defers_keep_the_budget(fresh()).await;
+    leases::due_deliveries_come_out_in_due_time_order(fresh()).await;
+    queue::claim_budget_keeps_room_for_first_attempts(fresh()).await;
+    leases::concurrent_claimers_never_hold_the_same_delivery(fresh()).await;
+    queue::disabling_a_webhook_dead_letters_its_pending_deliveries(fresh()).await;
+    queue::rate_limiter_admits_burst_then_steady_rate(fresh()).await;
+    queue::idempotent_enqueue_writes_once(fresh()).await;
+    queue::concurrent_enqueues_each_get_their_own_answer(fresh()).await;
+    records::history_pages_newest_first_with_filters(fresh()).await;
+    records::history_pages_per_webhook_and_dead_letters(fresh()).await;
+    records::requeue_gives_a_fresh_budget_and_keeps_history(fresh()).await;
+    records::dead_letters_replay_and_leave_the_queue(fresh()).await;
+    records::webhooks_are_stored_versioned_and_deletable(fresh()).await;
+    records::circuit_breakers_swap_only_from_what_was_seen(fresh()).await;
+    records::retention_removes_what_is_final_and_keeps_what_is_pending(make(Duration::from_millis(300))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_conforms() {
     let redis = RedisServer::start();
     let url = redis.url();
-    run_suite(|| {
-        Arc::new(
-            hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), Duration::from_secs(60))
-                .unwrap(),
-        ) as Arc<dyn Store>
+    run_suite(|retention| {
+        Arc::new(hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap())
+            as Arc<dyn Store>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_conforms() {
+    let dirs = Mutex::new(Vec::new());
+    run_suite(|retention| {
+        let dir = TempDir::new("conformance");
+        let store = hookgate::store::embedded::EmbeddedStore::open(&dir.path().join("data"), retention).unwrap();
+        dirs.lock().unwrap().push(dir);
+        store as Arc<dyn Store>
     })
     .await;
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hookgate::store::Status;
-use hookgate_testkit::{Receiver, RedisServer, Reply};
+use hookgate_testkit::{Receiver, Reply};
 use sha2::{Digest, Sha256};
 
 use crate::common::*;
@@ -39,9 +39,8 @@ fn targets(answer: &serde_json::Value) -> Vec<String> {
     ids
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fans_out_by_pattern_and_honours_test_mode() {
-    let redis = RedisServer::start();
+async fn fans_out_by_pattern_and_honours_test_mode(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let hooks = [
         webhook("orders", &rx.url("/orders"), &["order.created"], ""),
@@ -50,7 +49,7 @@ async fn fans_out_by_pattern_and_honours_test_mode() {
         webhook("sandbox", &rx.url("/sandbox"), &["*"], "test_mode = true"),
     ]
     .concat();
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
 
     let a = gw.post_event("task.completed", r#"{"n":1}"#).await;
@@ -89,16 +88,15 @@ async fn fans_out_by_pattern_and_honours_test_mode() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
-    let redis = RedisServer::start();
+async fn delivers_exact_headers_body_bytes_and_verifiable_signatures(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let hook = format!(
         "[[webhooks]]\nid = \"billing\"\nurl = \"{}\"\nevents = [\"invoice.paid\"]\nsecret = \"{secret}\"\nheaders = {{ \"X-Team\" = \"billing\" }}\n",
         rx.url("/hook")
     );
-    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hook);
+    let (toml, prefix) = config_toml(&db, FAST_DELIVERY, &hook);
     let gw = Gateway::start(&toml).await;
     // Odd spacing, key order and unicode must survive byte for byte.
     let data = "{\"z\": 1,   \"a\" : [1, 2.50, \"\\u00e9\u{e9}\"], \"nested\":{\"k\":null}}";
@@ -150,7 +148,7 @@ async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
         got.header("webhook-signature").unwrap()
     ));
 
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     let rec = wait_status(&store, &delivery_id, Status::Succeeded, Duration::from_secs(5)).await;
     assert_eq!(rec.attempts.len(), 1);
     assert_eq!(rec.attempts[0].status_code, Some(200));
@@ -158,13 +156,12 @@ async fn delivers_exact_headers_body_bytes_and_verifiable_signatures() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hub_only_signature_config_and_redirects_fail() {
-    let redis = RedisServer::start();
+async fn hub_only_signature_config_and_redirects_fail(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     rx.plan([Reply::status(302).header("location", "http://127.0.0.1:1/elsewhere")]);
     let delivery = fast_delivery("signature_headers = [\"hub\"]\nmax_retries = 1\n");
-    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
+    let (toml, prefix) = config_toml(&db, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let answer = gw.post_event("a.b", "[1,2,3]").await;
     let id = delivery_ids(&answer)[0].clone();
@@ -176,7 +173,7 @@ async fn hub_only_signature_config_and_redirects_fail() {
         Some("2"),
         "a redirect fails the attempt"
     );
-    let rec = wait_status(&store(&redis, &prefix), &id, Status::Succeeded, Duration::from_secs(5)).await;
+    let rec = wait_status(&store(&db, &prefix), &id, Status::Succeeded, Duration::from_secs(5)).await;
     assert_eq!(rec.attempts[0].status_code, Some(302));
     assert!(
         rec.attempts[0]
@@ -188,9 +185,8 @@ async fn hub_only_signature_config_and_redirects_fail() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ssrf_guard_refuses_loopback_unless_allowed() {
-    let redis = RedisServer::start();
+async fn ssrf_guard_refuses_loopback_unless_allowed(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let delivery = "retry_jitter = 0.0\nretry_base = \"100ms\"\nmax_retries = 1\n";
     let named = rx.url("/named").replace("127.0.0.1", "localhost");
@@ -199,10 +195,10 @@ async fn ssrf_guard_refuses_loopback_unless_allowed() {
         webhook("named", &named, &["*"], ""),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, delivery, &hooks);
+    let (toml, prefix) = config_toml(&db, delivery, &hooks);
     let gw = Gateway::start(&toml).await;
     let answer = gw.post_event("a.b", "{}").await;
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     for id in delivery_ids(&answer) {
         let rec = wait_status(&store, &id, Status::Dead, Duration::from_secs(10)).await;
         assert_eq!(rec.attempts.len(), 2);
@@ -226,47 +222,57 @@ fn base64_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_events_attempts_outcomes_and_queues() {
-    let redis = RedisServer::start();
+async fn metrics_count_events_attempts_outcomes_and_queues(backend: Backend) {
+    let db = TestStore::start(backend);
+    // Metric labels are process-wide: names of their own for each backend.
+    let t = backend.tag();
     let rx = Receiver::start().await;
     rx.plan([Reply::status(503)]);
     let delivery = fast_delivery("max_retries = 1\nretry_base = \"50ms\"");
     let hooks = [
-        webhook("metrics_flaky", &rx.url("/flaky"), &["metrics.*"], ""),
-        webhook("metrics_ok", &rx.url("/ok"), &["metrics.ok"], ""),
+        webhook(
+            &format!("metrics_flaky_{t}"),
+            &rx.url("/flaky"),
+            &[&format!("metrics{t}.*")],
+            "",
+        ),
+        webhook(
+            &format!("metrics_ok_{t}"),
+            &rx.url("/ok"),
+            &[&format!("metrics{t}.ok")],
+            "",
+        ),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, &delivery, &hooks);
+    let (toml, prefix) = config_toml(&db, &delivery, &hooks);
     let gw = Gateway::start(&toml).await;
-    let flaky = delivery_ids(&gw.post_event("metrics.flaky", "{}").await);
-    let both = delivery_ids(&gw.post_event("metrics.ok", "{}").await);
-    let store = store(&redis, &prefix);
+    let flaky = delivery_ids(&gw.post_event(&format!("metrics{t}.flaky"), "{}").await);
+    let both = delivery_ids(&gw.post_event(&format!("metrics{t}.ok"), "{}").await);
+    let store = store(&db, &prefix);
     for id in flaky.iter().chain(&both) {
         wait_status(&store, id, Status::Succeeded, Duration::from_secs(10)).await;
     }
     let text = gw.metrics().await;
     for line in [
-        "hookgate_events_received_total{type=\"metrics.flaky\"} 1",
-        "hookgate_events_received_total{type=\"metrics.ok\"} 1",
-        "hookgate_delivery_attempts_total{webhook=\"metrics_flaky\",result=\"http_5xx\"} 1",
-        "hookgate_delivery_attempts_total{webhook=\"metrics_flaky\",result=\"success\"} 2",
-        "hookgate_deliveries_total{webhook=\"metrics_flaky\",outcome=\"succeeded\"} 2",
-        "hookgate_deliveries_total{webhook=\"metrics_ok\",outcome=\"succeeded\"} 1",
-        "hookgate_retries_total{webhook=\"metrics_flaky\"} 1",
-        "hookgate_delivery_duration_seconds_count{webhook=\"metrics_ok\"} 1",
-        "hookgate_queue_depth{status=\"pending\"} 0",
-        "hookgate_queue_depth{status=\"dead\"} 0",
-        "# TYPE hookgate_delivery_duration_seconds histogram",
+        format!("hookgate_events_received_total{{type=\"metrics{t}.flaky\"}} 1"),
+        format!("hookgate_events_received_total{{type=\"metrics{t}.ok\"}} 1"),
+        format!("hookgate_delivery_attempts_total{{webhook=\"metrics_flaky_{t}\",result=\"http_5xx\"}} 1"),
+        format!("hookgate_delivery_attempts_total{{webhook=\"metrics_flaky_{t}\",result=\"success\"}} 2"),
+        format!("hookgate_deliveries_total{{webhook=\"metrics_flaky_{t}\",outcome=\"succeeded\"}} 2"),
+        format!("hookgate_deliveries_total{{webhook=\"metrics_ok_{t}\",outcome=\"succeeded\"}} 1"),
+        format!("hookgate_retries_total{{webhook=\"metrics_flaky_{t}\"}} 1"),
+        format!("hookgate_delivery_duration_seconds_count{{webhook=\"metrics_ok_{t}\"}} 1"),
+        "hookgate_queue_depth{status=\"pending\"} 0".into(),
+        "hookgate_queue_depth{status=\"dead\"} 0".into(),
+        "# TYPE hookgate_delivery_duration_seconds histogram".into(),
     ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
     }
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_endpoint_does_not_stall_the_others() {
-    let redis = RedisServer::start();
+async fn a_slow_endpoint_does_not_stall_the_others(backend: Backend) {
+    let db = TestStore::start(backend);
     let slow = Receiver::start().await;
     slow.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
     let fast = Receiver::start().await;
@@ -276,7 +282,7 @@ async fn a_slow_endpoint_does_not_stall_the_others() {
         webhook("fast", &fast.url("/fast"), &["fast.*"], ""),
     ]
     .concat();
-    let (toml, _) = config_toml(&redis, &delivery, &hooks);
+    let (toml, _) = config_toml(&db, &delivery, &hooks);
     let gw = Gateway::start(&toml).await;
     // A backlog for the slow endpoint: 30 deliveries at 1.5 s each.
     for i in 0..30 {
@@ -296,3 +302,12 @@ async fn a_slow_endpoint_does_not_stall_the_others() {
     assert!(slow.received().len() < 30, "the slow backlog is still draining");
     gw.stop().await;
 }
+
+on_both_backends!(
+    fans_out_by_pattern_and_honours_test_mode,
+    delivers_exact_headers_body_bytes_and_verifiable_signatures,
+    hub_only_signature_config_and_redirects_fail,
+    ssrf_guard_refuses_loopback_unless_allowed,
+    metrics_count_events_attempts_outcomes_and_queues,
+    a_slow_endpoint_does_not_stall_the_others,
+);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hookgate::signing::verify_hub;
 use hookgate::store::Status;
 use hookgate_testkit::wasm::built_plugins;
-use hookgate_testkit::{Receiver, RedisServer, TempDir};
+use hookgate_testkit::{Receiver, TempDir};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -30,10 +30,11 @@ fn json_body(r: &hookgate_testkit::Received) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
+async fn example_plugins_transform_and_the_signature_covers_what_is_sent(backend: Backend) {
     let p = built_plugins();
-    let redis = RedisServer::start();
+    let db = TestStore::start(backend);
+    // Metric labels are process-wide: a webhook name of its own per backend.
+    let only_done = format!("only_done_{}", backend.tag());
     let rx = Receiver::start().await;
     let dir = TempDir::new("plugins-e2e");
     let hooks = [
@@ -49,7 +50,7 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
             "template = \"{{type}}: {{/task/title}} is {{/task/status}}\"",
             "",
         ),
-        webhook("only_done", &rx.url("/done"), &["task.*"], ""),
+        webhook(&only_done, &rx.url("/done"), &["task.*"], ""),
         plugin(
             &p.event_filter,
             "field = \"/task/status\", op = \"eq\", value = \"done\"",
@@ -57,7 +58,7 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
         ),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let (toml, prefix) = config_toml(&db, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
     let done = r#"{"task":{"title":"Ship","status":"done","owner":{"name":"Ann","email":"ann@example.com"}}}"#;
     let open = r#"{"task":{"title":"Plan","status":"open","owner":{"name":"Bo","email":"bo@example.com"}}}"#;
@@ -98,12 +99,12 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
     // The filter forwards the done task and drops the open one.
     let d = rx.wait_for("/done", 1, Duration::from_secs(20)).await;
     assert_eq!(json_body(&d[0])["task"]["status"], "done");
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     let dropped = second["deliveries"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["webhookId"] == "only_done")
+        .find(|d| d["webhookId"] == only_done.as_str())
         .unwrap();
     let rec = wait_status(
         &store,
@@ -144,20 +145,23 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent() {
         text.contains("hookgate_plugin_duration_seconds_count{plugin=\"redact\"}"),
         "{text}"
     );
-    assert!(text.contains("hookgate_deliveries_total{webhook=\"only_done\",outcome=\"filtered\"} 1"));
+    assert!(text.contains(&format!(
+        "hookgate_deliveries_total{{webhook=\"{only_done}\",outcome=\"filtered\"}} 1"
+    )));
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delivering() {
+async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delivering(backend: Backend) {
     let p = built_plugins();
-    let redis = RedisServer::start();
+    let db = TestStore::start(backend);
+    // Metric labels are process-wide: a webhook name of its own per backend.
+    let looping = format!("looping_{}", backend.tag());
     let rx = Receiver::start().await;
     let dir = TempDir::new("plugins-hostile");
     let hooks = [
         plugins_section(&dir),
         webhook("healthy", &rx.url("/healthy"), &["*"], ""),
-        webhook("looping", &rx.url("/loop"), &["*"], "max_retries = 0"),
+        webhook(&looping, &rx.url("/loop"), &["*"], "max_retries = 0"),
         plugin(&p.hostile_loop, "", ""),
         webhook("bomb", &rx.url("/bomb"), &["*"], "max_retries = 0"),
         plugin(&p.hostile_memory, "", "max_memory = \"8MiB\""),
@@ -167,7 +171,7 @@ async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delive
         plugin(&p.hostile_panic, "", "on_error = \"skip\""),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let (toml, prefix) = config_toml(&db, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
     let mut answers = Vec::new();
     for i in 0..5 {
@@ -178,8 +182,12 @@ async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delive
     let skipped = rx.wait_for("/skip", 5, Duration::from_secs(10)).await;
     assert!(skipped.iter().any(|r| r.body.as_ref() == br#"{"i":0}"#));
 
-    let store = store(&redis, &prefix);
-    for (webhook, expect) in [("looping", "timed out"), ("bomb", "memory"), ("panics", "trapped")] {
+    let store = store(&db, &prefix);
+    for (webhook, expect) in [
+        (looping.as_str(), "timed out"),
+        ("bomb", "memory"),
+        ("panics", "trapped"),
+    ] {
         for a in &answers {
             let id = a["deliveries"]
                 .as_array()
@@ -205,7 +213,9 @@ async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delive
     );
     let text = gw.metrics().await;
     assert!(
-        text.contains("hookgate_delivery_attempts_total{webhook=\"looping\",result=\"plugin_error\"} 5"),
+        text.contains(&format!(
+            "hookgate_delivery_attempts_total{{webhook=\"{looping}\",result=\"plugin_error\"}} 5"
+        )),
         "{text}"
     );
     // The gateway is still healthy.
@@ -214,10 +224,9 @@ async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delive
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery() {
+async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery(backend: Backend) {
     let p = built_plugins();
-    let redis = RedisServer::start();
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let dir = TempDir::new("plugins-reload");
     let live = dir.path().join("live.wasm");
@@ -228,7 +237,7 @@ async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery() {
         plugin(&live, "", ""),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
+    let (toml, prefix) = config_toml(&db, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
     let mut ids = Vec::new();
     for i in 0..60 {
@@ -241,7 +250,7 @@ async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery() {
         ids.extend(delivery_ids(&gw.post_event("a.b", &format!("{{\"i\":{i}}}")).await));
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     for id in &ids {
         let rec = wait_status(&store, id, Status::Succeeded, Duration::from_secs(20)).await;
         assert_eq!(rec.attempts.len(), 1, "no failed attempt during the swap");
@@ -260,13 +269,12 @@ async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_configs_are_validated_on_registration_and_by_check() {
+async fn plugin_configs_are_validated_on_registration_and_by_check(backend: Backend) {
     let p = built_plugins();
-    let redis = RedisServer::start();
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let dir = TempDir::new("plugins-validate");
-    let (toml, _) = config_toml(&redis, FAST_DELIVERY, &plugins_section(&dir));
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, &plugins_section(&dir));
     let gw = Gateway::start(&toml).await;
     let redact = p.redact.display().to_string();
     let (status, _, body) = gw
@@ -325,3 +333,10 @@ async fn plugin_configs_are_validated_on_registration_and_by_check() {
     );
     assert!(text.contains("bogus"), "{text}");
 }
+
+on_both_backends!(
+    example_plugins_transform_and_the_signature_covers_what_is_sent,
+    hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delivering,
+    hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery,
+    plugin_configs_are_validated_on_registration_and_by_check,
+);

@@ -3,24 +3,23 @@
 use std::time::Duration;
 
 use hookgate::store::Status;
-use hookgate_testkit::{Receiver, RedisServer, Reply};
+use hookgate_testkit::{Receiver, Reply};
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter() {
-    let redis = RedisServer::start();
+async fn retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     rx.set_default(Reply::status(500).body("boom"));
     // retry n waits 200ms * 2^(n-1): 200, 400, 800 ms, no jitter.
     let delivery = fast_delivery("max_retries = 3\n");
-    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
+    let (toml, prefix) = config_toml(&db, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let answer = gw.post_event("job.failed", r#"{"x":1}"#).await;
     let id = delivery_ids(&answer)[0].clone();
 
     let got = rx.wait_for("/hook", 4, Duration::from_secs(15)).await;
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     let rec = wait_status(&store, &id, Status::Dead, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(rx.received().len(), 4, "first attempt + max_retries, then nothing");
@@ -49,9 +48,8 @@ async fn retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_is_honoured_in_seconds_and_http_dates() {
-    let redis = RedisServer::start();
+async fn retry_after_is_honoured_in_seconds_and_http_dates(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
     rx.plan([
@@ -60,7 +58,7 @@ async fn retry_after_is_honoured_in_seconds_and_http_dates() {
         Reply::status(200),
     ]);
     let delivery = fast_delivery("max_retries = 5\nretry_base = \"50ms\"\n");
-    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
+    let (toml, prefix) = config_toml(&db, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let gw = Gateway::start(&toml).await;
     let id = delivery_ids(&gw.post_event("a.b", "{}").await)[0].clone();
     let got = rx.wait_for("/hook", 3, Duration::from_secs(15)).await;
@@ -77,13 +75,12 @@ async fn retry_after_is_honoured_in_seconds_and_http_dates() {
         to_third >= Duration::from_millis(1900),
         "HTTP-date Retry-After honoured, {to_third:?}"
     );
-    wait_status(&store(&redis, &prefix), &id, Status::Succeeded, Duration::from_secs(5)).await;
+    wait_status(&store(&db, &prefix), &id, Status::Succeeded, Duration::from_secs(5)).await;
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gone_disables_the_webhook_and_dead_letters_its_pending_deliveries() {
-    let redis = RedisServer::start();
+async fn gone_disables_the_webhook_and_dead_letters_its_pending_deliveries(backend: Backend) {
+    let db = TestStore::start(backend);
     let rx = Receiver::start().await;
     // The first delivery fails (retry in 5 s), the second gets 410.
     rx.plan([Reply::status(500), Reply::status(410)]);
@@ -93,9 +90,9 @@ async fn gone_disables_the_webhook_and_dead_letters_its_pending_deliveries() {
         webhook("other", &rx.url("/other"), &["other.*"], ""),
     ]
     .concat();
-    let (toml, prefix) = config_toml(&redis, &delivery, &hooks);
+    let (toml, prefix) = config_toml(&db, &delivery, &hooks);
     let gw = Gateway::start(&toml).await;
-    let store = store(&redis, &prefix);
+    let store = store(&db, &prefix);
     let first = delivery_ids(&gw.post_event("a.b", "1").await)[0].clone();
     wait_status(&store, &first, Status::Failed, Duration::from_secs(5)).await;
     let second = delivery_ids(&gw.post_event("a.b", "2").await)[0].clone();
@@ -122,3 +119,9 @@ async fn gone_disables_the_webhook_and_dead_letters_its_pending_deliveries() {
     assert_eq!(rx.received_on("/gone").len(), 2);
     gw.stop().await;
 }
+
+on_both_backends!(
+    retries_keep_the_delivery_id_follow_the_schedule_then_dead_letter,
+    retry_after_is_honoured_in_seconds_and_http_dates,
+    gone_disables_the_webhook_and_dead_letters_its_pending_deliveries,
+);

@@ -36,7 +36,7 @@ const LIST_FIELDS: [&str; 9] = [
     "due",
 ];
 
-fn record_from_fields(id: &str, f: &HashMap<String, Vec<u8>>) -> Option<DeliveryRecord> {
+pub(super) fn record_from_fields(id: &str, f: &HashMap<String, Vec<u8>>) -> Option<DeliveryRecord> {
     let get = |k: &str| {
         f.get(k)
             .map(|v| String::from_utf8_lossy(v).into_owned())

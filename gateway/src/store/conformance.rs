@@ -1,1 +1,0 @@
-//! The conformance suite every store backend must pass.

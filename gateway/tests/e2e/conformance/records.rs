@@ -1,0 +1,393 @@
+//! Records checks: history pages, requeue and dead letters, webhooks,
+//! retention.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookgate::store::*;
+use hookgate::webhooks::{StoredWebhook, WebhookSpec};
+
+use super::*;
+
+pub async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let id = hookgate::ids::new_id("dlv");
+        let webhook = if i % 2 == 0 { "even" } else { "odd" };
+        s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None, None)
+            .await
+            .unwrap();
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = DeliveryFilter::default();
+    let p1 = s.list_deliveries(&all, 3, None).await.unwrap();
+    let p2 = s.list_deliveries(&all, 3, p1.next_cursor.as_deref()).await.unwrap();
+    // A new delivery arriving between pages does not disturb them.
+    s.enqueue(
+        &event("late"),
+        &[delivery(&hookgate::ids::new_id("dlv"), "odd")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let p3 = s.list_deliveries(&all, 3, p2.next_cursor.as_deref()).await.unwrap();
+    let got: Vec<String> = [p1.items, p2.items, p3.items]
+        .concat()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(got, newest_first);
+    assert_eq!(p3.next_cursor, None);
+    let even = s
+        .list_deliveries(
+            &DeliveryFilter {
+                webhook_id: Some("even".into()),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(even.items.len(), 4);
+    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
+    s.complete(&[completion(&job, "A", Outcome::Dead, Some(1))])
+        .await
+        .unwrap();
+    let dead = s
+        .list_deliveries(
+            &DeliveryFilter {
+                status: Some(Status::Dead),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [job.delivery_id.as_str()]
+    );
+    assert_eq!(dead.items[0].attempt_count, 1);
+    let dl = s.list_dead(None, 10, None).await.unwrap();
+    assert_eq!(dl.items.len(), 1);
+    s.purge_history(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(
+        s.list_deliveries(&all, 100, None).await.unwrap().items.len(),
+        8,
+        "recent history is kept"
+    );
+}
+
+pub async fn requeue_gives_a_fresh_budget_and_keeps_history(s: Arc<dyn Store>) {
+    s.enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
+        .await
+        .unwrap();
+    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
+    assert_eq!(
+        s.requeue(&["d1".into()], &[Status::Dead]).await.unwrap(),
+        [Requeue::WrongStatus(Status::Pending)]
+    );
+    s.complete(&[completion(&job, "A", Outcome::Dead, Some(1))])
+        .await
+        .unwrap();
+    let r = s.requeue(&["d1".into(), "nope".into()], &[Status::Dead]).await.unwrap();
+    assert_eq!(r, [Requeue::Queued, Requeue::Missing]);
+    assert!(
+        s.list_dead(None, 10, None).await.unwrap().items.is_empty(),
+        "no longer a dead letter"
+    );
+    let job = s.claim(&claim_req("A", 1, 60_000)).await.unwrap().jobs.remove(0);
+    assert_eq!(
+        (job.delivery_id.as_str(), job.attempts, job.next_retry_number()),
+        ("d1", 1, 1)
+    );
+    assert_eq!(job.data.as_ref(), br#"{"a": 1}"#);
+    s.complete(&[completion(&job, "A", Outcome::Succeeded, Some(2))])
+        .await
+        .unwrap();
+    let rec = s.delivery("d1").await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts.len()), (Status::Succeeded, 2));
+}
+
+pub async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
+    let v0 = s.webhooks_version().await.unwrap();
+    let w = StoredWebhook {
+        id: "wh_1".into(),
+        spec: WebhookSpec {
+            name: "one".into(),
+            url: "https://e.com/h".into(),
+            events: vec!["*".into()],
+            test_mode: false,
+            enabled: true,
+            rate_limit_per_minute: None,
+            max_retries: Some(2),
+            timeout_ms: None,
+            headers: Default::default(),
+            client_identity: None,
+            plugins: Vec::new(),
+        },
+        secrets: vec![hookgate::webhooks::StoredSecret {
+            secret: "secret-123456".into(),
+            expires_at: None,
+        }],
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(s.insert_webhook(&w).await.unwrap());
+    assert!(!s.insert_webhook(&w).await.unwrap(), "ids are unique");
+    let v1 = s.webhooks_version().await.unwrap();
+    assert_ne!(v0, v1);
+    let mut changed = w.clone();
+    changed.spec.name = "renamed".into();
+    assert!(s.replace_webhook(&changed, false).await.unwrap());
+    let (v2, list, _) = s.load_webhooks().await.unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(list, [changed]);
+    assert!(s.delete_webhook("wh_1").await.unwrap());
+    assert!(!s.delete_webhook("wh_1").await.unwrap());
+    assert!(
+        !s.replace_webhook(&w, false).await.unwrap(),
+        "no resurrection by replace"
+    );
+    assert!(s.load_webhooks().await.unwrap().1.is_empty());
+}
+
+pub async fn history_pages_per_webhook_and_dead_letters(s: Arc<dyn Store>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..9 {
+        let id = hookgate::ids::new_id("dlv");
+        let webhook = if i % 2 == 0 { "a" } else { "b" };
+        s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None, None)
+            .await
+            .unwrap();
+        if webhook == "a" { a.push(id) } else { b.push(id) }
+    }
+    let only_a = DeliveryFilter {
+        webhook_id: Some("a".into()),
+        ..Default::default()
+    };
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = s.list_deliveries(&only_a, 2, cursor.as_deref()).await.unwrap();
+        pages.push(p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>());
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    let mut newest_first = a.clone();
+    newest_first.reverse();
+    assert_eq!(pages.concat(), newest_first);
+
+    // b's deliveries die, a's succeed.
+    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
+    let outs: Vec<Completion> = jobs
+        .iter()
+        .map(|j| {
+            let outcome = if j.webhook_id == "b" {
+                Outcome::Dead
+            } else {
+                Outcome::Succeeded
+            };
+            completion(j, "A", outcome, Some(1))
+        })
+        .collect();
+    s.complete(&outs).await.unwrap();
+    let p1 = s.list_dead(Some("b"), 3, None).await.unwrap();
+    let p2 = s.list_dead(Some("b"), 3, p1.next_cursor.as_deref()).await.unwrap();
+    assert_eq!(p2.next_cursor, None);
+    let mut dead_newest_first = b.clone();
+    dead_newest_first.reverse();
+    let got: Vec<String> = [p1.items, p2.items].concat().into_iter().map(|d| d.id).collect();
+    assert_eq!(got, dead_newest_first);
+    assert!(s.list_dead(Some("a"), 10, None).await.unwrap().items.is_empty());
+    let dead_b = DeliveryFilter {
+        webhook_id: Some("b".into()),
+        status: Some(Status::Dead),
+        event_type: Some("order.created".into()),
+    };
+    assert_eq!(s.list_deliveries(&dead_b, 10, None).await.unwrap().items.len(), 4);
+    let other_type = DeliveryFilter {
+        event_type: Some("order.paid".into()),
+        ..Default::default()
+    };
+    assert!(s.list_deliveries(&other_type, 10, None).await.unwrap().items.is_empty());
+}
+
+pub async fn dead_letters_replay_and_leave_the_queue(s: Arc<dyn Store>) {
+    let ds: Vec<NewDelivery> = (0..3).map(|i| delivery(&format!("d{i}"), "w")).collect();
+    s.enqueue(&event("e1"), &ds, None, None).await.unwrap();
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    let outs: Vec<Completion> = jobs
+        .iter()
+        .map(|j| completion(j, "A", Outcome::Dead, Some(1)))
+        .collect();
+    s.complete(&outs).await.unwrap();
+    assert_eq!(s.queue_depths().await.unwrap().dead, 3);
+    assert_eq!(s.list_dead(None, 10, None).await.unwrap().items.len(), 3);
+    let ids: Vec<String> = (0..3).map(|i| format!("d{i}")).collect();
+    let r = s.requeue(&ids, &[Status::Dead]).await.unwrap();
+    assert_eq!(r, [Requeue::Queued, Requeue::Queued, Requeue::Queued]);
+    let depths = s.queue_depths().await.unwrap();
+    assert_eq!((depths.dead, depths.failed, depths.pending), (0, 3, 0), "{depths:?}");
+    assert!(s.list_dead(None, 10, None).await.unwrap().items.is_empty());
+    let jobs = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j.attempts == 1 && j.next_retry_number() == 1));
+    let outs: Vec<Completion> = jobs
+        .iter()
+        .map(|j| completion(j, "B", Outcome::Succeeded, Some(2)))
+        .collect();
+    assert_eq!(s.complete(&outs).await.unwrap(), [true, true, true]);
+    let rec = s.delivery("d0").await.unwrap().unwrap();
+    assert_eq!(
+        (rec.status, rec.attempt_count, rec.attempts.len()),
+        (Status::Succeeded, 2, 2)
+    );
+    assert_eq!(
+        s.requeue(&ids[..1], &[Status::Dead]).await.unwrap(),
+        [Requeue::WrongStatus(Status::Succeeded)]
+    );
+    assert_eq!(s.queue_depths().await.unwrap(), QueueDepths::default());
+}
+
+/// With a 300 ms retention: final deliveries (with their attempts) and
+/// expired idempotency keys go; pending work and the events it needs stay.
+pub async fn retention_removes_what_is_final_and_keeps_what_is_pending(s: Arc<dyn Store>) {
+    let idem = Idempotency {
+        key: "k".into(),
+        fingerprint: "f".into(),
+        answer: "first".into(),
+        ttl: Duration::from_millis(200),
+    };
+    let ds = [delivery("d1", "w"), delivery("d2", "w"), delivery("d3", "w")];
+    s.enqueue(&event("e1"), &ds, Some(&idem), None).await.unwrap();
+    s.enqueue(&event("e0"), &[], None, None).await.unwrap();
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    let outs: Vec<Completion> = jobs
+        .iter()
+        .map(|j| {
+            let outcome = match j.delivery_id.as_str() {
+                "d1" => Outcome::Succeeded,
+                "d2" => Outcome::Dead,
+                _ => Outcome::Retry(Duration::ZERO),
+            };
+            completion(j, "A", outcome, Some(1))
+        })
+        .collect();
+    s.complete(&outs).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.purge_history(Duration::from_millis(300)).await.unwrap();
+    for id in ["d1", "d2"] {
+        assert!(s.delivery(id).await.unwrap().is_none(), "{id} is past retention");
+    }
+    assert_eq!(
+        s.requeue(&["d2".into()], &[Status::Dead]).await.unwrap(),
+        [Requeue::Missing]
+    );
+    assert!(s.list_dead(None, 10, None).await.unwrap().items.is_empty());
+    let listed: Vec<String> = s
+        .list_deliveries(&DeliveryFilter::default(), 10, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert!(!listed.iter().any(|id| id == "d1" || id == "d2"), "{listed:?}");
+    let kept = s.delivery("d3").await.unwrap().expect("a pending delivery is kept");
+    assert_eq!((kept.status, kept.attempts.len()), (Status::Failed, 1));
+    let job = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs.remove(0);
+    assert_eq!(job.delivery_id, "d3");
+    assert!(!job.data_missing, "the event of a pending delivery is kept");
+    // The idempotency key has expired: the same key creates a new event.
+    let again = s
+        .enqueue(&event("e2"), &[delivery("d4", "w")], Some(&idem), None)
+        .await
+        .unwrap();
+    assert_eq!(again.0, Enqueued::Created);
+    // Once final, d3 goes too.
+    s.complete(&[completion(&job, "A", Outcome::Succeeded, Some(2))])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.purge_history(Duration::from_millis(300)).await.unwrap();
+    assert!(s.delivery("d3").await.unwrap().is_none());
+    assert_eq!(
+        s.requeue(&["d3".into()], &[Status::Succeeded]).await.unwrap(),
+        [Requeue::Missing]
+    );
+}
+
+/// Circuit breakers change only by compare-and-swap: one of two racing
+/// gateways wins each transition; a change moves the webhooks version;
+/// re-enabling or deleting a webhook closes its breaker.
+pub async fn circuit_breakers_swap_only_from_what_was_seen(s: Arc<dyn Store>) {
+    use hookgate::circuit::{BreakerPolicy, Circuit};
+    let policy = BreakerPolicy {
+        failures: 3,
+        cooldown: Duration::from_secs(10),
+        max_cooldown: Duration::from_secs(60),
+        disable_after: Duration::from_secs(3600),
+    };
+    assert!(s.load_circuits().await.unwrap().is_empty());
+    let v0 = s.webhooks_version().await.unwrap();
+    let open = Circuit::opened(1_000, &policy);
+    assert!(s.swap_circuit("w", None, Some(&open)).await.unwrap());
+    assert!(!s.swap_circuit("w", None, Some(&open)).await.unwrap(), "already open");
+    assert_ne!(s.webhooks_version().await.unwrap(), v0);
+    assert_eq!(s.load_circuits().await.unwrap().get("w"), Some(&open));
+    // Two gateways race for the probe: one wins.
+    let probing = open.probing(11_000, Duration::from_secs(5));
+    let (a, b) = tokio::join!(
+        s.swap_circuit("w", Some(&open), Some(&probing)),
+        s.swap_circuit("w", Some(&open), Some(&probing))
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
+    assert!(
+        !s.swap_circuit("w", Some(&open), None).await.unwrap(),
+        "stale expectation"
+    );
+    assert!(s.swap_circuit("w", Some(&probing), None).await.unwrap());
+    assert!(s.load_circuits().await.unwrap().is_empty(), "closed is no entry");
+    // A stored webhook's breaker goes with re-enabling and deleting it.
+    let mut w = sample_webhook("wh_c");
+    assert!(s.insert_webhook(&w).await.unwrap());
+    assert!(s.swap_circuit("wh_c", None, Some(&open)).await.unwrap());
+    w.spec.name = "again".into();
+    assert!(s.replace_webhook(&w, true).await.unwrap());
+    assert!(s.load_circuits().await.unwrap().is_empty(), "re-enabling closes it");
+    assert!(s.swap_circuit("wh_c", None, Some(&open)).await.unwrap());
+    assert!(s.delete_webhook("wh_c").await.unwrap());
+    assert!(s.load_circuits().await.unwrap().is_empty(), "deleting removes it");
+}
+
+fn sample_webhook(id: &str) -> StoredWebhook {
+    StoredWebhook {
+        id: id.into(),
+        spec: WebhookSpec {
+            name: id.into(),
+            url: "https://e.com/h".into(),
+            events: vec!["*".into()],
+            test_mode: false,
+            enabled: true,
+            rate_limit_per_minute: None,
+            max_retries: None,
+            timeout_ms: None,
+            headers: Default::default(),
+            client_identity: None,
+            plugins: Vec::new(),
+        },
+        secrets: Vec::new(),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
