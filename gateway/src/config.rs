@@ -22,7 +22,7 @@ use crate::circuit::BreakerPolicy;
 use crate::retry::RetryPolicy;
 use crate::webhooks::{PluginDefaults, Secret, Webhook};
 
-pub use units::{parse_duration, parse_size};
+pub use units::{UnitError, parse_duration, parse_size};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]

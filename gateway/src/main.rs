@@ -133,7 +133,7 @@ enum PluginCommand {
     },
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, hookgate::config::UnitError> {
     hookgate::config::parse_duration(s)
 }
 

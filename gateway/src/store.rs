@@ -32,15 +32,31 @@ pub use crate::ids::now_ms;
 use crate::ratelimit::Gcra;
 use crate::webhooks::StoredWebhook;
 
-/// Why a store operation failed.
+/// Why a store operation failed. Every variant but `Corrupt` means the
+/// store is unavailable for now ([`StoreError::is_unavailable`]): callers
+/// answer 503 and try again; the cause stays in the source chain.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached (connection refused, timeout, ...).
-    #[error("store unreachable: {0}")]
+    /// The store cannot take the request now (a full queue, a writer
+    /// restarting), with why.
+    #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Redis failed (connection refused, timeout, a script error...).
+    #[error("Redis: {0}")]
+    Redis(#[source] std::sync::Arc<::redis::RedisError>),
+    /// The embedded store's file failed (disk full, I/O error...).
+    #[error("embedded store: {0}")]
+    Disk(#[source] std::sync::Arc<redb::Error>),
     /// The store answered something this version does not understand.
     #[error("store data error: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether this is an outage to wait out (not unreadable data).
+    pub fn is_unavailable(&self) -> bool {
+        !matches!(self, StoreError::Corrupt(_))
+    }
 }
 
 /// An accepted event.

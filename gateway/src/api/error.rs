@@ -170,14 +170,14 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let err = match &e {
-            StoreError::Unavailable(_) => ApiError {
+            e if e.is_unavailable() => ApiError {
                 retry_after: Some(1),
                 ..Self::new(
                     ErrorCode::StoreUnavailable,
                     "the store is unreachable; try again shortly",
                 )
             },
-            StoreError::Corrupt(_) => Self::new(ErrorCode::InternalError, "the store returned unreadable data"),
+            _ => Self::new(ErrorCode::InternalError, "the store returned unreadable data"),
         };
         ApiError {
             cause: Some(Arc::new(e)),

@@ -2,18 +2,33 @@
 
 use std::time::Duration;
 
+/// A value that is not a duration or size.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    #[error("invalid duration {value:?} ({source}); use e.g. \"250ms\", \"5s\", \"2m\", \"7d\"")]
+    Duration {
+        value: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("invalid size {0:?}; use e.g. \"32MiB\", \"512KiB\" or a number of bytes")]
+    Size(String),
+}
+
 /// Parses a duration like `"250ms"`, `"5s"`, `"2m"`, `"10h"` or `"7d"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"250ms\", \"5s\", \"2m\", \"7d\""))
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
+    humantime::parse_duration(s.trim()).map_err(|source| UnitError::Duration {
+        value: s.to_owned(),
+        source,
+    })
 }
 
 /// Parses a size like `"32MiB"`, `"512KiB"`, `"1GiB"`, `"64MB"` or `"1048576"`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let bad = || format!("invalid size {s:?}; use e.g. \"32MiB\", \"512KiB\" or a number of bytes");
+    let bad = || UnitError::Size(s.to_owned());
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,

@@ -86,7 +86,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 pub(crate) fn unavailable(e: ::redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Redis(Arc::new(e))
 }
 
 impl RedisStore {

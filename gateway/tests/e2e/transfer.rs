@@ -56,7 +56,9 @@ async fn wait_received(rx: &Receiver, ids: &[String], since: Instant) {
 async fn waiting_work_moves_embedded_to_redis_and_back_and_every_delivery_arrives_once() {
     let rx = Receiver::start().await;
     rx.set_default(Reply::status(503));
-    let delivery = fast_delivery("max_retries = 10\nretry_base = \"300ms\"\nretry_factor = 1\n");
+    // Every delivery fails once on purpose: no circuit breaker holding them.
+    let delivery =
+        fast_delivery("max_retries = 10\nretry_base = \"300ms\"\nretry_factor = 1\ncircuit_failures = 1000\n");
     let hooks = webhook("w", &rx.url("/w"), &["*"], "");
     let files = TempDir::new("transfer");
     let write = |name: &str, toml: &str| {

@@ -61,7 +61,7 @@ pub const WEBHOOKS_VERSION: &str = "webhooks_version";
 /// A storage error: the disk or the file failed, so the store is
 /// unavailable until it works again.
 pub fn storage(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::Unavailable(format!("embedded store: {}", e.into()))
+    StoreError::Disk(std::sync::Arc::new(e.into()))
 }
 
 pub fn corrupt(e: impl std::fmt::Display) -> StoreError {

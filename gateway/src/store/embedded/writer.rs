@@ -173,7 +173,7 @@ impl Writer {
                     op.answer(None);
                 }
             }
-            Err(e @ StoreError::Unavailable(_)) => {
+            Err(e) if e.is_unavailable() => {
                 self.broken(&e);
                 for op in batch {
                     op.answer(Some(e.clone()));
@@ -189,7 +189,9 @@ impl Writer {
                 for op in batch {
                     let mut one = vec![op];
                     let result = self.ensure_open().and_then(|()| self.commit(&mut one));
-                    if let Err(e @ StoreError::Unavailable(_)) = &result {
+                    if let Err(e) = &result
+                        && e.is_unavailable()
+                    {
                         self.broken(e);
                     }
                     for op in one {
