@@ -4,6 +4,9 @@
 //   npm install        # once (exact versions from package-lock.json: npm ci)
 //   npm run build
 //
+// `node build.mjs DIR` builds another plugin folder (DIR/src/index.js to
+// DIR/dist/plugin.wasm) with this folder's toolchain and WIT.
+//
 // The component embeds the SpiderMonkey JavaScript engine (StarlingMonkey,
 // through ComponentizeJS) with the script pre-initialised, so a call starts
 // with the module already evaluated. fetch() and incoming-HTTP support are
@@ -11,15 +14,16 @@
 
 import { componentize } from "@bytecodealliance/componentize-js";
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = dirname(fileURLToPath(import.meta.url));
-const out = join(root, "dist", "plugin.wasm");
+const dir = process.argv[2] ? resolve(process.argv[2]) : root;
+const out = join(dir, "dist", "plugin.wasm");
 const started = Date.now();
 try {
   const { component } = await componentize({
-    sourcePath: join(root, "src", "index.js"),
+    sourcePath: join(dir, "src", "index.js"),
     witPath: join(root, "wit"),
     worldName: "plugin",
     disableFeatures: ["http", "fetch-event"],

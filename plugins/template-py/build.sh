@@ -5,7 +5,11 @@
 # CPython and the standard library; the host's Python only runs the tool.
 #
 #   ./build.sh            # PYTHON=python3.12 ./build.sh to pick the interpreter
+#
+# `./build.sh DIR` builds another plugin folder (DIR/src to
+# DIR/dist/plugin.wasm) with this folder's toolchain and WIT.
 set -eu
+dir="$(cd "${1:-$(dirname "$0")}" && pwd)"
 cd "$(dirname "$0")"
 python="${PYTHON:-python3}"
 
@@ -20,9 +24,9 @@ fi
 rm -rf bindings
 .venv/bin/componentize-py --wit-path wit --world plugin bindings bindings
 
-mkdir -p dist
+mkdir -p "$dir/dist"
 started=$(date +%s)
 .venv/bin/componentize-py --wit-path wit --world plugin \
-  componentize --python-path src --python-path bindings main --output dist/plugin.wasm
-size=$(wc -c < dist/plugin.wasm)
-echo "built $(pwd)/dist/plugin.wasm ($((size / 1048576)) MiB) in $(( $(date +%s) - started )) s"
+  componentize --python-path "$dir/src" --python-path bindings main --output "$dir/dist/plugin.wasm"
+size=$(wc -c < "$dir/dist/plugin.wasm")
+echo "built $dir/dist/plugin.wasm ($((size / 1048576)) MiB) in $(( $(date +%s) - started )) s"
