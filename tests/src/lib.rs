@@ -4,6 +4,7 @@
 
 mod receiver;
 mod redis_server;
+pub mod scripts;
 pub mod wasm;
 
 use std::future::Future;

@@ -41,7 +41,7 @@ class PluginEvent {
     this.type = wit.eventType;
     this.webhookId = wit.webhookId;
     this.headers = wit.headers.map(([name, value]) => [name, value]);
-    this.#bytes = wit.body;
+    this.#bytes = ArrayBuffer.isView(wit.body) ? wit.body : Uint8Array.from(wit.body);
   }
 
   get bytes() {
@@ -117,8 +117,8 @@ function resolveHeaders(incoming, headers, json) {
 }
 
 function toBytes(body) {
-  if (body instanceof Uint8Array) return body;
   if (typeof body === "string") return encoder.encode(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
   throw new Error("body must be a string or a Uint8Array; use { data } to send JSON");
 }
