@@ -13,6 +13,8 @@ mod examples;
 mod hostile;
 #[path = "plugin_host/lifecycle.rs"]
 mod lifecycle;
+#[path = "plugin_host/scaffold.rs"]
+mod scaffold;
 #[path = "plugin_host/scripts.rs"]
 mod scripts;
 #[path = "plugin_host/warm.rs"]
