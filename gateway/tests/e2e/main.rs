@@ -14,3 +14,4 @@ mod outage;
 mod plugins;
 mod ratelimit;
 mod retries;
+mod script_plugins;
