@@ -135,6 +135,18 @@ fn plugin_run_reports_memory_and_names_a_limit_that_is_too_small() {
     );
     assert!(stdout.ends_with("{\"card\":\"**** **** **** 1111\"}\n"), "{stdout}");
 
+    let pd = s.pagerduty_js.to_str().unwrap();
+    let key = "routing_key=0123456789abcdef0123456789abcdef";
+    let out = hookgate(&["plugin", "run", pd, "--event", event, "--set", key]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("\n  x-pagerduty-action: trigger\n"), "{stdout}");
+    let alert: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(alert["payload"]["class"], "order.paid");
+    let out = hookgate(&["plugin", "run", pd, "--event", event, "--set", "routing_key=short"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("rejected its config: routing_key is required"));
+
     let js = s.template_js.to_str().unwrap();
     let out = hookgate(&["plugin", "run", js, "--event", event, "--max-memory", "4MiB"]);
     assert_eq!(out.status.code(), Some(1));
