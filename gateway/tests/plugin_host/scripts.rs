@@ -255,3 +255,45 @@ fn big_plugins_are_compiled_once_into_the_cache() {
         assert_eq!(again.cache_outcome(), CacheOutcome::Hit, "{}", plugin.display());
     }
 }
+
+/// The examples carry copies of their template's runtime and build files
+/// (each folder must build on its own); the copies must not drift.
+#[test]
+fn examples_carry_their_templates_runtime_unchanged() {
+    let plugins = repo_root().join("plugins");
+    for (template, example, files) in [
+        (
+            "template-js",
+            "pagerduty-js",
+            &["src/index.js", "src/hookgate.js", "build.mjs", ".gitignore"][..],
+        ),
+        (
+            "template-py",
+            "mask-py",
+            &[
+                "src/main.py",
+                "src/hookgate.py",
+                "build.sh",
+                "requirements.txt",
+                ".gitignore",
+            ][..],
+        ),
+    ] {
+        for file in files {
+            let read = |dir: &str| std::fs::read_to_string(plugins.join(dir).join(file)).unwrap();
+            assert_eq!(
+                read(template),
+                read(example),
+                "plugins/{example}/{file} differs from plugins/{template}/{file}"
+            );
+        }
+    }
+    let lock = |dir: &str| -> Value {
+        let text = std::fs::read_to_string(plugins.join(dir).join("package-lock.json")).unwrap();
+        let mut lock: Value = serde_json::from_str(&text).unwrap();
+        let packages = lock["packages"].as_object_mut().unwrap();
+        packages.remove("");
+        lock["packages"].clone()
+    };
+    assert_eq!(lock("template-js"), lock("pagerduty-js"), "the same toolchain versions");
+}
