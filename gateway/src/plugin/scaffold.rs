@@ -66,11 +66,7 @@ pub struct Scaffolded {
 
 const WIT: &str = include_str!("../../../plugin-sdk/wit/plugin.wit");
 
-const EVENT_JSON: &str = r#"{
-  "type": "task.completed",
-  "data": {"task": {"id": 7, "title": "Ship it", "status": "done", "owner": {"email": "ann@example.com"}}}
-}
-"#;
+const EVENT_JSON: &str = include_str!("../../../plugins/template-js/event.json");
 
 /// The Rust SDK, written next to a new Rust plugin.
 const SDK_FILES: &[(&str, &str)] = &[
