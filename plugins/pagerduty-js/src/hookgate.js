@@ -165,6 +165,15 @@ export function exportPlugin(plugin) {
       try {
         const event = new PluginEvent(witEvent);
         const result = plugin.handle(event, configObject(witConfig));
+        if (result !== null && typeof result === "object" && typeof result.then === "function") {
+          // An async handle: the component runs the event loop until it settles.
+          return result.then(
+            (settled) => verdictOf(settled, witEvent.headers),
+            (e) => {
+              throw message(e);
+            },
+          );
+        }
         return verdictOf(result, witEvent.headers);
       } catch (e) {
         throw message(e);
