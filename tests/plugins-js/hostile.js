@@ -4,6 +4,8 @@
 //   memory   allocates until the engine runs out of memory
 //   throw    throws an Error
 //   counter  forwards, counting its calls in a global (header x-calls)
+//   async    answers through a promise ({ data: { async: true } })
+//   reject   answers with a promise that rejects
 //   (none)   forwards unchanged
 // Config `validate = "loop"` makes validateConfig spin forever.
 
@@ -19,6 +21,12 @@ export function handle(event, config) {
     }
     case "throw":
       throw new Error(`hostile plugin threw on purpose for ${event.type}`);
+    case "async":
+      return Promise.resolve(1).then(() => ({ data: { async: true } }));
+    case "reject":
+      return Promise.resolve(1).then(() => {
+        throw new Error(`hostile plugin rejected on purpose for ${event.type}`);
+      });
     case "counter":
       calls += 1;
       return { body: event.bytes, headers: { "x-calls": String(calls) } };

@@ -169,6 +169,25 @@ async fn hostile_javascript_and_python_plugins_fail_with_the_exact_error() {
 }
 
 #[tokio::test]
+async fn a_javascript_promise_is_settled_and_a_rejection_is_the_plugins_error() {
+    let (s, host) = (scripts(), host());
+    let handle = host.load(&s.hostile_js, None).unwrap();
+    let (body, _) = forwarded(
+        host.call(&handle, input(&task()), &config(&[("mode", "async")]), roomy())
+            .await,
+    );
+    assert_eq!(body, json!({"async": true}));
+    let err = host
+        .call(&handle, input(&task()), &config(&[("mode", "reject")]), roomy())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PluginError::Guest("hostile plugin rejected on purpose for task.completed".into())
+    );
+}
+
+#[tokio::test]
 async fn a_memory_limit_too_small_to_start_the_plugin_is_named() {
     let (s, host) = (scripts(), host());
     for plugin in [&s.template_js, &s.template_py] {
