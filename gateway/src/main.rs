@@ -15,7 +15,7 @@ use hookgate::config::Config;
 /// glibc's allocator (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use hookgate::plugin::PluginRuntime;
+use hookgate::plugin::{PluginLimits, PluginRuntime};
 
 #[derive(Parser)]
 #[command(name = "hookgate", version, about = "Webhook delivery gateway")]
@@ -130,7 +130,54 @@ enum PluginCommand {
         /// A plugin config entry; repeat for several.
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         set: Vec<(String, String)>,
+        /// Time limit of the call, like a webhook plugin's `timeout` [default: 100ms].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Memory limit of the instance, like a webhook plugin's `max_memory` [default: 32MiB].
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_memory: Option<u64>,
     },
+    /// Write a working plugin folder NAME from the built-in templates and
+    /// print its build command.
+    New {
+        /// The folder to create; its last component is the plugin's name.
+        name: PathBuf,
+        /// The plugin's language.
+        #[arg(long, value_enum)]
+        lang: PluginLang,
+    },
+}
+
+/// `plugin new --lang`.
+#[derive(Clone, Copy, ValueEnum)]
+enum PluginLang {
+    Rust,
+    #[value(alias = "javascript")]
+    Js,
+    #[value(alias = "py")]
+    Python,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"250ms\" or \"2s\""))
+}
+
+/// `32MiB`, `512KiB`, `1GiB` or a number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || format!("invalid size {s:?}; use e.g. \"64MiB\", \"512KiB\" or a number of bytes");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, hookgate::config::UnitError> {
@@ -145,7 +192,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 /// `plugin run`: guest logs (debug and up) and warnings on stderr; the
 /// verdict on stdout.
-fn run_plugin(plugin: PathBuf, event: PathBuf, set: Vec<(String, String)>) -> ExitCode {
+fn run_plugin(plugin: PathBuf, event: PathBuf, set: Vec<(String, String)>, limits: PluginLimits) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hookgate::plugin::guest=debug"));
     tracing_subscriber::fmt()
@@ -161,8 +208,34 @@ fn run_plugin(plugin: PathBuf, event: PathBuf, set: Vec<(String, String)>) -> Ex
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(hookgate::plugin::cli::run_cli(&plugin, &event, &set));
+    let code = runtime.block_on(hookgate::plugin::cli::run_cli(&plugin, &event, &set, limits));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// `plugin new`: writes the folder, then says how to build and try it.
+fn new_plugin(name: &std::path::Path, lang: PluginLang) -> ExitCode {
+    use hookgate::plugin::scaffold::{Lang, scaffold};
+    let lang = match lang {
+        PluginLang::Rust => Lang::Rust,
+        PluginLang::Js => Lang::JavaScript,
+        PluginLang::Python => Lang::Python,
+    };
+    match scaffold(name, lang) {
+        Ok(done) => {
+            let dir = done.dir.display();
+            println!("created {dir}/ ({lang:?} plugin; see {dir}/README.md)\n");
+            println!("build it:\n  {}\n", done.build);
+            println!(
+                "try it:\n  hookgate plugin run {dir}/{} --event {dir}/event.json",
+                done.wasm
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -248,8 +321,25 @@ fn main() -> ExitCode {
             },
         ),
         Command::Plugin {
-            command: PluginCommand::Run { plugin, event, set },
-        } => run_plugin(plugin, event, set),
+            command:
+                PluginCommand::Run {
+                    plugin,
+                    event,
+                    set,
+                    timeout,
+                    max_memory,
+                },
+        } => {
+            let defaults = PluginLimits::default();
+            let limits = PluginLimits {
+                timeout: timeout.unwrap_or(defaults.timeout),
+                max_memory: max_memory.unwrap_or(defaults.max_memory),
+            };
+            run_plugin(plugin, event, set, limits)
+        }
+        Command::Plugin {
+            command: PluginCommand::New { name, lang },
+        } => new_plugin(&name, lang),
         Command::Store { command } => match store_command(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

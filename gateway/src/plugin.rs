@@ -73,6 +73,7 @@ pub mod limits;
 pub mod output;
 mod registry;
 pub mod runtime;
+pub mod scaffold;
 mod warm;
 
 use std::collections::HashMap;
@@ -98,11 +99,12 @@ pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// Why a plugin could not be loaded or did not produce a verdict.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PluginError {
-    /// The call ran out of its time budget.
-    #[error("plugin timed out after {0:?}")]
+    /// The call ran out of its time budget (the plugin's `timeout`).
+    #[error("plugin timed out after {0:?} (its `timeout` limit; raise it if the plugin needs longer)")]
     Timeout(Duration),
-    /// The guest tried to grow its memory past `max_memory`.
-    #[error("plugin exceeded its memory limit of {} KiB", .0 / 1024)]
+    /// The guest needed more memory than `max_memory` (to start, or to
+    /// grow while running).
+    #[error("plugin needed more than its memory limit of {} (its `max_memory` limit; raise it if the plugin needs more)", limits::show_size(*.0))]
     Memory(u64),
     /// The guest trapped (a panic, an `unreachable`, a stack overflow...).
     #[error("plugin trapped: {0}")]
@@ -169,6 +171,10 @@ struct HostInner {
     warm: Arc<warm::IdleBudget>,
     ticker: engine::Ticker,
     plugins: Mutex<HashMap<PluginKey, PluginHandle>>,
+    /// One gate per plugin being loaded for the first time, so concurrent
+    /// first loads of one plugin compile it once (big components take
+    /// seconds) while loads of other plugins go on in parallel.
+    loading: Mutex<HashMap<PluginKey, Arc<Mutex<()>>>>,
     reload_interval: Mutex<Duration>,
 }
 
@@ -198,6 +204,7 @@ impl PluginHost {
                 warm: warm::IdleBudget::new(warm),
                 ticker,
                 plugins: Mutex::new(HashMap::new()),
+                loading: Mutex::new(HashMap::new()),
                 reload_interval: Mutex::new(RELOAD_CHECK_INTERVAL),
             }),
         })

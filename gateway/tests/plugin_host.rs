@@ -2,7 +2,8 @@
 //! `hookgate_testkit::wasm`): the example plugins' transformations, hostile
 //! plugins failing with the exact error, isolation from files, network and
 //! environment, concurrency, hot reload, pinning, the on-disk cache, warm
-//! instance reuse and the `hookgate plugin run` command.
+//! instance reuse and the `hookgate plugin run` command; the same for
+//! JavaScript and Python plugins (`scripts`), and `hookgate plugin new`.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,10 @@ mod examples;
 mod hostile;
 #[path = "plugin_host/lifecycle.rs"]
 mod lifecycle;
+#[path = "plugin_host/scaffold.rs"]
+mod scaffold;
+#[path = "plugin_host/scripts.rs"]
+mod scripts;
 #[path = "plugin_host/warm.rs"]
 mod warm;
 

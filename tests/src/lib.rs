@@ -8,6 +8,7 @@ pub mod certs;
 pub mod proxy;
 mod receiver;
 mod redis_server;
+pub mod scripts;
 pub mod wasm;
 
 use std::future::Future;

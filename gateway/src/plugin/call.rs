@@ -120,7 +120,13 @@ async fn run(
         Ok(Err(e)) => return Err(classify(&e, store.data(), limits)),
         Ok(Ok(done)) => done,
     };
+    plugin.note_memory(store.data().limiter.total() as u64);
     let guest_error = matches!(answer, Answer::Handle(Err(_)) | Answer::Validate(Err(_)));
+    // Interpreters (JavaScript, Python) turn a refused memory growth into an
+    // exception the plugin reports as its error: that is the memory limit.
+    if guest_error && store.data().limiter.exhausted {
+        return Err(PluginError::Memory(limits.max_memory));
+    }
     // A refused memory growth the guest survived, or a guest error, may have
     // left the guest half-way through something: not worth keeping. Nor is
     // an instance of a version a reload has replaced meanwhile.

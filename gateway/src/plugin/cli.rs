@@ -1,12 +1,14 @@
-//! `hookgate plugin run PLUGIN.wasm --event EVENT.json [--set KEY=VALUE]...`
-//! (docs/plugins.md): runs one plugin on one event the way the gateway does and
-//! prints the verdict, headers, body and timing. For plugin authors.
+//! `hookgate plugin run PLUGIN.wasm --event EVENT.json [--set KEY=VALUE]...
+//! [--timeout 100ms] [--max-memory 32MiB]` (docs/plugins.md): runs one plugin on one
+//! event the way the gateway does and prints the verdict, headers, body,
+//! timing and the memory the plugin held. For plugin authors.
 //!
 //! EVENT.json is a `POST /api/events` body: `{"type", "data", "test"?}`. The
 //! plugin sees `data` byte for byte as the body, a fresh event id, webhook id
 //! `cli`, and the header `content-type: application/json`. Config entries are
 //! checked with the plugin's `validate-config` first. Limits are the
-//! defaults (100 ms, 32 MiB). Precompiled plugins are cached in
+//! gateway's defaults unless given (the same `timeout` and `max_memory` a
+//! webhook's plugin entry takes). Precompiled plugins are cached in
 //! `$XDG_CACHE_HOME/hookgate/plugin-cache` (or `~/.cache/...`).
 //!
 //! Exit status: 0 forward, 2 drop, 1 error.
@@ -19,6 +21,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::limits::show_size;
 use super::{CacheOutcome, PluginError, PluginHost, PluginInput, PluginLimits, PluginVerdict};
 
 /// Webhook id the plugin sees.
@@ -35,8 +38,8 @@ struct EventFile {
 }
 
 /// Runs the command; returns the process exit status.
-pub async fn run_cli(plugin: &Path, event_json: &Path, sets: &[(String, String)]) -> i32 {
-    match run(plugin, event_json, sets).await {
+pub async fn run_cli(plugin: &Path, event_json: &Path, sets: &[(String, String)], limits: PluginLimits) -> i32 {
+    match run(plugin, event_json, sets, limits).await {
         Ok(Outcome::Forward) => 0,
         Ok(Outcome::Drop) => 2,
         Err(message) => {
@@ -51,7 +54,13 @@ enum Outcome {
     Drop,
 }
 
-async fn run(plugin: &Path, event_json: &Path, sets: &[(String, String)]) -> Result<Outcome, String> {
+async fn run(
+    plugin: &Path,
+    event_json: &Path,
+    sets: &[(String, String)],
+    limits: PluginLimits,
+) -> Result<Outcome, String> {
+    limits.check().map_err(|e| e.to_string())?;
     let text = std::fs::read(event_json).map_err(|e| format!("{}: {e}", event_json.display()))?;
     let event: EventFile = serde_json::from_slice(&text).map_err(|e| {
         format!(
@@ -75,7 +84,6 @@ async fn run(plugin: &Path, event_json: &Path, sets: &[(String, String)]) -> Res
         .map_err(|e| format!("loading the plugin: {e}"))?
         .map_err(|e| e.to_string())?;
     let load_time = started.elapsed();
-    let limits = PluginLimits::default();
     host.validate_config(&handle, sets, limits).await.map_err(|e| match e {
         PluginError::Config(m) => format!("the plugin rejected its config: {m}"),
         other => other.to_string(),
@@ -96,7 +104,13 @@ async fn run(plugin: &Path, event_json: &Path, sets: &[(String, String)]) -> Res
         CacheOutcome::Hit => "from cache",
         CacheOutcome::Compiled => "compiled",
     };
-    let timing = format!("time: {} (load {}, {loaded})", ms(call_time), ms(load_time));
+    let timing = format!(
+        "time: {} (load {}, {loaded})\nmemory: {} (limit {})",
+        ms(call_time),
+        ms(load_time),
+        show_size(handle.peak_memory()),
+        show_size(limits.max_memory)
+    );
     let verdict = verdict.map_err(|e| format!("plugin: {e}\n{timing}"))?;
     let mut out = std::io::stdout().lock();
     let result = match &verdict {

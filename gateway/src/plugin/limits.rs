@@ -69,6 +69,19 @@ impl PluginLimits {
     }
 }
 
+/// A size for people: `32 MiB`, `512 KiB`, `1000 bytes`.
+pub fn show_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// The store's resource limiter: refuses memory growth past the cap (set
 /// per call: a warm instance serves calls with different limits) and
 /// remembers that it did, so a trap that follows is reported as
@@ -150,6 +163,18 @@ mod tests {
         assert!(!l.exhausted);
         assert!(!l.memory_growing(2 << 16, 3 << 16, None).unwrap());
         assert!(l.exhausted);
+    }
+
+    #[test]
+    fn sizes_are_shown_in_the_largest_whole_unit() {
+        assert_eq!(show_size(32 << 20), "32 MiB");
+        assert_eq!(show_size((32 << 20) + (1 << 19)), "32.5 MiB");
+        assert_eq!(show_size(64 << 10), "64 KiB");
+        assert_eq!(show_size(1000), "1000 bytes");
+        let e = PluginError::Memory(16 << 20).to_string();
+        assert!(e.contains("16 MiB") && e.contains("max_memory"), "{e}");
+        let e = PluginError::Timeout(Duration::from_millis(100)).to_string();
+        assert!(e.contains("100ms") && e.contains("timeout"), "{e}");
     }
 
     #[test]

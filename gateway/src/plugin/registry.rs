@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -47,6 +48,8 @@ pub(crate) struct Entry {
     watch: Mutex<Watch>,
     reloading: Mutex<()>,
     pub(crate) log_budget: Arc<LogBudget>,
+    /// The most linear memory an instance of this plugin held after a call.
+    peak_memory: AtomicU64,
 }
 
 struct Watch {
@@ -107,6 +110,17 @@ impl PluginHandle {
         self.current().outcome
     }
 
+    /// The most linear memory (all memories of an instance together, in
+    /// bytes) an instance of this plugin held at the end of a call so far:
+    /// what a `max_memory` limit must leave room for.
+    pub fn peak_memory(&self) -> u64 {
+        self.0.peak_memory.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_memory(&self, bytes: u64) {
+        self.0.peak_memory.fetch_max(bytes, Ordering::Relaxed);
+    }
+
     /// Idle warm instances of the version now running.
     pub fn idle_instances(&self) -> usize {
         self.current().warm.len()
@@ -142,9 +156,37 @@ pub(crate) fn load(host: &PluginHost, path: &Path, sha256: Option<&str>) -> Resu
     let pin = sha256.map(parse_pin).transpose()?;
     let path = std::path::absolute(path).map_err(|e| PluginError::Load(format!("{}: {e}", path.display())))?;
     let key = (path.clone(), pin);
-    if let Some(handle) = host.inner.plugins.lock().ok().and_then(|p| p.get(&key).cloned()) {
+    let loaded_already = || host.inner.plugins.lock().ok().and_then(|p| p.get(&key).cloned());
+    if let Some(handle) = loaded_already() {
         return Ok(handle);
     }
+    // Whoever takes the gate first compiles; the others wait here (on the
+    // blocking pool) and then find the plugin loaded.
+    let gate = host
+        .inner
+        .loading
+        .lock()
+        .map_err(|_| PluginError::Load("plugin table poisoned".into()))?
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    let _loading = gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = loaded_already() {
+        return Ok(handle);
+    }
+    let result = first_load(host, path, pin, key.clone());
+    if let Ok(mut loading) = host.inner.loading.lock() {
+        loading.remove(&key);
+    }
+    result
+}
+
+fn first_load(
+    host: &PluginHost,
+    path: PathBuf,
+    pin: Option<[u8; 32]>,
+    key: (PathBuf, Option<[u8; 32]>),
+) -> Result<PluginHandle, PluginError> {
     let (loaded, seen) = read_and_prepare(host, &path, pin, None)?;
     let name = path
         .file_stem()
@@ -160,6 +202,7 @@ pub(crate) fn load(host: &PluginHost, path: &Path, sha256: Option<&str>) -> Resu
         }),
         reloading: Mutex::new(()),
         log_budget: Arc::new(LogBudget::default()),
+        peak_memory: AtomicU64::new(0),
     }));
     let mut plugins = host
         .inner

@@ -25,4 +25,5 @@ mod ratelimit;
 mod receive;
 mod retries;
 mod schema;
+mod script_plugins;
 mod transfer;
