@@ -124,7 +124,8 @@ enum PluginCommand {
     Run {
         /// The plugin: a WebAssembly component (.wasm).
         plugin: PathBuf,
-        /// A `POST /api/events` body: {"type": ..., "data": ..., "test"?: ...}.
+        /// A `POST /api/events` body {"type": ..., "data": ..., "test"?: ...}:
+        /// a file, `-` for standard input, or the JSON itself.
         #[arg(long)]
         event: PathBuf,
         /// A plugin config entry; repeat for several.

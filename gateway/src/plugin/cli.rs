@@ -54,6 +54,23 @@ enum Outcome {
     Drop,
 }
 
+/// The event to run on: `-` reads standard input, a value starting with
+/// `{` is the JSON itself, anything else is a file. Returns where it came
+/// from (for messages) and its bytes.
+fn read_event(arg: &Path) -> Result<(String, Vec<u8>), String> {
+    match arg.to_str() {
+        Some("-") => {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut text).map_err(|e| format!("standard input: {e}"))?;
+            Ok(("standard input".into(), text))
+        }
+        Some(inline) if inline.trim_start().starts_with('{') => Ok(("--event".into(), inline.as_bytes().to_vec())),
+        _ => std::fs::read(arg)
+            .map(|text| (arg.display().to_string(), text))
+            .map_err(|e| format!("{}: {e}", arg.display())),
+    }
+}
+
 async fn run(
     plugin: &Path,
     event_json: &Path,
@@ -61,17 +78,12 @@ async fn run(
     limits: PluginLimits,
 ) -> Result<Outcome, String> {
     limits.check().map_err(|e| e.to_string())?;
-    let text = std::fs::read(event_json).map_err(|e| format!("{}: {e}", event_json.display()))?;
-    let event: EventFile = serde_json::from_slice(&text).map_err(|e| {
-        format!(
-            "{}: not a POST /api/events body {{type, data, test?}}: {e}",
-            event_json.display()
-        )
-    })?;
+    let (source, text) = read_event(event_json)?;
+    let event: EventFile = serde_json::from_slice(&text)
+        .map_err(|e| format!("{source}: not a POST /api/events body {{type, data, test?}}: {e}"))?;
     if !valid_event_type(&event.event_type) {
         return Err(format!(
-            "{}: type {:?} must match ^[a-z0-9_]+(\\.[a-z0-9_]+)*$",
-            event_json.display(),
+            "{source}: type {:?} must match ^[a-z0-9_]+(\\.[a-z0-9_]+)*$",
             event.event_type
         ));
     }

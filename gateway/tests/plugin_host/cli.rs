@@ -102,4 +102,29 @@ fn the_plugin_run_command_prints_the_verdict_and_exits_by_it() {
     let (code, _, stderr) = run(&p.template, &[]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("not a POST /api/events body"), "{stderr}");
+
+    // The event inline, or on standard input.
+    let inline = |event: &str, stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["plugin", "run"])
+            .arg(&p.redact)
+            .args(["--event", event, "--set", "fields=/secret"])
+            .env("XDG_CACHE_HOME", dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = inline(r#"{"type": "t.x", "data": {"secret": 1, "keep": 2}}"#, None);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains(r#"{"keep":2}"#), "{stdout}");
+    let (code, stdout) = inline("-", Some(r#"{"type": "t.x", "data": {"secret": 1, "kept": 3}}"#));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains(r#"{"kept":3}"#), "{stdout}");
 }
