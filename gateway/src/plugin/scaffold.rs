@@ -1,4 +1,4 @@
-//! `hookgate plugin new NAME --lang rust|js|python` (SPEC §1): writes a
+//! `hookgate plugin new NAME --lang rust|js|python` (docs/plugins.md): writes a
 //! plugin folder that builds anywhere, from templates carried inside the
 //! binary, and says how to build and try it.
 //!
