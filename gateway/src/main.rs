@@ -227,7 +227,7 @@ fn new_plugin(name: &std::path::Path, lang: PluginLang) -> ExitCode {
             println!("created {dir}/ ({lang:?} plugin; see {dir}/README.md)\n");
             println!("build it:\n  {}\n", done.build);
             println!(
-                "try it:\n  hookgate plugin run {dir}/{} --event {dir}/event.json",
+                "then try it (in {dir}/):\n  hookgate plugin run {} --event event.json",
                 done.wasm
             );
             ExitCode::SUCCESS

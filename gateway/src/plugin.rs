@@ -59,8 +59,10 @@
 //! * **Errors** are the closed [`PluginError`]; guest behaviour never panics
 //!   the host.
 //!
-//! `load` blocks (it may compile for ~100 ms): call it at startup or from
-//! `spawn_blocking`. `call`, `validate_config` and `run_chain` are async and
+//! `load` blocks (it may compile: ~100 ms for a Rust plugin, 6-9 s for the
+//! 12-18 MiB components of componentize-js and componentize-py): call it at
+//! startup or from `spawn_blocking`, never on an async worker. Concurrent
+//! first loads of one plugin compile it once. `call`, `validate_config` and `run_chain` are async and
 //! never block the runtime for more than a tick.
 
 mod bindings;

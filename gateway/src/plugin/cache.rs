@@ -1,10 +1,13 @@
 //! The on-disk cache of precompiled plugins.
 //!
-//! Compiling a component takes ~100 ms of CPU; loading its precompiled form
-//! takes well under a millisecond. Entries are keyed by the SHA-256 of the
-//! wasm bytes and of the engine's `precompile_compatibility_hash()` (wasmtime
-//! version, target, and every setting that affects code generation), so a
-//! changed plugin or an upgraded gateway never loads a stale artifact.
+//! Compiling a component takes ~100 ms of CPU (a Rust plugin) to several
+//! seconds (a JavaScript or Python plugin, which embeds its engine); loading
+//! its precompiled form takes well under a millisecond (tens of
+//! milliseconds for the ~50 MiB artifact of a JS or Python plugin). Entries
+//! are keyed by the SHA-256 of the wasm bytes and of the engine's
+//! `precompile_compatibility_hash()` (wasmtime version, target, and every
+//! setting that affects code generation), so a changed plugin or an
+//! upgraded gateway never loads a stale artifact.
 //!
 //! Loading precompiled code is `unsafe` in wasmtime: the bytes are trusted to
 //! be native code wasmtime itself produced. This module therefore only loads

@@ -3,10 +3,13 @@
 //! classify what happened, check the output, and give the instance back to
 //! the pool only if the call returned normally (see [`super::warm`]).
 //!
-//! The deadline is enforced twice: the epoch callback traps guest code that
-//! is still running at the deadline (yielding to the runtime on every tick
-//! before that), and a timer drops the whole call future a few ticks later,
-//! which also ends a guest waiting inside a WASI host call.
+//! Creating a fresh instance has its own budget ([`INSTANTIATE_BUDGET`] or
+//! the call's `timeout`, whichever is longer); the call's `timeout` then
+//! starts when the export is called. Each deadline is enforced twice: the
+//! epoch callback traps guest code that is still running at the deadline
+//! (yielding to the runtime on every tick before that), and a timer drops
+//! the whole future a few ticks later, which also ends a guest waiting
+//! inside a WASI host call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,13 +20,21 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::bindings::{Event, HostState, Plugin, Verdict};
 use super::limits::{MAX_OUTPUT_BYTES, MAX_OUTPUT_HEADERS};
 use super::output::{MAX_LINE, truncate};
-use super::registry::{self, Loaded};
+use super::registry;
 use super::warm::Warm;
 use super::{PluginError, PluginHandle, PluginHost, PluginInput, PluginLimits, PluginVerdict};
 
 /// Extra time the timer allows past the epoch deadline, so CPU-bound guests
 /// are stopped by the (cheaper, cleaner) epoch trap.
 const TIMER_GRACE: Duration = Duration::from_millis(5);
+
+/// The least time a fresh instance may take to be created, apart from the
+/// call's own `timeout`: mapping the 10-20 MiB memory image of a JavaScript
+/// or Python plugin is milliseconds of host work, and on a busy machine
+/// (say, 32 fresh instances at once after a start or a reload) it must not
+/// use up a 100 ms budget meant for the plugin's code. Guest code that runs
+/// while instantiating (start functions) is bounded by it too.
+const INSTANTIATE_BUDGET: Duration = Duration::from_secs(1);
 
 enum Op<'a> {
     Handle(Event, &'a [(String, String)]),
@@ -99,26 +110,39 @@ async fn run(
     let state = store.data_mut();
     state.limiter.begin_call(limits.max_memory);
     state.log.last_error = None;
-    let deadline = Instant::now() + limits.timeout;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline {
-            UpdateDeadline::Interrupt
-        } else {
-            UpdateDeadline::Yield(1)
-        })
-    });
 
-    let outcome = tokio::time::timeout(limits.timeout + TIMER_GRACE, invoke(&mut store, &loaded, instance, op)).await;
+    let instance = match instance {
+        Some(instance) => instance,
+        None => {
+            let budget = limits.timeout.max(INSTANTIATE_BUDGET);
+            arm_deadline(&mut store, budget);
+            let made = tokio::time::timeout(budget + TIMER_GRACE, loaded.pre.instantiate_async(&mut store)).await;
+            match made {
+                Ok(Ok(instance)) => instance,
+                Err(_elapsed) => return Err(PluginError::Timeout(budget)),
+                Ok(Err(e)) => {
+                    let state = store.data_mut();
+                    state.log.flush_streams(&state.stdout, &state.stderr);
+                    let limits = PluginLimits {
+                        timeout: budget,
+                        ..limits
+                    };
+                    return Err(classify(&e, store.data(), limits));
+                }
+            }
+        }
+    };
+    arm_deadline(&mut store, limits.timeout);
+    let outcome = tokio::time::timeout(limits.timeout + TIMER_GRACE, invoke(&mut store, &instance, op)).await;
     let state = store.data_mut();
     state.log.flush_streams(&state.stdout, &state.stderr);
     // Every path but a clean return drops the store here, instance and all:
     // after a timer timeout the call was abandoned half-way, after a trap
     // the instance is poisoned.
-    let (instance, answer) = match outcome {
+    let answer = match outcome {
         Err(_elapsed) => return Err(PluginError::Timeout(limits.timeout)),
         Ok(Err(e)) => return Err(classify(&e, store.data(), limits)),
-        Ok(Ok(done)) => done,
+        Ok(Ok(answer)) => answer,
     };
     plugin.note_memory(store.data().limiter.total() as u64);
     let guest_error = matches!(answer, Answer::Handle(Err(_)) | Answer::Validate(Err(_)));
@@ -140,22 +164,26 @@ async fn run(
     Ok(answer)
 }
 
-/// Instantiates (unless given a warm instance) and calls the export.
-async fn invoke(
-    store: &mut Store<HostState>,
-    loaded: &Loaded,
-    instance: Option<Plugin>,
-    op: Op<'_>,
-) -> wasmtime::Result<(Plugin, Answer)> {
-    let plugin = match instance {
-        Some(plugin) => plugin,
-        None => loaded.pre.instantiate_async(&mut *store).await?,
-    };
-    let answer = match op {
+/// Arms the epoch callback: yield to the runtime on every tick, trap once
+/// `budget` from now has passed.
+fn arm_deadline(store: &mut Store<HostState>, budget: Duration) {
+    let deadline = Instant::now() + budget;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+}
+
+/// Calls the export on a ready instance.
+async fn invoke(store: &mut Store<HostState>, plugin: &Plugin, op: Op<'_>) -> wasmtime::Result<Answer> {
+    Ok(match op {
         Op::Handle(event, config) => Answer::Handle(plugin.call_handle(&mut *store, &event, &config.to_vec()).await?),
         Op::Validate(config) => Answer::Validate(plugin.call_validate_config(&mut *store, &config.to_vec()).await?),
-    };
-    Ok((plugin, answer))
+    })
 }
 
 /// Maps a wasmtime error to the closed error enum.

@@ -31,8 +31,10 @@ pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// How long and how big one plugin call may get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PluginLimits {
-    /// Wall-clock budget for one call, instantiation included. Enforced by
+    /// Wall-clock budget for one call of the plugin's code. Enforced by
     /// epoch interruption (CPU) and by a timer (time spent waiting in WASI).
+    /// Creating a fresh instance first is bounded separately (at least 1 s;
+    /// see `call`), so host work on a busy machine does not eat it.
     pub timeout: Duration,
     /// Cap on the total linear memory of the instance running the call, in
     /// bytes. A warm instance already holding more is not used for the call.

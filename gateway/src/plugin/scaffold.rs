@@ -7,7 +7,8 @@
 //! (`plugin-sdk/wit/plugin.wit`), embedded at compile time, so a scaffolded
 //! plugin matches the gateway that wrote it. Nothing here is fetched.
 //!
-//! * **Rust**: the crate, plus the SDK's sources in `hookgate-plugin-sdk/`
+//! * **Rust**: the crate and a `Cargo.lock` with the dependency versions the
+//!   repository builds with, plus the SDK's sources in `hookgate-plugin-sdk/`
 //!   (it is not published to a registry, and a path into a checkout would
 //!   break once the folder moves), a one-crate workspace of its own and the
 //!   size-saving release profile of the repository's plugin workspace, so
@@ -80,6 +81,10 @@ const SDK_FILES: &[(&str, &str)] = &[
 ];
 const SDK_MANIFEST: &str = include_str!("../../../plugin-sdk/Cargo.toml");
 const RUST_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
+/// The example workspace's lock file: the versions of the SDK's
+/// dependencies the repository builds and tests with. Cargo drops the
+/// entries a new plugin does not use and adds the plugin itself.
+const RUST_LOCK: &str = include_str!("../../../plugins/Cargo.lock");
 
 const JS_FILES: &[(&str, &str)] = &[
     ("build.mjs", include_str!("../../../plugins/template-js/build.mjs")),
@@ -209,6 +214,7 @@ hookgate-plugin-sdk = {{ path = \"hookgate-plugin-sdk\" }}
     );
     let mut files = vec![
         file("Cargo.toml", manifest),
+        file("Cargo.lock", RUST_LOCK),
         file("src/lib.rs", RUST_LIB),
         file(".gitignore", "/target\n"),
         file("event.json", EVENT_JSON),

@@ -26,8 +26,13 @@ fn shared_xdg_cache() -> std::path::PathBuf {
 }
 
 fn hookgate(args: &[&str]) -> Output {
+    hookgate_in(Path::new("."), args)
+}
+
+fn hookgate_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .args(args)
+        .current_dir(dir)
         .env("XDG_CACHE_HOME", shared_xdg_cache())
         .env_remove("RUST_LOG")
         .output()
@@ -69,7 +74,7 @@ fn plugin_new_folders_build_anywhere_and_run_unchanged() {
                     let said = text(&out.stdout);
                     assert!(out.status.success(), "{lang}: {said}{}", text(&out.stderr));
                     let line_after = |label: &str| {
-                        let mut lines = said.lines().skip_while(|l| *l != label);
+                        let mut lines = said.lines().skip_while(|l| !l.starts_with(label));
                         lines
                             .nth(1)
                             .unwrap_or_else(|| panic!("{lang}: no {label:?} in {said}"))
@@ -77,7 +82,7 @@ fn plugin_new_folders_build_anywhere_and_run_unchanged() {
                             .to_owned()
                     };
                     let build = line_after("build it:");
-                    let try_it = line_after("try it:");
+                    let try_it = line_after("then try it (in ");
                     let built = sh(&build);
                     assert!(
                         built.status.success(),
@@ -87,7 +92,8 @@ fn plugin_new_folders_build_anywhere_and_run_unchanged() {
                     );
                     let args: Vec<&str> = try_it.split_whitespace().collect();
                     assert_eq!(args[..3], ["hookgate", "plugin", "run"], "{try_it}");
-                    (lang.to_owned(), built, hookgate(&args[1..]))
+                    // Run where the build command left the user: in the folder.
+                    (lang.to_owned(), built, hookgate_in(&folder, &args[1..]))
                 })
             })
             .collect();
