@@ -132,10 +132,10 @@ enum PluginCommand {
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         set: Vec<(String, String)>,
         /// Time limit of the call, like a webhook plugin's `timeout` [default: 100ms].
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
         timeout: Option<std::time::Duration>,
         /// Memory limit of the instance, like a webhook plugin's `max_memory` [default: 32MiB].
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = hookgate::config::parse_size)]
         max_memory: Option<u64>,
     },
     /// Write a working plugin folder NAME from the built-in templates and
@@ -157,28 +157,6 @@ enum PluginLang {
     Js,
     #[value(alias = "py")]
     Python,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"250ms\" or \"2s\""))
-}
-
-/// `32MiB`, `512KiB`, `1GiB` or a number of bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let bad = || format!("invalid size {s:?}; use e.g. \"64MiB\", \"512KiB\" or a number of bytes");
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).ok_or_else(bad)
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, hookgate::config::UnitError> {
