@@ -42,4 +42,3 @@ impl Drop for Running {
         WRITERS.1.notify_all();
     }
 }
-
