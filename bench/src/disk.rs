@@ -13,8 +13,11 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::driver::Accepted;
 
-/// Bytes of the files directly in `folder` (the store keeps no subfolders).
+/// Bytes the files directly in `folder` take on disk (allocated blocks:
+/// the store grows its file ahead of use, and space not written yet is not
+/// allocated). The store keeps no subfolders.
 pub async fn folder_bytes(folder: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(mut entries) = tokio::fs::read_dir(folder).await else {
         return 0;
     };
@@ -23,7 +26,7 @@ pub async fn folder_bytes(folder: &Path) -> u64 {
         if let Ok(m) = e.metadata().await
             && m.is_file()
         {
-            total += m.len();
+            total += m.blocks() * 512;
         }
     }
     total

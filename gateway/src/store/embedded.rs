@@ -57,8 +57,10 @@ pub use open::{DATA_FILE, FORMAT, LOCK_FILE, OpenError};
 pub use registry::wait_closed;
 use registry::{OPEN, Running};
 
-/// Sweeps per `purge_history` call at most (each a bounded transaction).
-const MAX_SWEEPS: usize = 50;
+/// Sweeps per `purge_history` call at most (each a bounded transaction,
+/// so other writes go between them); enough to catch up with any backlog a
+/// minute of traffic leaves.
+const MAX_SWEEPS: usize = 10_000;
 /// How long an open waits for a store of this same process that is
 /// closing to let go of the folder.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);

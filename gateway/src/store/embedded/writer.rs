@@ -3,14 +3,14 @@
 //!
 //! Callers send an [`Op`] over a bounded channel and await its answer. The
 //! thread takes whatever has queued up (at most [`MAX_OPS`] operations or
-//! [`MAX_BYTES`] of event data), applies it in ONE write transaction and
-//! commits once; only then does it answer each caller. A commit that holds
-//! any operation a caller must find on disk after a crash (ingest,
-//! completions, requeues, webhook changes, imports) is durable (fsync'd)
-//! before anyone hears back; one that holds only claims, rate-limit checks
-//! or retention sweeps is not, since losing it in a crash changes nothing a
-//! caller was promised (a claim lost is a delivery in flight at the crash:
-//! it is handed out again), and the next durable commit, at most
+//! [`MAX_BYTES`] of event data) and commits it in at most two write
+//! transactions; only then does it answer each caller. Operations a caller
+//! must find on disk after a crash (ingest, completions, requeues, webhook
+//! changes, imports) share ONE durable (fsync'd) commit, the group commit.
+//! Claims, rate-limit checks and retention sweeps go first, in a commit
+//! without fsync, and are answered at once: losing one in a crash changes
+//! nothing a caller was promised (a claim lost is a delivery in flight at
+//! the crash: it is handed out again), and the next durable commit, at most
 //! [`DURABLE_EVERY`] later, persists it too.
 //!
 //! An operation that fails (unreadable data) spoils the shared transaction:
@@ -160,35 +160,52 @@ impl Writer {
         *self.slot.write().unwrap_or_else(|e| e.into_inner()) = db;
     }
 
-    fn run_batch(&mut self, mut batch: Vec<Op>) {
+    /// Commits a batch as two transactions: first what needs no fsync
+    /// (claims, rate limits, sweeps), answered as soon as it is applied,
+    /// then what callers must find on disk, answered after the fsync. So a
+    /// claim never waits for the disk behind a burst of ingest.
+    fn run_batch(&mut self, batch: Vec<Op>) {
+        let (durable, quick): (Vec<Op>, Vec<Op>) = batch.into_iter().partition(|op| op.durable());
+        let durable_follows = !durable.is_empty();
+        for (group, fsync) in [(quick, false), (durable, true)] {
+            if !group.is_empty() {
+                self.run_group(
+                    group,
+                    fsync || (!durable_follows && self.last_durable.elapsed() >= DURABLE_EVERY),
+                );
+            }
+        }
+    }
+
+    fn run_group(&mut self, mut group: Vec<Op>, fsync: bool) {
         if let Err(e) = self.ensure_open() {
-            for op in batch {
+            for op in group {
                 op.answer(Some(e.clone()));
             }
             return;
         }
-        match self.commit(&mut batch) {
+        match self.commit(&mut group, fsync) {
             Ok(()) => {
-                for op in batch {
+                for op in group {
                     op.answer(None);
                 }
             }
             Err(e) if e.is_unavailable() => {
                 self.broken(&e);
-                for op in batch {
+                for op in group {
                     op.answer(Some(e.clone()));
                 }
             }
-            Err(e) if batch.len() == 1 => {
-                for op in batch {
+            Err(e) if group.len() == 1 => {
+                for op in group {
                     op.answer(Some(e.clone()));
                 }
             }
             Err(_) => {
                 // One of them is faulty: each alone, so only it fails.
-                for op in batch {
+                for op in group {
                     let mut one = vec![op];
-                    let result = self.ensure_open().and_then(|()| self.commit(&mut one));
+                    let result = self.ensure_open().and_then(|()| self.commit(&mut one, fsync));
                     if let Err(e) = &result
                         && e.is_unavailable()
                     {
@@ -203,13 +220,12 @@ impl Writer {
     }
 
     /// Applies `ops` in one transaction and commits it.
-    fn commit(&mut self, ops: &mut [Op]) -> Result<(), StoreError> {
+    fn commit(&mut self, ops: &mut [Op], durable: bool) -> Result<(), StoreError> {
         let db = self
             .db
             .clone()
             .ok_or_else(|| StoreError::Unavailable("embedded store: not open".into()))?;
         let mut tx = db.begin_write().map_err(super::tables::storage)?;
-        let durable = ops.iter().any(|op| op.durable()) || self.last_durable.elapsed() >= DURABLE_EVERY;
         if !durable {
             tx.set_durability(Durability::None).map_err(super::tables::storage)?;
         }
