@@ -17,6 +17,18 @@ pub enum StoreKind {
     Embedded,
 }
 
+/// Whether the gateway's two HTTP legs speak TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain HTTP on both legs.
+    Off,
+    /// HTTPS on both legs: ingest and delivery.
+    On,
+    /// Plain first, then HTTPS, back to back, side by side.
+    Both,
+}
+
 /// Which plugin chain each webhook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +72,12 @@ pub struct Args {
     /// backend, back to back, and compares them side by side.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "redis")]
     pub store: Vec<StoreKind>,
+    /// HTTPS on both legs with certificates from a CA made for the run: the
+    /// gateway serves its listener over TLS (the driver trusts the run's CA)
+    /// and delivers to an HTTPS receiver (`[delivery] ca_file`). `both` runs
+    /// plain, then TLS, and compares them side by side (per store).
+    #[arg(long, value_enum, num_args = 0..=1, default_value = "off", default_missing_value = "on")]
+    pub tls: TlsMode,
     /// `[store] retention` of the spawned gateway (short for a soak).
     #[arg(long, default_value = "1h")]
     pub retention: String,
@@ -175,6 +193,12 @@ impl Args {
         if self.gateway_url.is_some() && self.store.len() > 1 {
             bail!("--gateway-url runs against one gateway: give one --store");
         }
+        if self.gateway_url.is_some() && self.tls != TlsMode::Off {
+            bail!(
+                "--tls needs a gateway this tool spawns (it makes the certificates and the gateway's config); \
+                 drop --gateway-url"
+            );
+        }
         if self.gateway_pid.is_some() && self.gateway_url.is_none() {
             bail!("--gateway-pid goes with --gateway-url (a spawned gateway's pid is known)");
         }
@@ -195,6 +219,30 @@ impl Args {
             store: vec![kind],
             ..self.clone()
         }
+    }
+
+    /// The runs `--store` and `--tls` ask for, in order: every store, each
+    /// plain before TLS with `--tls both`.
+    pub fn runs(&self) -> Vec<Args> {
+        let modes: &[TlsMode] = match self.tls {
+            TlsMode::Both => &[TlsMode::Off, TlsMode::On],
+            TlsMode::Off => &[TlsMode::Off],
+            TlsMode::On => &[TlsMode::On],
+        };
+        self.store
+            .iter()
+            .flat_map(|&kind| {
+                modes.iter().map(move |&tls| Args {
+                    tls,
+                    ..self.for_store(kind)
+                })
+            })
+            .collect()
+    }
+
+    /// Whether this run speaks TLS (after [`Args::runs`] split `both`).
+    pub fn tls_on(&self) -> bool {
+        self.tls == TlsMode::On
     }
 
     /// Verify every n-th request's signature.
@@ -245,6 +293,28 @@ mod tests {
             .check()
             .is_err()
         );
+    }
+
+    #[test]
+    fn tls_modes_split_into_runs() {
+        assert_eq!(args(&[]).tls, TlsMode::Off);
+        assert_eq!(args(&["--tls"]).tls, TlsMode::On);
+        let runs = args(&["--tls", "both", "--store", "redis,embedded"]).runs();
+        let shape: Vec<_> = runs.iter().map(|a| (a.store_kind(), a.tls_on())).collect();
+        assert_eq!(
+            shape,
+            [
+                (StoreKind::Redis, false),
+                (StoreKind::Redis, true),
+                (StoreKind::Embedded, false),
+                (StoreKind::Embedded, true)
+            ]
+        );
+        assert_eq!(args(&["--tls", "on"]).runs().len(), 1);
+        let attached = ["--gateway-url", "http://127.0.0.1:1", "--token", "t"];
+        assert!(args(&attached).check().is_ok());
+        let err = args(&[&attached[..], &["--tls"]].concat()).check().unwrap_err();
+        assert!(err.to_string().contains("--tls"), "{err}");
     }
 
     #[test]

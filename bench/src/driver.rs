@@ -24,6 +24,7 @@ use tokio::sync::{Barrier, watch};
 
 use crate::clock::Clock;
 use crate::http::{Body, Target, connect};
+use crate::tls::{ConnCounters, ConnStats};
 
 /// Longest wait for one answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,6 +72,9 @@ pub struct LoadResult {
     pub last_end_us: u64,
     /// Whether `max_time` stopped the run before `count`.
     pub cut_short: bool,
+    /// Connections opened (before the clock started, and any reopened
+    /// after an error) and their TLS handshakes.
+    pub connections: ConnStats,
 }
 
 impl LoadResult {
@@ -93,6 +97,7 @@ impl LoadResult {
         self.accepted.extend(other.accepted);
         self.last_end_us = self.last_end_us.max(other.last_end_us);
         self.cut_short |= other.cut_short;
+        self.connections.add(&other.connections);
     }
 }
 
@@ -115,19 +120,25 @@ pub async fn run(clock: Clock, spec: LoadSpec) -> LoadResult {
     let n = spec.concurrency.max(1);
     let connected = Arc::new(Barrier::new(n + 1));
     let (start_tx, start_rx) = watch::channel(None::<u64>);
+    let counters = Arc::new(ConnCounters::default());
     let workers: Vec<_> = (0..n)
         .map(|_| {
-            let (spec, next, connected, mut start_rx) =
-                (spec.clone(), next.clone(), connected.clone(), start_rx.clone());
+            let (spec, next, connected, mut start_rx, counters) = (
+                spec.clone(),
+                next.clone(),
+                connected.clone(),
+                start_rx.clone(),
+                counters.clone(),
+            );
             tokio::spawn(async move {
                 // A failed connect is retried by the first request.
-                let conn = connect(spec.target.addr).await.ok();
+                let conn = connect(&spec.target, &counters).await.ok();
                 connected.wait().await;
                 let start_us = match start_rx.wait_for(Option::is_some).await {
                     Ok(v) => v.unwrap_or_default(),
                     Err(_) => return LoadResult::default(),
                 };
-                worker(clock, spec, next, start_us, conn).await
+                worker(clock, spec, next, start_us, conn, &counters).await
             })
         })
         .collect();
@@ -145,6 +156,7 @@ pub async fn run(clock: Clock, spec: LoadSpec) -> LoadResult {
             Err(e) => *total.errors.entry(format!("driver task: {e}")).or_default() += 1,
         }
     }
+    total.connections = counters.read();
     total
 }
 
@@ -154,6 +166,7 @@ async fn worker(
     next: Arc<AtomicUsize>,
     start_us: u64,
     mut conn: Option<SendRequest<Body>>,
+    counters: &ConnCounters,
 ) -> LoadResult {
     let mut out = LoadResult::default();
     let deadline_us = start_us + u64::try_from(spec.max_time.as_micros()).unwrap_or(u64::MAX);
@@ -174,7 +187,7 @@ async fn worker(
             tokio::time::sleep_until(clock.at(due_us).into()).await;
         }
         out.sent += 1;
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, one(&spec, &mut conn)).await;
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, one(&spec, &mut conn, counters)).await;
         let end_us = clock.now_us();
         out.last_end_us = out.last_end_us.max(end_us);
         match result {
@@ -208,10 +221,14 @@ async fn worker(
 }
 
 /// One request on the worker's connection (opened or reopened as needed).
-async fn one(spec: &LoadSpec, conn: &mut Option<SendRequest<Body>>) -> anyhow::Result<(u16, Bytes)> {
+async fn one(
+    spec: &LoadSpec,
+    conn: &mut Option<SendRequest<Body>>,
+    counters: &ConnCounters,
+) -> anyhow::Result<(u16, Bytes)> {
     let sender = match conn {
         Some(s) if !s.is_closed() => s,
-        _ => conn.insert(connect(spec.target.addr).await?),
+        _ => conn.insert(connect(&spec.target, counters).await?),
     };
     sender.ready().await?;
     let mut req = Request::builder()
@@ -234,6 +251,8 @@ fn error_kind(e: &anyhow::Error) -> String {
         "connect".into()
     } else if text.starts_with("HTTP handshake") {
         "handshake".into()
+    } else if text.starts_with("TLS handshake") {
+        "tls handshake".into()
     } else {
         format!("io: {}", e.root_cause())
     }

@@ -6,6 +6,9 @@
 //! API and per-webhook rate limits far above any reachable rate, private
 //! destinations allowed (the receiver is on 127.0.0.1), short exact retry
 //! waits (`retry_base = "100ms"`, no jitter) so failure scenarios finish.
+//! With `--tls` the listener serves HTTPS with the run's certificate and the
+//! webhooks point at the receiver's `https://` address, trusted through
+//! `[delivery] ca_file`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ use hyper::{Method, StatusCode};
 
 use crate::cli::PluginMode;
 use crate::http::{Target, request_once};
+use crate::tls::TlsFiles;
 
 /// The webhook secret every bench webhook uses.
 pub const SECRET: &str = "hookgate-bench-secret-0123456789";
@@ -49,6 +53,9 @@ pub struct ConfigSpec {
     /// Absolute path of the plugin component.
     pub plugin_wasm: Option<PathBuf>,
     pub plugin_cache: PathBuf,
+    /// HTTPS on both legs: the listener's pair and the CA the receiver's
+    /// certificate chains to.
+    pub tls: Option<TlsFiles>,
 }
 
 /// A TOML basic string.
@@ -84,9 +91,18 @@ pub fn config_toml(spec: &ConfigSpec) -> anyhow::Result<String> {
     writeln!(t, "# Written by hookgate-bench for one run.")?;
     writeln!(
         t,
-        "[server]\nlisten = {}\nmax_body_bytes = 2097152\n",
+        "[server]\nlisten = {}\nmax_body_bytes = 2097152",
         toml_str(&spec.listen.to_string())
     )?;
+    if let Some(tls) = &spec.tls {
+        writeln!(
+            t,
+            "tls_cert = {}\ntls_key = {}",
+            toml_str(&tls.cert.to_string_lossy()),
+            toml_str(&tls.key.to_string_lossy())
+        )?;
+    }
+    writeln!(t)?;
     writeln!(
         t,
         "[api]\ntokens = [{}]\nrate_limit_per_minute = 1000000000\n",
@@ -112,9 +128,14 @@ pub fn config_toml(spec: &ConfigSpec) -> anyhow::Result<String> {
         "[delivery]\ntimeout = \"10s\"\nmax_retries = 10\nretry_base = \"100ms\"\nretry_factor = 2\n\
          retry_max_delay = \"5s\"\nretry_jitter = 0.0\nrate_limit_per_minute = {UNREACHABLE_RATE_PER_MINUTE}\n\
          rate_limit_burst = 1000000\nsignature_headers = [\"hub\", \"standard\"]\nconcurrency = {}\n\
-         allow_private_destinations = true\n",
+         allow_private_destinations = true",
         spec.concurrency
     )?;
+    if let Some(tls) = &spec.tls {
+        writeln!(t, "ca_file = {}", toml_str(&tls.ca.to_string_lossy()))?;
+    }
+    writeln!(t)?;
+    let scheme = if spec.tls.is_some() { "https" } else { "http" };
     writeln!(
         t,
         "[plugins]\ncache_dir = {}\n",
@@ -123,7 +144,7 @@ pub fn config_toml(spec: &ConfigSpec) -> anyhow::Result<String> {
     for i in 0..spec.fanout {
         writeln!(
             t,
-            "[[webhooks]]\nid = \"bench-{i}\"\nname = \"bench receiver {i}\"\nurl = \"http://{}/hook/{i}\"\n\
+            "[[webhooks]]\nid = \"bench-{i}\"\nname = \"bench receiver {i}\"\nurl = \"{scheme}://{}/hook/{i}\"\n\
              events = [\"bench.*\"]\nsecret = {}\n",
             spec.receiver,
             toml_str(SECRET)
@@ -297,6 +318,7 @@ mod tests {
             plugins,
             plugin_wasm: wasm.map(PathBuf::from),
             plugin_cache: PathBuf::from("/tmp/run/cache"),
+            tls: None,
         }
     }
 
@@ -324,5 +346,25 @@ mod tests {
         })
         .unwrap();
         assert!(embedded.contains("backend = \"embedded\"\npath = \"/tmp/run/data\"\nretention = \"30s\""));
+        assert!(!plain.contains("tls_cert") && !plain.contains("ca_file") && !plain.contains("https://"));
+    }
+
+    #[test]
+    fn tls_config_serves_and_delivers_https() {
+        let t = config_toml(&ConfigSpec {
+            tls: Some(TlsFiles {
+                ca: PathBuf::from("/run/ca.pem"),
+                cert: PathBuf::from("/run/gateway.pem"),
+                key: PathBuf::from("/run/gateway.key"),
+            }),
+            ..spec(PluginMode::None, None)
+        })
+        .unwrap();
+        assert!(
+            t.contains("max_body_bytes = 2097152\ntls_cert = \"/run/gateway.pem\"\ntls_key = \"/run/gateway.key\"\n")
+        );
+        assert!(t.contains("allow_private_destinations = true\nca_file = \"/run/ca.pem\"\n"));
+        assert_eq!(t.matches("url = \"https://127.0.0.1:19000/hook/").count(), 2);
+        assert!(!t.contains("http://127.0.0.1:19000"));
     }
 }

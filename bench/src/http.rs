@@ -2,14 +2,19 @@
 //! that the gateway, the receiver and the ceiling sink are all driven and
 //! served by exactly the same code.
 //!
-//! * [`Target`]: a `http://host:port` base URL, checked to be loopback.
-//! * [`connect`]: one keep-alive client connection (TCP_NODELAY).
-//! * [`spawn_server`]: an accept loop serving every connection with a handler.
+//! * [`Target`]: a `http://host:port` base URL, checked to be loopback, and
+//!   with `--tls` the connector that makes it `https://`.
+//! * [`connect`]: one keep-alive client connection (TCP_NODELAY, TLS when
+//!   the target has a connector), counted.
+//! * [`spawn_server`]: an accept loop serving every connection with a
+//!   handler; [`spawn_server_with`] also terminates TLS and counts
+//!   connections and handshakes.
 //! * [`request_once`]: a one-shot request, for setup calls.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -19,14 +24,20 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::tls::{ConnCounters, Connector};
 
 /// Request and response bodies: whole buffers.
 pub type Body = Full<Bytes>;
 
 /// How long a connect may take before it counts as an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server waits for a client's TLS handshake.
+const TLS_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a one-shot setup request may take.
 const ONCE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -36,6 +47,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The `Host` header value.
     pub host: String,
+    /// Speak TLS with this connector (an `https://` target).
+    pub tls: Option<Connector>,
 }
 
 impl Target {
@@ -63,6 +76,7 @@ impl Target {
         Ok(Target {
             addr,
             host: host.to_owned(),
+            tls: None,
         })
     }
 
@@ -71,23 +85,59 @@ impl Target {
         Target {
             addr,
             host: addr.to_string(),
+            tls: None,
         }
     }
 
-    /// `http://host:port`.
+    /// The same target over TLS.
+    pub fn with_tls(self, connector: Connector) -> Self {
+        Target {
+            tls: Some(connector),
+            ..self
+        }
+    }
+
+    /// `http://host:port`, or `https://` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.host)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.host)
     }
 }
 
-/// Opens one HTTP/1 keep-alive connection to `addr`.
-pub async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Body>> {
+/// Opens one HTTP/1 keep-alive connection to `target` (over TLS when it
+/// has a connector), counting it and its TLS handshake in `counters`.
+pub async fn connect(target: &Target, counters: &ConnCounters) -> anyhow::Result<SendRequest<Body>> {
+    let addr = target.addr;
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .with_context(|| format!("connect to {addr}: timed out"))?
         .with_context(|| format!("connect to {addr}"))?;
     stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    counters.connection();
+    let Some(tls) = &target.tls else {
+        return handshake(stream, addr).await;
+    };
+    let name = ServerName::IpAddress(addr.ip().into());
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tls.0.connect(name, stream)).await {
+        Ok(Ok(s)) => s,
+        failed => {
+            counters.handshake(None);
+            let reason = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            bail!("TLS handshake with {addr}: {reason}");
+        }
+    };
+    counters.handshake(stream.get_ref().1.handshake_kind());
+    handshake(stream, addr).await
+}
+
+async fn handshake<IO>(io: IO, addr: SocketAddr) -> anyhow::Result<SendRequest<Body>>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .with_context(|| format!("HTTP handshake with {addr}"))?;
     tokio::spawn(async move {
@@ -120,6 +170,21 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    spawn_server_with(listener, None, Arc::default(), handler)
+}
+
+/// [`spawn_server`], over TLS when `tls` is given, counting connections and
+/// TLS handshakes in `counters`.
+pub fn spawn_server_with<F, Fut>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    counters: Arc<ConnCounters>,
+    handler: F,
+) -> JoinHandle<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -128,18 +193,38 @@ where
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let handler = handler.clone();
+            counters.connection();
+            let (handler, tls, counters) = (handler.clone(), tls.clone(), counters.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let Some(tls) = tls else {
+                    return serve(stream, handler).await;
+                };
+                match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        counters.handshake(stream.get_ref().1.handshake_kind());
+                        serve(stream, handler).await;
+                    }
+                    _ => counters.handshake(None),
+                }
             });
         }
     })
+}
+
+/// Serves HTTP/1 on one connection until it closes.
+async fn serve<IO, F, Fut>(io: IO, handler: F)
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 /// One request on a fresh connection: `(status, body)`.
@@ -151,7 +236,7 @@ pub async fn request_once(
     body: Bytes,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
     let fut = async {
-        let mut sender = connect(target.addr).await?;
+        let mut sender = connect(target, &ConnCounters::default()).await?;
         let mut req = Request::builder()
             .method(method.clone())
             .uri(path)

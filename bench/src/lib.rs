@@ -25,6 +25,8 @@
 //! * [`run`]: one scenario from start to report.
 //! * [`report`]: the report's figures (and JSON).
 //! * [`table`]: the report as a human-readable table.
+//! * [`tls`]: `--tls`: the run's CA and certificates, TLS on both ends,
+//!   connection and handshake counts.
 //!
 //! All traffic goes to loopback addresses only, and every loop is bounded in
 //! count and in time.
@@ -45,3 +47,4 @@ pub mod report;
 pub mod run;
 pub mod stats;
 pub mod table;
+pub mod tls;

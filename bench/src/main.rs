@@ -19,8 +19,7 @@ fn main() -> ExitCode {
         }
     };
     let mut reports = Vec::new();
-    for kind in args.store.clone() {
-        let args = args.for_store(kind);
+    for args in args.runs() {
         let mut attempt = 0;
         let result = loop {
             match runtime.block_on(hookgate_bench::run::run(&args)) {

@@ -8,6 +8,8 @@
 //! Scenario knobs: answer after a fixed delay (a slow receiver), and answer
 //! 500 to an exact share of requests (request k fails when
 //! `floor((k+1)·r) > floor(k·r)`), so the gateway retries.
+//! With `--tls` it serves HTTPS ([`Receiver::start_tls`]); either way it
+//! counts the connections it accepts and their TLS handshakes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +26,8 @@ use sha2::Sha256;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::http::{Body, empty, listen_loopback, spawn_server};
+use crate::http::{Body, empty, listen_loopback, spawn_server_with};
+use crate::tls::{ConnCounters, ConnStats};
 
 /// How the receiver behaves.
 #[derive(Debug, Clone)]
@@ -84,6 +87,8 @@ struct State {
 pub struct Receiver {
     addr: SocketAddr,
     state: Arc<State>,
+    conns: Arc<ConnCounters>,
+    tls: bool,
     server: JoinHandle<()>,
 }
 
@@ -96,6 +101,15 @@ impl Drop for Receiver {
 impl Receiver {
     /// Starts on a free port of 127.0.0.1.
     pub async fn start(clock: Clock, opts: ReceiverOptions) -> anyhow::Result<Self> {
+        Self::start_tls(clock, opts, None).await
+    }
+
+    /// Starts on a free port of 127.0.0.1, serving HTTPS with `tls`.
+    pub async fn start_tls(
+        clock: Clock,
+        opts: ReceiverOptions,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
         let listener = listen_loopback()?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -105,12 +119,30 @@ impl Receiver {
             arrivals: Mutex::new(HashMap::new()),
         });
         let s = state.clone();
-        let server = spawn_server(listener, move |req| handle(s.clone(), req));
-        Ok(Receiver { addr, state, server })
+        let conns = Arc::new(ConnCounters::default());
+        let https = tls.is_some();
+        let server = spawn_server_with(listener, tls, conns.clone(), move |req| handle(s.clone(), req));
+        Ok(Receiver {
+            addr,
+            state,
+            conns,
+            tls: https,
+            server,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Connections accepted so far, and their TLS handshakes.
+    pub fn connections(&self) -> ConnStats {
+        self.conns.read()
     }
 
     pub fn stats(&self) -> ReceiverStats {

@@ -14,6 +14,7 @@ use crate::procfs::ProcSample;
 use crate::receiver::ReceiverStats;
 use crate::redis::{RedisSnapshot, calls_between};
 use crate::stats::{DeliveryJoin, Summary};
+use crate::tls::ConnStats;
 
 /// What [`crate::run`] hands over.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ pub struct Measured {
     /// Whether every accepted delivery arrived before the drain timeout.
     pub drained: bool,
     pub receiver: ReceiverStats,
+    pub connections: Connections,
     pub gateway: Option<(ProcSample, ProcSample)>,
     pub gateway_pid: Option<u32>,
     pub redis: Option<(RedisSnapshot, RedisSnapshot)>,
@@ -40,10 +42,26 @@ pub struct Measured {
     pub wall_s: f64,
 }
 
+/// Connections on both legs, and their TLS handshakes: with keep-alive and
+/// session resumption, a handful per run, not one per request.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Connections {
+    /// Whether the run spoke TLS.
+    pub tls: bool,
+    /// Opened by the driver for the measured load (to the gateway's listener).
+    pub driver: ConnStats,
+    /// Accepted by the receiver (from the gateway) during the measured phase.
+    pub receiver_measured: ConnStats,
+    /// Accepted by the receiver over the whole run (warm-up included).
+    pub receiver_total: ConnStats,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Scenario {
     pub label: Option<String>,
     pub store: StoreKind,
+    /// HTTPS on both legs (`--tls`).
+    pub tls: bool,
     pub plugins: PluginMode,
     pub fanout: u32,
     pub payload_bytes: u64,
@@ -132,6 +150,7 @@ pub struct Report {
     pub ingest: Ingest,
     pub delivery: Delivery,
     pub receiver: ReceiverStats,
+    pub connections: Connections,
     pub gateway: Option<ProcessFigures>,
     pub redis_server: Option<ProcessFigures>,
     pub driver_and_receiver: ProcessFigures,
@@ -211,6 +230,7 @@ impl Report {
             scenario: Scenario {
                 label: args.label.clone(),
                 store: args.store_kind(),
+                tls: args.tls_on(),
                 plugins: args.plugins,
                 fanout: args.fanout,
                 payload_bytes: args.payload,
@@ -236,6 +256,7 @@ impl Report {
             },
             ceiling,
             receiver: m.receiver,
+            connections: m.connections,
             gateway: m.gateway.map(|g| cpu(g, true)),
             redis_server,
             driver_and_receiver: cpu(m.own, false),

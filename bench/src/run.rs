@@ -1,6 +1,8 @@
 //! One scenario from start to report: ceiling, receiver, Redis and gateway
 //! (started here or attached to), warm-up, the measured load, the drain,
 //! snapshots before and after, ceiling again, then the figures.
+//! With `--tls`, a CA made for the run signs the gateway's and the
+//! receiver's certificates, and both legs speak HTTPS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::ceiling::{self, Ceiling};
-use crate::cli::{Args, PluginMode, StoreKind};
+use crate::cli::{Args, PluginMode, StoreKind, TlsMode};
 use crate::clock::Clock;
 use crate::disk;
 use crate::driver::{self, LoadSpec};
@@ -20,6 +22,7 @@ use crate::receiver::{Receiver, ReceiverOptions};
 use crate::redis::{self, RedisProc, RedisSnapshot};
 use crate::report::{Measured, Report};
 use crate::stats;
+use crate::tls;
 
 /// Longest time any ceiling measurement may take.
 const CEILING_MAX_TIME: Duration = Duration::from_secs(30);
@@ -86,7 +89,12 @@ impl Stack {
     }
 }
 
-async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow::Result<Stack> {
+async fn start_stack(
+    args: &Args,
+    dir: &RunDir,
+    receiver: SocketAddr,
+    tls: Option<&tls::Material>,
+) -> anyhow::Result<Stack> {
     let plugin = match (&args.plugin_wasm, args.plugins) {
         (Some(p), mode) if mode != PluginMode::None => {
             Some(std::fs::canonicalize(p).with_context(|| format!("--plugin-wasm {}", p.display()))?)
@@ -142,6 +150,7 @@ async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow:
         [127, 0, 0, 1],
         std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
     ));
+    let tls_files = tls.map(|m| m.write(&dir.path)).transpose()?;
     let config = gateway::config_toml(&ConfigSpec {
         listen,
         store: store.clone(),
@@ -152,6 +161,7 @@ async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow:
         plugins: args.plugins,
         plugin_wasm: plugin,
         plugin_cache: dir.path.join("plugin-cache"),
+        tls: tls_files,
     })?;
     let config_path = dir.path.join("config.toml");
     std::fs::write(&config_path, config)?;
@@ -161,7 +171,10 @@ async fn start_stack(args: &Args, dir: &RunDir, receiver: SocketAddr) -> anyhow:
         &args.gateway_log,
         &dir.path.join("gateway.log"),
     )?;
-    let target = Target::local(listen);
+    let target = match tls {
+        Some(m) => Target::local(listen).with_tls(m.connector()?),
+        None => Target::local(listen),
+    };
     gw.wait_healthy(&target, Duration::from_secs(60)).await?;
     Ok(Stack {
         gateway_pid: Some(gw.pid()),
@@ -227,6 +240,9 @@ pub async fn wait_quiet(max: Duration) -> anyhow::Result<bool> {
 /// Runs the scenario `args` describes.
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
     args.check()?;
+    if args.tls == TlsMode::Both {
+        bail!("run() measures one transport: split --tls both with Args::runs");
+    }
     if args.wait_quiet > 0 && !wait_quiet(Duration::from_secs(args.wait_quiet)).await? {
         eprintln!(
             "hookgate-bench: the machine stayed busy for {} s; measuring anyway",
@@ -252,7 +268,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     };
     let before: Option<Ceiling> = measure_ceiling().await?;
 
-    let receiver = Receiver::start(
+    let tls = args.tls_on().then(tls::Material::generate).transpose()?;
+    let acceptor = tls.as_ref().map(tls::Material::acceptor).transpose()?;
+    let receiver = Receiver::start_tls(
         clock,
         ReceiverOptions {
             secret: gateway::SECRET.to_owned(),
@@ -260,10 +278,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             fail_ratio: args.fail_ratio,
             delay: Duration::from_millis(args.slow_receiver_ms),
         },
+        acceptor,
     )
     .await?;
     let dir = RunDir::create(args.keep)?;
-    let stack = start_stack(args, &dir, receiver.addr()).await?;
+    let stack = start_stack(args, &dir, receiver.addr(), tls.as_ref()).await?;
     let redis_pid = match stack.redis_addr {
         Some(a) => redis::snapshot(a).await.ok().and_then(|s| s.pid),
         None => None,
@@ -324,6 +343,7 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         }
     }
     let base = receiver.stats();
+    let base_conns = receiver.connections();
     let sampler = stack
         .data_dir
         .clone()
@@ -342,6 +362,13 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
     };
     let join = stats::join(&load.accepted, &arrivals);
     let after = receiver.stats();
+    let conns = receiver.connections();
+    let connections = crate::report::Connections {
+        tls: stack.target.tls.is_some() || receiver.is_tls(),
+        driver: load.connections,
+        receiver_measured: conns.since(&base_conns),
+        receiver_total: conns,
+    };
     Ok(Measured {
         load,
         join,
@@ -357,6 +384,7 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
             missing_id: after.missing_id - base.missing_id,
             body_bytes: after.body_bytes - base.body_bytes,
         },
+        connections,
         gateway: s0.gateway.zip(s1.gateway),
         gateway_pid: stack.gateway_pid,
         redis: s0.redis.zip(s1.redis),

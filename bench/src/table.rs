@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{ProcessFigures, Report, per};
+use crate::tls::ConnStats;
 
 fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
@@ -18,15 +19,37 @@ fn pct(f: Option<f64>) -> String {
     f.map_or_else(|| "-".into(), |f| format!("{:.1}%", f * 100.0))
 }
 
+/// `N conns (F full + R resumed TLS handshakes)`, or `N conns` without TLS.
+fn conns(c: &ConnStats, tls: bool) -> String {
+    let failed = if c.tls_failed > 0 {
+        format!(", {} failed", c.tls_failed)
+    } else {
+        String::new()
+    };
+    if tls {
+        format!(
+            "{} conns ({} full + {} resumed TLS handshakes{failed})",
+            c.connections, c.tls_full, c.tls_resumed
+        )
+    } else {
+        format!("{} conns", c.connections)
+    }
+}
+
+fn transport(r: &Report) -> &'static str {
+    if r.scenario.tls { "https" } else { "http" }
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.scenario;
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "hookgate-bench{}: {:?} store, fan-out {}, {} B payload, plugins {:?}, receiver +{} ms / {:.0}% 500s",
+            "hookgate-bench{}: {:?} store, {}, fan-out {}, {} B payload, plugins {:?}, receiver +{} ms / {:.0}% 500s",
             s.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default(),
             s.store,
+            if s.tls { "HTTPS both legs" } else { "plain HTTP" },
             s.fanout,
             s.payload_bytes,
             s.plugins,
@@ -106,6 +129,14 @@ impl std::fmt::Display for Report {
             r.signatures_checked - r.signatures_bad,
             r.signatures_bad,
             per(r.body_bytes as f64, r.requests)
+        );
+        let c = &self.connections;
+        let _ = writeln!(
+            t,
+            "  connections            driver -> gateway {}; gateway -> receiver {} in the measured phase, {} in all",
+            conns(&c.driver, c.tls),
+            conns(&c.receiver_measured, c.tls),
+            conns(&c.receiver_total, c.tls)
         );
         if !i.errors.is_empty() || i.cut_short {
             let _ = writeln!(
@@ -204,13 +235,15 @@ impl std::fmt::Display for Report {
 /// One figure of a report, formatted.
 type Column = dyn Fn(&Report) -> String;
 
-/// Several runs of one scenario on different stores, side by side.
+/// Several runs of one scenario on different stores or transports, side by
+/// side; with `--tls both`, the TLS/plain ratios per store below.
 pub fn side_by_side(reports: &[Report]) -> String {
     let mut t = String::new();
     let cell = |f: &Column| reports.iter().map(|r| format!("{:>16}", f(r))).collect::<String>();
     let _ = writeln!(t, "side by side (same scenario, back to back)");
     let _ = writeln!(t, "  {:<30}{}", "store", cell(&|r| format!("{:?}", r.scenario.store)));
-    let rows: [(&str, &Column); 9] = [
+    let _ = writeln!(t, "  {:<30}{}", "transport", cell(&|r| transport(r).to_owned()));
+    let rows: [(&str, &Column); 12] = [
         ("ingest req/s", &|r| format!("{:.0}", r.ingest.requests_per_sec)),
         ("ingest p50", &|r| ms(r.ingest.latency_us.p50)),
         ("ingest p99", &|r| ms(r.ingest.latency_us.p99)),
@@ -237,6 +270,13 @@ pub fn side_by_side(reports: &[Report]) -> String {
                 .and_then(|g| g.peak_rss_mib)
                 .map_or("-".into(), |m| format!("{m:.1} MiB"))
         }),
+        ("driver conns (TLS full/res.)", &|r| {
+            conn_cell(&r.connections.driver, r.scenario.tls)
+        }),
+        ("receiver conns, measured", &|r| {
+            conn_cell(&r.connections.receiver_measured, r.scenario.tls)
+        }),
+        ("machine outside CPU s", &|r| format!("{:.2}", r.machine.other_s)),
     ];
     for (name, f) in rows {
         let _ = writeln!(t, "  {name:<30}{}", cell(f));
@@ -250,5 +290,42 @@ pub fn side_by_side(reports: &[Report]) -> String {
             .as_ref()
             .map_or("-".into(), |d| format!("{:.1} MiB", mb(d.peak_bytes))))
     );
+    t.push_str(&tls_ratios(reports));
+    t
+}
+
+/// `connections (full/resumed)`.
+fn conn_cell(c: &ConnStats, tls: bool) -> String {
+    if tls {
+        format!("{} ({}/{})", c.connections, c.tls_full, c.tls_resumed)
+    } else {
+        c.connections.to_string()
+    }
+}
+
+/// For every store run both plain and over TLS: TLS as a share of plain.
+pub fn tls_ratios(reports: &[Report]) -> String {
+    let mut t = String::new();
+    for plain in reports.iter().filter(|r| !r.scenario.tls) {
+        let Some(tls) = reports
+            .iter()
+            .find(|r| r.scenario.tls && r.scenario.store == plain.scenario.store)
+        else {
+            continue;
+        };
+        let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}", a / b) } else { "-".into() };
+        let gw = |r: &Report| r.gateway.as_ref().map_or(0.0, |g| g.cpu_s_per_1000_deliveries);
+        let _ = writeln!(
+            t,
+            "  TLS / plain ({:?}): deliveries/s x{}, ingest req/s x{}, gateway CPU per delivery x{}",
+            plain.scenario.store,
+            ratio(
+                tls.delivery.join.deliveries_per_sec,
+                plain.delivery.join.deliveries_per_sec
+            ),
+            ratio(tls.ingest.requests_per_sec, plain.ingest.requests_per_sec),
+            ratio(gw(tls), gw(plain))
+        );
+    }
     t
 }

@@ -2,7 +2,9 @@
 //! tiny scenario against an in-process fake gateway (a hyper server that
 //! answers `POST /api/events` with 202 and forwards the event's data to the
 //! receiver with a correct `X-Hub-Signature`, like hookgate would). Fast and
-//! deterministic: no timed assertions.
+//! deterministic: no timed assertions. The `--tls` test runs the same over
+//! HTTPS on both legs with the run's CA and checks the connection and
+//! handshake counts and the side-by-side TLS/plain comparison.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,18 +18,19 @@ use tokio::net::TcpListener;
 
 use hookgate_bench::cli::Args;
 use hookgate_bench::clock::Clock;
-use hookgate_bench::http::{Body, Target, request_once, spawn_server};
+use hookgate_bench::http::{Body, Target, request_once, spawn_server_with};
 use hookgate_bench::receiver::{Receiver, ReceiverOptions, hub_signature};
 use hookgate_bench::report::Report;
 use hookgate_bench::run::{Stack, measure};
-use hookgate_bench::{ceiling, driver, gateway};
+use hookgate_bench::tls::{ConnCounters, Material};
+use hookgate_bench::{ceiling, driver, gateway, table};
 
-/// Starts the fake gateway; returns its address.
-async fn fake_gateway(receiver: Target, fanout: usize) -> std::net::SocketAddr {
+/// Starts the fake gateway (HTTPS with `tls`); returns its address.
+async fn fake_gateway(receiver: Target, fanout: usize, tls: Option<tokio_rustls::TlsAcceptor>) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let next = Arc::new(AtomicU64::new(0));
-    spawn_server(listener, move |req| {
+    spawn_server_with(listener, tls, Arc::new(ConnCounters::default()), move |req| {
         let receiver = receiver.clone();
         let next = next.clone();
         async move {
@@ -99,7 +102,7 @@ async fn driver_receiver_and_report_agree_on_a_tiny_run() {
     )
     .await
     .unwrap();
-    let gw = fake_gateway(Target::local(receiver.addr()), 2).await;
+    let gw = fake_gateway(Target::local(receiver.addr()), 2, None).await;
     let stack = Stack::attached(Target::local(gw), gateway::TOKEN, gateway::EVENT_TYPE);
     let measured = measure(&args, clock, &receiver, &stack).await.unwrap();
     let report = Report::new(&args, measured);
@@ -122,6 +125,79 @@ async fn driver_receiver_and_report_agree_on_a_tiny_run() {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["delivery"]["delivered"], 100);
     assert!(report.to_string().contains("end-to-end deliveries"));
+}
+
+/// One tiny run through the fake gateway, plain or over TLS on both legs.
+async fn tiny_run(tls: bool) -> Report {
+    let mut argv = vec![
+        "hookgate-bench",
+        "--events",
+        "40",
+        "--warmup",
+        "8",
+        "--concurrency",
+        "4",
+    ];
+    argv.extend(["--drain-seconds", "10", "--verify-share", "1"]);
+    if tls {
+        argv.push("--tls");
+    }
+    let args = Args::parse_from(argv);
+    args.check().unwrap();
+    assert_eq!(args.tls_on(), tls);
+    let material = Material::generate().unwrap();
+    let clock = Clock::new();
+    let opts = ReceiverOptions {
+        secret: gateway::SECRET.into(),
+        verify_every: 1,
+        fail_ratio: 0.0,
+        delay: Duration::ZERO,
+    };
+    let acceptor = tls.then(|| material.acceptor().unwrap());
+    let receiver = Receiver::start_tls(clock, opts, acceptor.clone()).await.unwrap();
+    let mut to_receiver = Target::local(receiver.addr());
+    let gw = if tls {
+        to_receiver = to_receiver.with_tls(material.connector().unwrap());
+        Target::local(fake_gateway(to_receiver, 1, acceptor).await).with_tls(material.connector().unwrap())
+    } else {
+        Target::local(fake_gateway(to_receiver, 1, None).await)
+    };
+    let stack = Stack::attached(gw, gateway::TOKEN, gateway::EVENT_TYPE);
+    let measured = measure(&args, clock, &receiver, &stack).await.unwrap();
+    Report::new(&args, measured)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_runs_deliver_count_handshakes_and_compare_with_plain() {
+    let plain = tiny_run(false).await;
+    let tls = tiny_run(true).await;
+    for r in [&plain, &tls] {
+        assert_eq!(r.ingest.requests_ok, 40, "{:?}", r.ingest.errors);
+        assert_eq!(r.delivery.join.delivered, 40);
+        assert_eq!((r.receiver.signatures_checked, r.receiver.signatures_bad), (40, 0));
+        // The driver's connections are opened once and kept alive.
+        assert_eq!(r.connections.driver.connections, 4);
+    }
+    assert!(tls.scenario.tls && tls.connections.tls && !plain.connections.tls);
+    let (d, rcv) = (tls.connections.driver, tls.connections.receiver_measured);
+    assert_eq!(d.tls_full + d.tls_resumed, 4);
+    // The warm-up's sessions are resumed by the measured phase's connections.
+    assert!(d.tls_resumed > 0, "{d:?}");
+    // The fake gateway opens one connection per delivery: every one a TLS
+    // handshake, most of them resumed with the client's session cache.
+    assert_eq!(rcv.connections, 40);
+    assert_eq!((rcv.tls_full + rcv.tls_resumed, rcv.tls_failed), (40, 0));
+    assert!(rcv.tls_resumed > 0, "{rcv:?}");
+    assert_eq!(plain.connections.receiver_measured.tls_full, 0);
+
+    let text = tls.to_string();
+    assert!(
+        text.contains("HTTPS both legs") && text.contains("resumed TLS handshakes"),
+        "{text}"
+    );
+    let both = table::side_by_side(&[plain, tls]);
+    assert!(both.contains("https"), "{both}");
+    assert!(both.contains("TLS / plain (Redis): deliveries/s x"), "{both}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
