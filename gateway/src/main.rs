@@ -24,31 +24,33 @@ struct Cli {
     command: Command,
 }
 
+/// `--config PATH`, shared by every command that reads the config.
+#[derive(clap::Args)]
+struct ConfigPath {
+    /// Config file [default: $HOOKGATE_CONFIG or ./config.toml]
+    #[arg(
+        long = "config",
+        env = "HOOKGATE_CONFIG",
+        default_value = "config.toml",
+        hide_default_value = true
+    )]
+    path: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
     Serve {
-        /// Config file [default: $HOOKGATE_CONFIG or ./config.toml]
-        #[arg(
-            long,
-            env = "HOOKGATE_CONFIG",
-            default_value = "config.toml",
-            hide_default_value = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigPath,
         /// Log line format on stderr.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
     /// Validate the config; print `ok` or every error as PATH:LINE:COL: message.
     Check {
-        #[arg(
-            long,
-            env = "HOOKGATE_CONFIG",
-            default_value = "config.toml",
-            hide_default_value = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigPath,
     },
     /// Tools for plugin authors.
     Plugin {
@@ -90,13 +92,8 @@ enum StoreCommand {
     /// with their attempts, and the events they need. An embedded store must
     /// not be in use by a running gateway.
     Export {
-        #[arg(
-            long,
-            env = "HOOKGATE_CONFIG",
-            default_value = "config.toml",
-            hide_default_value = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigPath,
         /// Write here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -104,13 +101,8 @@ enum StoreCommand {
     /// Read an export into the store of this config (idempotent: what is
     /// already there is kept).
     Import {
-        #[arg(
-            long,
-            env = "HOOKGATE_CONFIG",
-            default_value = "config.toml",
-            hide_default_value = true
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigPath,
         /// Read from here instead of stdin.
         #[arg(long = "in")]
         input: Option<PathBuf>,
@@ -281,7 +273,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check(&config.path),
         Command::Receive {
             listen,
             secret,
@@ -328,7 +320,7 @@ fn main() -> ExitCode {
         },
         Command::Serve { config, log_format } => {
             init_tracing(log_format);
-            match serve(config) {
+            match serve(config.path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -407,7 +399,7 @@ fn store_command(command: StoreCommand) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let (StoreCommand::Export { config, .. } | StoreCommand::Import { config, .. }) = &command;
-    let config = Config::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let config = Config::load(&config.path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
