@@ -98,6 +98,7 @@ impl From<&Webhook> for WebhookView {
                         .collect(),
                     on_error: p.on_error,
                     sha256: p.sha256.clone(),
+                    reload_error: None,
                 })
                 .collect(),
             secret: None,
@@ -142,6 +143,10 @@ pub struct PluginView {
     pub on_error: OnError,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The plugin file changed but the new version rejected this webhook's
+    /// config: the previous version keeps running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

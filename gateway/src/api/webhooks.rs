@@ -95,16 +95,25 @@ async fn check_plugins(state: &AppState, spec: &WebhookSpec) -> Result<(), ApiEr
     })
 }
 
+/// The webhook as the API shows it, with any failed plugin reload.
+fn view(state: &AppState, hook: &Webhook) -> WebhookView {
+    let mut view = WebhookView::from(hook);
+    for (shown, spec) in view.plugins.iter_mut().zip(&hook.plugins) {
+        shown.reload_error = state.plugins.reload_error(spec);
+    }
+    view
+}
+
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.registry.refresh(state.store.as_ref(), false).await?;
     let snapshot = state.registry.snapshot();
-    let data: Vec<WebhookView> = snapshot.all().iter().map(|w| WebhookView::from(w.as_ref())).collect();
+    let data: Vec<WebhookView> = snapshot.all().iter().map(|w| view(&state, w)).collect();
     Ok(axum::Json(json!({ "data": data })).into_response())
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let hook = live(&state, &id).await?;
-    Ok(axum::Json(WebhookView::from(hook.as_ref())).into_response())
+    Ok(axum::Json(view(&state, &hook)).into_response())
 }
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {

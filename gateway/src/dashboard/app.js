@@ -125,7 +125,9 @@ function webhookRow(w, st, registered) {
       h('div', { class: 'id' }, w.id),
       w.url ? h('div', { class: 'hook-url' }, w.url) : null,
       w.disabledReason ? h('div', { class: 'sub' }, `disabled: ${w.disabledReason}`) : null,
-      circuitNote(w.circuit)),
+      circuitNote(w.circuit),
+      ...(w.plugins || []).filter((p) => p.reloadError)
+        .map((p) => h('div', { class: 'sub reload-error' }, `plugin ${p.path}: ${p.reloadError}`))),
     h('td', { class: 'nowrap' },
       h('div', {}, `${fmtCount(st.outcomes.succeeded)} succeeded`),
       h('div', { class: 'sub' }, `${fmtCount(st.outcomes.dead)} dead · ${fmtCount(st.outcomes.filtered)} filtered`),

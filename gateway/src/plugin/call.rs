@@ -60,6 +60,7 @@ pub(crate) async fn handle(
         headers: input.headers,
         body: input.body.to_vec(),
     };
+    plugin.note_config(config, limits);
     match run(host, plugin, Op::Handle(event, config), limits).await? {
         Answer::Handle(Ok(verdict)) => check_output(verdict),
         Answer::Handle(Err(message)) => Err(PluginError::Guest(truncate(&message, MAX_LINE).to_owned())),
@@ -73,7 +74,21 @@ pub(crate) async fn validate(
     config: &[(String, String)],
     limits: PluginLimits,
 ) -> Result<(), PluginError> {
-    match run(host, plugin, Op::Validate(config), limits).await? {
+    plugin.note_config(config, limits);
+    let loaded = registry::refresh(host, plugin).await;
+    validate_on(host, plugin, loaded, config, limits).await
+}
+
+/// `validate-config` of one version of the plugin (a reload checks a new
+/// version before it runs).
+pub(crate) async fn validate_on(
+    host: &PluginHost,
+    plugin: &PluginHandle,
+    loaded: Arc<registry::Loaded>,
+    config: &[(String, String)],
+    limits: PluginLimits,
+) -> Result<(), PluginError> {
+    match run_on(host, plugin, loaded, Op::Validate(config), limits).await? {
         Answer::Validate(Ok(())) => Ok(()),
         Answer::Validate(Err(message)) => Err(PluginError::Config(truncate(&message, MAX_LINE).to_owned())),
         Answer::Handle(_) => Err(PluginError::Trap("unexpected answer".into())),
@@ -86,8 +101,18 @@ async fn run(
     op: Op<'_>,
     limits: PluginLimits,
 ) -> Result<Answer, PluginError> {
-    limits.check()?;
     let loaded = registry::refresh(host, plugin).await;
+    run_on(host, plugin, loaded, op, limits).await
+}
+
+async fn run_on(
+    host: &PluginHost,
+    plugin: &PluginHandle,
+    loaded: Arc<registry::Loaded>,
+    op: Op<'_>,
+    limits: PluginLimits,
+) -> Result<Answer, PluginError> {
+    limits.check()?;
     let inner = &host.inner;
     let _permit = inner
         .permits

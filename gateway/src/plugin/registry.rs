@@ -50,7 +50,21 @@ pub(crate) struct Entry {
     pub(crate) log_budget: Arc<LogBudget>,
     /// The most linear memory an instance of this plugin held after a call.
     peak_memory: AtomicU64,
+    /// A changed file, loaded but not running yet: it must accept every
+    /// config in `configs` first.
+    candidate: Mutex<Option<Arc<Loaded>>>,
+    /// The configs (with limits) this plugin has run with, at most
+    /// [`MAX_CONFIGS`]: a new version is validated against each.
+    configs: Mutex<Vec<SeenConfig>>,
+    /// Why the last changed file was not taken (it rejected a config).
+    rejected: Mutex<Option<String>>,
 }
+
+/// Configs remembered per plugin for validating a new version.
+const MAX_CONFIGS: usize = 64;
+
+/// A config a plugin ran with, and the limits it ran under.
+type SeenConfig = (Vec<(String, String)>, super::PluginLimits);
 
 struct Watch {
     seen: Fingerprint,
@@ -124,6 +138,23 @@ impl PluginHandle {
     /// Idle warm instances of the version now running.
     pub fn idle_instances(&self) -> usize {
         self.current().warm.len()
+    }
+
+    /// Why the plugin's changed file is not running: it rejected the config
+    /// of a webhook that uses it (the previous version keeps running).
+    pub fn reload_error(&self) -> Option<String> {
+        self.0.rejected.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Remembers a config this plugin runs with, so a new version of the
+    /// file is validated against it before it replaces this one.
+    pub(crate) fn note_config(&self, config: &[(String, String)], limits: super::PluginLimits) {
+        if let Ok(mut configs) = self.0.configs.lock()
+            && configs.len() < MAX_CONFIGS
+            && !configs.iter().any(|(c, _)| c.as_slice() == config)
+        {
+            configs.push((config.to_vec(), limits));
+        }
     }
 
     pub(crate) fn current(&self) -> Arc<Loaded> {
@@ -203,6 +234,9 @@ fn first_load(
         reloading: Mutex::new(()),
         log_budget: Arc::new(LogBudget::default()),
         peak_memory: AtomicU64::new(0),
+        candidate: Mutex::new(None),
+        configs: Mutex::new(Vec::new()),
+        rejected: Mutex::new(None),
     }));
     let mut plugins = host
         .inner
@@ -291,10 +325,44 @@ pub(crate) async fn refresh(host: &PluginHost, handle: &PluginHandle) -> Arc<Loa
         _ => false,
     };
     if due {
-        let (host, h) = (host.clone(), handle.clone());
-        let _ = tokio::task::spawn_blocking(move || reload_if_changed(&host, &h)).await;
+        let (owned, h) = (host.clone(), handle.clone());
+        let _ = tokio::task::spawn_blocking(move || reload_if_changed(&owned, &h)).await;
+        let candidate = handle.0.candidate.lock().ok().and_then(|mut c| c.take());
+        if let Some(candidate) = candidate {
+            adopt_if_valid(host, handle, candidate).await;
+        }
     }
     handle.current()
+}
+
+/// Runs `validate-config` of a new version on every config the plugin runs
+/// with; swaps it in only if it accepts them all. Otherwise the previous
+/// version keeps running and the rejection is kept for the API.
+async fn adopt_if_valid(host: &PluginHost, handle: &PluginHandle, candidate: Arc<Loaded>) {
+    let entry = &handle.0;
+    let configs = entry.configs.lock().map(|c| c.clone()).unwrap_or_default();
+    for (config, limits) in &configs {
+        if let Err(e) = super::call::validate_on(host, handle, candidate.clone(), config, *limits).await {
+            let why = format!(
+                "the changed file (sha256 {}) was not loaded: {e}; the previous version keeps running",
+                hex::encode(candidate.sha256)
+            );
+            tracing::warn!(plugin = %entry.name, path = %entry.path.display(), "{why}");
+            if let Ok(mut r) = entry.rejected.lock() {
+                *r = Some(why);
+            }
+            return;
+        }
+    }
+    if candidate.sha256 != handle.current().sha256 {
+        tracing::info!(plugin = %entry.name, path = %entry.path.display(), sha256 = %hex::encode(candidate.sha256), "plugin reloaded");
+    }
+    if let Ok(mut r) = entry.rejected.lock() {
+        *r = None;
+    }
+    if let Ok(mut current) = entry.current.write() {
+        *current = candidate;
+    }
 }
 
 fn reload_if_changed(host: &PluginHost, handle: &PluginHandle) {
@@ -315,11 +383,9 @@ fn reload_if_changed(host: &PluginHost, handle: &PluginHandle) {
     let result = read_and_prepare(host, &entry.path, entry.pin, Some(&running));
     let seen = match result {
         Ok((loaded, seen)) => {
-            if loaded.sha256 != running.sha256 {
-                tracing::info!(plugin = %entry.name, path = %entry.path.display(), sha256 = %hex::encode(loaded.sha256), "plugin reloaded");
-            }
-            if let Ok(mut current) = entry.current.write() {
-                *current = Arc::new(loaded);
+            // Validated against the webhooks' configs before it runs.
+            if let Ok(mut candidate) = entry.candidate.lock() {
+                *candidate = Some(Arc::new(loaded));
             }
             seen
         }

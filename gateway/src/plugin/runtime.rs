@@ -53,6 +53,15 @@ impl PluginRuntime {
             .await
     }
 
+    /// Why the changed file of this plugin is not running (it rejected a
+    /// webhook's config), if that is so; `None` also when it is not loaded.
+    pub fn reload_error(&self, spec: &PluginSpec) -> Option<String> {
+        self.started
+            .get()?
+            .cached(&spec.resolved, spec.sha256.as_deref())?
+            .reload_error()
+    }
+
     /// Loads each plugin and asks it to validate its config: the index and
     /// the problem of the first one that fails.
     pub async fn validate(&self, specs: &[PluginSpec]) -> Result<(), (usize, String)> {

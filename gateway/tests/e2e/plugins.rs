@@ -269,6 +269,62 @@ async fn hot_reload_swaps_a_plugin_under_load_without_a_failed_delivery(backend:
     gw.stop().await;
 }
 
+/// A rebuilt plugin that rejects its webhook's config is not taken: the
+/// previous version keeps running, and the webhook's API answer says why.
+#[tokio::test]
+async fn a_reload_that_rejects_the_config_keeps_the_previous_version() {
+    let p = built_plugins();
+    let db = TestStore::start(Backend::Redis);
+    let rx = Receiver::start().await;
+    let dir = TempDir::new("plugins-reload-reject");
+    let live = dir.path().join("live.wasm");
+    std::fs::copy(&p.redact, &live).unwrap();
+    let hooks = [
+        plugins_section(&dir),
+        webhook("w", &rx.url("/w"), &["*"], ""),
+        plugin(&live, r#"fields = "/secret""#, ""),
+    ]
+    .concat();
+    let (toml, _) = config_toml(&db, FAST_DELIVERY, &hooks);
+    let gw = Gateway::start(&toml).await;
+    gw.post_event("a.b", r#"{"secret": 1, "n": 0}"#).await;
+    rx.wait_for("/w", 1, Duration::from_secs(10)).await;
+
+    // A new file whose validate-config refuses `fields`.
+    let next = dir.path().join("next.wasm");
+    std::fs::copy(&p.event_filter, &next).unwrap();
+    std::fs::rename(&next, &live).unwrap();
+    let error = hookgate_testkit::wait_until(Duration::from_secs(20), "the rejected reload", || async {
+        gw.post_event("a.b", r#"{"secret": 1, "n": 1}"#).await;
+        let (_, _, hook) = gw.api("GET", "/api/webhooks/w", None).await;
+        hook["plugins"][0]["reloadError"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(
+        error.contains("was not loaded") && error.contains("previous version keeps running"),
+        "{error}"
+    );
+    let n = rx.received().len();
+    gw.post_event("a.b", r#"{"secret": 1, "n": 2}"#).await;
+    let got = rx.wait_for("/w", n + 1, Duration::from_secs(10)).await;
+    assert!(
+        got.iter().all(|r| json_body(r).get("secret").is_none()),
+        "every delivery still went through the old redact version"
+    );
+
+    // A file that accepts the config again is taken, and the error goes.
+    let next = dir.path().join("next.wasm");
+    std::fs::copy(&p.redact, &next).unwrap();
+    std::fs::rename(&next, &live).unwrap();
+    hookgate_testkit::wait_until(Duration::from_secs(20), "the good reload", || async {
+        gw.post_event("a.b", r#"{"secret": 1}"#).await;
+        let (_, _, hook) = gw.api("GET", "/api/webhooks/w", None).await;
+        hook["plugins"][0].get("reloadError").is_none().then_some(())
+    })
+    .await;
+    gw.stop().await;
+}
+
 async fn plugin_configs_are_validated_on_registration_and_by_check(backend: Backend) {
     let p = built_plugins();
     let db = TestStore::start(backend);
