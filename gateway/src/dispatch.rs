@@ -12,6 +12,8 @@
 //! * `committer.rs`: outcomes go to the store in batches; while the store is
 //!   down they are kept (bounded) and retried with backoff.
 //! * `client.rs`: the pooled outbound client and the SSRF guard.
+//! * `tally.rs`: delivery statistics, added up here and flushed to the
+//!   store every second (`crate::stats`).
 //!
 //! Fairness: a quarter of the concurrency is kept for first attempts (retries
 //! may use at most three quarters), and one webhook may hold at most a
@@ -26,6 +28,7 @@ mod breaker;
 mod client;
 mod committer;
 mod ssrf;
+mod tally;
 mod transform;
 mod worker;
 
@@ -82,6 +85,8 @@ pub(crate) struct Shared {
     pub commits: mpsc::Sender<Completion>,
     /// The plugin runtime (started on first use).
     pub plugins: Arc<PluginRuntime>,
+    /// Statistics not yet flushed to the store.
+    pub tally: Arc<tally::Tally>,
 }
 
 impl Shared {
@@ -158,6 +163,7 @@ impl Dispatcher {
             commits: tx,
             plugins,
             config,
+            tally: Arc::new(tally::Tally::default()),
         });
         let d = Dispatcher {
             shared,
@@ -169,6 +175,11 @@ impl Dispatcher {
         };
         d.loops
             .spawn(committer::run(d.shared.clone(), rx, d.committer_done.clone()));
+        d.loops.spawn(tally::run(
+            d.shared.tally.clone(),
+            d.shared.store.clone(),
+            d.committer_done.clone(),
+        ));
         d.loops.spawn(worker::run(
             d.shared.clone(),
             d.stop_claiming.clone(),

@@ -26,6 +26,7 @@ pub mod report;
 pub mod retry;
 pub mod server;
 pub mod signing;
+pub mod stats;
 pub mod store;
 pub mod tls;
 pub mod webhooks;

@@ -18,6 +18,7 @@ use crate::circuit::Circuit;
 use crate::metrics;
 use crate::operational::reason;
 use crate::ratelimit::Gcra;
+use crate::stats::Field;
 use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateRequest};
 use crate::webhooks::Webhook;
 
@@ -232,6 +233,7 @@ async fn route(
         match start {
             Start::RateLimited(wait) => {
                 metrics::rate_limited(&hook.id);
+                shared.tally.count(&hook.id, Field::RateLimited);
                 tracing::debug!(webhook_id = %hook.id, wait_ms = wait.as_millis() as u64, "rate limited; waiting for the next slot");
                 defer(shared, job, wait).await;
             }
@@ -351,7 +353,7 @@ async fn run_one(
             Transformed::Drop(reason) => {
                 drop(held);
                 tracing::debug!(%reason, "a plugin dropped the delivery");
-                note_outcome(&hook.id, &Outcome::Filtered);
+                note_outcome(&shared, &hook.id, &Outcome::Filtered);
                 let record = no_attempt(None, Some(reason));
                 commit(&shared, &job, Outcome::Filtered, Some(record)).await;
                 return;
@@ -360,8 +362,9 @@ async fn run_one(
                 drop(held);
                 tracing::info!(%error, "plugin failed; the attempt fails");
                 metrics::attempt(&hook.id, "plugin_error", started.elapsed());
+                shared.tally.attempt(&hook.id, "plugin_error", started.elapsed());
                 let outcome = retry_or_dead(&policy, &job, None);
-                note_outcome(&hook.id, &outcome);
+                note_outcome(&shared, &hook.id, &outcome);
                 commit(&shared, &job, outcome, Some(no_attempt(Some(error), None))).await;
                 return;
             }
@@ -397,8 +400,9 @@ async fn run_one(
     };
     if attempted.verdict != Verdict::Cancelled {
         metrics::attempt(&hook.id, attempted.verdict.metric_label(), took);
+        shared.tally.attempt(&hook.id, attempted.verdict.metric_label(), took);
     }
-    note_outcome(&hook.id, &outcome);
+    note_outcome(&shared, &hook.id, &outcome);
     commit_sent(&shared, &job, outcome, record, sent).await;
 }
 
@@ -407,20 +411,29 @@ async fn run_plugins(shared: &Arc<Shared>, job: &Job, hook: &Webhook) -> Transfo
     super::transform::transform(&shared.plugins, job, hook).await
 }
 
-fn note_outcome(webhook: &str, outcome: &Outcome) {
-    match outcome {
+fn note_outcome(shared: &Shared, webhook: &str, outcome: &Outcome) {
+    let field = match outcome {
         Outcome::Retry(delay) => {
             metrics::retry(webhook);
             tracing::debug!(delay_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
+            Field::Retries
         }
         Outcome::Dead => {
             metrics::delivery(webhook, "dead");
             tracing::info!("delivery dead-lettered");
+            Field::Dead
         }
-        Outcome::Succeeded => metrics::delivery(webhook, "succeeded"),
-        Outcome::Filtered => metrics::delivery(webhook, "filtered"),
-        Outcome::Defer(_) => {}
-    }
+        Outcome::Succeeded => {
+            metrics::delivery(webhook, "succeeded");
+            Field::Succeeded
+        }
+        Outcome::Filtered => {
+            metrics::delivery(webhook, "filtered");
+            Field::Filtered
+        }
+        Outcome::Defer(_) => return,
+    };
+    shared.tally.count(webhook, field);
 }
 
 fn retry_or_dead(policy: &crate::retry::RetryPolicy, job: &Job, retry_after: Option<Duration>) -> Outcome {
@@ -437,6 +450,7 @@ async fn defer(shared: &Arc<Shared>, job: Job, delay: Duration) {
 
 async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome, why: &str) {
     metrics::delivery(&job.webhook_id, "dead");
+    shared.tally.count(&job.webhook_id, Field::Dead);
     tracing::info!(delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, "{why}; dead-lettering");
     // Recorded like an attempt that never left, so history says why.
     let record = AttemptRecord {

@@ -24,6 +24,7 @@
 //! | `P:whstate` | hash | webhook id -> JSON state (disabled by 410) |
 //! | `P:circuit` | hash | webhook id -> JSON circuit breaker (absent: closed) |
 //! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle |
+//! | `P:st:...` | hash, set | delivery statistics (`redis/stats.rs`) |
 //!
 //! A delivery is in exactly one of `q:first`, `q:retry`, `leases` while its
 //! status is `pending` or `failed`, and in none once final.
@@ -32,6 +33,7 @@ mod decode;
 mod history;
 mod ingest;
 mod limits;
+mod stats;
 mod transfer;
 mod webhooks;
 
@@ -53,6 +55,7 @@ pub(crate) struct Scripts {
     pub(crate) gcra: Script,
     pub(crate) requeue: Script,
     pub(crate) circuit: Script,
+    pub(crate) stats: Script,
 }
 
 impl Scripts {
@@ -64,6 +67,7 @@ impl Scripts {
             gcra: Script::new(include_str!("redis/lua/gcra.lua")),
             requeue: Script::new(include_str!("redis/lua/requeue.lua")),
             circuit: Script::new(include_str!("redis/lua/circuit.lua")),
+            stats: Script::new(include_str!("redis/lua/stats.lua")),
         }
     }
 }

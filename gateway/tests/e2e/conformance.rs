@@ -5,6 +5,7 @@
 mod leases;
 mod queue;
 mod records;
+mod stats;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +88,7 @@ pub async fn run_suite(make: impl Fn(Duration) -> Arc<dyn Store>) {
     records::dead_letters_replay_and_leave_the_queue(fresh()).await;
     records::webhooks_are_stored_versioned_and_deletable(fresh()).await;
     records::circuit_breakers_swap_only_from_what_was_seen(fresh()).await;
+    stats::statistics_add_up_per_minute_hour_and_webhook(fresh()).await;
     records::retention_removes_what_is_final_and_keeps_what_is_pending(make(Duration::from_millis(300))).await;
 }
 

@@ -18,6 +18,8 @@
 //! | `rate` | limit key | GCRA theoretical arrival time (µs), expiry |
 //! | `webhooks` | webhook id | `StoredWebhook` as JSON |
 //! | `webhook_state` | webhook id | (reason, url) of a 410 |
+//! | `circuits` | webhook id | circuit breaker (JSON) |
+//! | `stats` | (granularity, bucket, scope) | statistics row (`stats.rs`) |
 //!
 //! A delivery is in exactly one of `due_first`, `due_retry`, `leases` while
 //! its status is `pending` or `failed` (the queue is chosen by whether it
@@ -49,6 +51,8 @@ pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook
 pub const WEBHOOK_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_state");
 /// webhook id -> its circuit breaker (JSON); no entry: closed.
 pub const CIRCUITS: TableDefinition<&str, &[u8]> = TableDefinition::new("circuits");
+/// (granularity, bucket, scope) -> a statistics row (`embedded/stats.rs`).
+pub const STATS: TableDefinition<(u8, u64, &str), &[u8]> = TableDefinition::new("stats");
 
 /// `expiry` kinds.
 pub const EXP_DELIVERY: u8 = 0;
@@ -88,6 +92,7 @@ pub struct W<'t> {
     pub webhooks: Table<'t, &'static str, &'static [u8]>,
     pub webhook_state: Table<'t, &'static str, &'static [u8]>,
     pub circuits: Table<'t, &'static str, &'static [u8]>,
+    pub stats: Table<'t, (u8, u64, &'static str), &'static [u8]>,
 }
 
 impl<'t> W<'t> {
@@ -111,6 +116,7 @@ impl<'t> W<'t> {
             webhooks: tx.open_table(WEBHOOKS).map_err(storage)?,
             webhook_state: tx.open_table(WEBHOOK_STATE).map_err(storage)?,
             circuits: tx.open_table(CIRCUITS).map_err(storage)?,
+            stats: tx.open_table(STATS).map_err(storage)?,
         })
     }
 
