@@ -20,10 +20,13 @@ pub const MINUTE_ROWS_KEPT: Duration = Duration::from_secs(26 * 3600);
 /// Hour rows are kept this long (a week's window plus slack).
 pub const HOUR_ROWS_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
 
-/// Upper bounds (ms) of the latency histogram's buckets; one more bucket
+/// Upper bounds (µs) of the latency histogram's buckets; one more bucket
 /// holds everything slower.
-pub const LATENCY_BOUNDS_MS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000];
-const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+pub const LATENCY_BOUNDS_US: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000, 30_000_000,
+];
+const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
 
 /// A counter of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,19 +46,44 @@ pub enum Field {
     Retries,
     /// A delivery that waited for its webhook's rate limit.
     RateLimited,
-    /// Sum of attempt durations, ms.
-    LatencySumMs,
+    /// Sum of attempt durations, µs.
+    LatencySumUs,
 }
 
 /// Counters in a row, in storage order.
-pub const FIELDS: usize = Field::LatencySumMs as usize + 1 + LATENCY_BUCKETS;
+pub const FIELDS: usize = Field::LatencySumUs as usize + 1 + LATENCY_BUCKETS;
 
 /// The storage name of counter `i` (stable: stored by both backends).
 pub fn field_name(i: usize) -> &'static str {
     const NAMES: [&str; FIELDS] = [
-        "a_ok", "a_4xx", "a_5xx", "a_timeout", "a_connect", "a_plugin", "d_ok", "d_dead", "d_filtered", "retries",
-        "rate_limited", "lat_sum", "lat_5", "lat_10", "lat_25", "lat_50", "lat_100", "lat_250", "lat_500",
-        "lat_1000", "lat_2500", "lat_5000", "lat_10000", "lat_30000", "lat_inf",
+        "a_ok",
+        "a_4xx",
+        "a_5xx",
+        "a_timeout",
+        "a_connect",
+        "a_plugin",
+        "d_ok",
+        "d_dead",
+        "d_filtered",
+        "retries",
+        "rate_limited",
+        "lat_sum_us",
+        "lat_0.5ms",
+        "lat_1ms",
+        "lat_2.5ms",
+        "lat_5ms",
+        "lat_10ms",
+        "lat_25ms",
+        "lat_50ms",
+        "lat_100ms",
+        "lat_250ms",
+        "lat_500ms",
+        "lat_1s",
+        "lat_2.5s",
+        "lat_5s",
+        "lat_10s",
+        "lat_30s",
+        "lat_inf",
     ];
     NAMES[i]
 }
@@ -124,10 +152,13 @@ impl Counters {
 
     pub fn attempt(&mut self, class: AttemptClass, took: Duration) {
         self.bump(class.field());
-        let ms = took.as_millis().min(u128::from(u64::MAX)) as u64;
-        self.0[Field::LatencySumMs as usize] += ms;
-        let bucket = LATENCY_BOUNDS_MS.iter().position(|&b| ms <= b).unwrap_or(LATENCY_BOUNDS_MS.len());
-        self.0[Field::LatencySumMs as usize + 1 + bucket] += 1;
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.0[Field::LatencySumUs as usize] = self.0[Field::LatencySumUs as usize].saturating_add(us);
+        let bucket = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.0[Field::LatencySumUs as usize + 1 + bucket] += 1;
     }
 
     pub fn add(&mut self, other: &Counters) {
@@ -147,7 +178,7 @@ impl Counters {
     }
 
     fn latency_histogram(&self) -> &[u64] {
-        &self.0[Field::LatencySumMs as usize + 1..]
+        &self.0[Field::LatencySumUs as usize + 1..]
     }
 
     /// Attempts that answered 2xx, of all attempts.
@@ -166,7 +197,7 @@ impl Counters {
 
     pub fn mean_latency_ms(&self) -> Option<f64> {
         let n: u64 = self.latency_histogram().iter().sum();
-        (n > 0).then(|| self.get(Field::LatencySumMs) as f64 / n as f64)
+        (n > 0).then(|| self.get(Field::LatencySumUs) as f64 / n as f64 / 1000.0)
     }
 
     /// The `q` quantile (0..=1) of attempt latency, ms, interpolated within
@@ -185,12 +216,12 @@ impl Counters {
                 continue;
             }
             if (seen + count) as f64 >= rank {
-                let Some(&upper) = LATENCY_BOUNDS_MS.get(i) else {
-                    return Some(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1] as f64);
+                let Some(&upper) = LATENCY_BOUNDS_US.get(i) else {
+                    return Some(LATENCY_BOUNDS_US[LATENCY_BOUNDS_US.len() - 1] as f64 / 1000.0);
                 };
-                let lower = if i == 0 { 0 } else { LATENCY_BOUNDS_MS[i - 1] };
+                let lower = if i == 0 { 0 } else { LATENCY_BOUNDS_US[i - 1] };
                 let within = (rank - seen as f64) / count as f64;
-                return Some(lower as f64 + within * (upper - lower) as f64);
+                return Some((lower as f64 + within * (upper - lower) as f64) / 1000.0);
             }
             seen += count;
         }
@@ -313,7 +344,7 @@ mod tests {
         }
         assert_eq!(c.attempts(), 100);
         assert_eq!(c.attempt_success_rate(), Some(0.5));
-        // p50 is the 50th sample: the top of the first bucket (0..5 ms].
+        // p50 is the 50th sample: the top of the (2.5, 5] ms bucket.
         assert_eq!(c.latency_quantile_ms(0.5), Some(5.0));
         // p95: 45 of 50 samples into the (50, 100] bucket.
         let p95 = c.latency_quantile_ms(0.95).unwrap();

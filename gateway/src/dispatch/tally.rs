@@ -97,7 +97,10 @@ impl Tally {
             for m in &minutes[..drop] {
                 current.remove(m);
             }
-            tracing::warn!(minutes = drop, "statistics older than an hour could not be stored and were dropped");
+            tracing::warn!(
+                minutes = drop,
+                "statistics older than an hour could not be stored and were dropped"
+            );
         }
     }
 

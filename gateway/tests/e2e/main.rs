@@ -26,4 +26,5 @@ mod receive;
 mod retries;
 mod schema;
 mod script_plugins;
+mod stats;
 mod transfer;
