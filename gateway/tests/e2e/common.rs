@@ -167,6 +167,19 @@ pub fn webhook(id: &str, url: &str, events: &[&str], extra: &str) -> String {
     )
 }
 
+/// A `[[webhooks.plugins]]` block (after a [`webhook`] block).
+pub fn plugin(path: &Path, config: &str, extra: &str) -> String {
+    format!(
+        "[[webhooks.plugins]]\npath = \"{}\"\nconfig = {{ {config} }}\n{extra}\n",
+        path.display()
+    )
+}
+
+/// A `[plugins]` section with its compile cache in `dir`.
+pub fn plugins_section(dir: &TempDir) -> String {
+    format!("[plugins]\ncache_dir = \"{}\"\n\n", dir.path().join("cache").display())
+}
+
 pub fn parse_config(toml: &str) -> Config {
     Config::parse(toml, Path::new("test-config.toml"), &|k| std::env::var(k).ok()).expect("test config is valid")
 }

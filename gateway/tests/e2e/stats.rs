@@ -4,16 +4,16 @@
 use std::time::Duration;
 
 use hookgate::store::Status;
-use hookgate_testkit::{Receiver, Reply, wait_until};
+use hookgate_testkit::wasm::built_plugins;
+use hookgate_testkit::{Receiver, Reply, TempDir, wait_until};
 use serde_json::Value;
 
 use crate::common::*;
 
 /// What the scripted traffic below adds up to, fleet-wide.
 fn fleet_done(v: &Value) -> bool {
-    v["totals"]["attempts"]["total"] == 10
-        && v["totals"]["deliveries"]["succeeded"] == 5
-        && v["totals"]["deliveries"]["dead"] == 2
+    let d = &v["totals"]["deliveries"];
+    v["totals"]["attempts"]["total"] == 10 && d["succeeded"] == 5 && d["dead"] == 2 && d["filtered"] == 1
 }
 
 async fn stats(gw: &Gateway, query: &str) -> Value {
@@ -37,7 +37,9 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
     let flaky = Receiver::start().await;
     let failing = Receiver::start().await;
     failing.set_default(Reply::status(500));
+    let dir = TempDir::new("stats");
     let hooks = [
+        plugins_section(&dir),
         webhook("orders", &ok.url("/"), &["order.*"], "name = \"Orders service\""),
         webhook("flaky", &flaky.url("/"), &["flaky.*"], "name = \"Flaky partner\""),
         webhook(
@@ -45,6 +47,12 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
             &failing.url("/"),
             &["invoice.*"],
             "name = \"Billing\"\nmax_retries = 1",
+        ),
+        webhook("gated", &ok.url("/gated"), &["task.*"], "name = \"Done tasks only\""),
+        plugin(
+            &built_plugins().event_filter,
+            "field = \"/status\", op = \"eq\", value = \"done\"",
+            "",
         ),
     ]
     .concat();
@@ -66,6 +74,8 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
     for gw in [&one, &two] {
         dead.extend(delivery_ids(&gw.post_event("invoice.created", "{}").await));
     }
+    let filtered = delivery_ids(&one.post_event("task.updated", r#"{"status": "open"}"#).await);
+    wait_status(&store, &filtered[0], Status::Filtered, Duration::from_secs(20)).await;
     for id in &finished {
         wait_status(&store, id, Status::Succeeded, Duration::from_secs(15)).await;
     }
@@ -89,7 +99,7 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
     assert_eq!(t["attempts"]["success"], 5);
     assert_eq!(t["attempts"]["http5xx"], 5);
     assert_eq!(t["attempts"]["http4xx"], 0);
-    assert_eq!(t["deliveries"]["filtered"], 0);
+    assert_eq!(t["deliveries"]["filtered"], 1, "a filter is an outcome, not an attempt");
     assert_eq!(t["retries"], 3, "one for flaky, two for billing");
     assert_eq!(t["attemptSuccessRate"], 0.5);
     assert_eq!(t["deliverySuccessRate"], 0.714);
@@ -126,6 +136,11 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
     let billing = by_id(&a, "billing");
     assert_eq!(billing["deliveries"]["dead"], 2);
     assert_eq!(billing["deliverySuccessRate"], 0.0);
+    let gated = by_id(&a, "gated");
+    assert_eq!(gated["name"], "Done tasks only");
+    assert_eq!(gated["deliveries"]["filtered"], 1);
+    assert_eq!(gated["attempts"]["total"], 0);
+    assert_eq!(gated["deliverySuccessRate"], Value::Null, "nothing was meant to arrive");
 
     // One webhook, over longer windows: the same figures, coarser points.
     let day = stats(&one, "?window=24h&webhookId=billing").await;
