@@ -102,8 +102,10 @@ impl RedisStore {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
+            // A lost Redis fails commands fast (the API answers 503 with
+            // Retry-After at once); the next command reconnects.
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
         let retention_ms = retention.as_millis().max(1) as u64;
         Ok(RedisStore {
