@@ -49,6 +49,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub waker: Waker,
     pub plugins: Arc<PluginRuntime>,
+    /// Trace export, if `[telemetry]` is set.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// One `/api` route: its path (below `/api`), its methods, its handlers.

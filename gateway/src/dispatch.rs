@@ -49,6 +49,7 @@ use crate::health::StoreHealth;
 use crate::plugin::PluginRuntime;
 use crate::registry::Registry;
 use crate::store::{Completion, Store};
+use crate::telemetry::Telemetry;
 
 /// Longest idle sleep between claims (picks up expired leases and work
 /// enqueued by other gateways).
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     pub plugins: Arc<PluginRuntime>,
     /// Statistics not yet flushed to the store.
     pub tally: Arc<tally::Tally>,
+    /// Trace export, if `[telemetry]` is set.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Shared {
@@ -140,6 +143,7 @@ impl Dispatcher {
         registry: Arc<Registry>,
         health: Arc<StoreHealth>,
         plugins: Arc<PluginRuntime>,
+        telemetry: Option<Arc<Telemetry>>,
     ) -> Result<Self, OutboundError> {
         let concurrency = config.delivery.concurrency;
         let outbound = Outbound::new(&config.delivery, concurrency)?;
@@ -164,6 +168,7 @@ impl Dispatcher {
             plugins,
             config,
             tally: Arc::new(tally::Tally::default()),
+            telemetry,
         });
         let d = Dispatcher {
             shared,

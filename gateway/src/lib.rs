@@ -28,6 +28,7 @@ pub mod server;
 pub mod signing;
 pub mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod webhooks;
 
@@ -72,6 +73,8 @@ pub enum RunError {
     Open(#[from] store::embedded::OpenError),
     #[error("a setup task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("traces")]
+    Telemetry(#[source] telemetry::TelemetryError),
 }
 
 /// Opens the store the config names. The embedded store is opened on the
@@ -119,12 +122,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
                 problem,
             })?;
     }
+    let telemetry = match &config.telemetry.otlp {
+        Some(otlp) => Some(Arc::new(
+            telemetry::Telemetry::start(otlp).map_err(RunError::Telemetry)?,
+        )),
+        None => None,
+    };
     let dispatcher = Dispatcher::start(
         config.clone(),
         store.clone(),
         registry.clone(),
         health.clone(),
         plugins.clone(),
+        telemetry.clone(),
     )
     .map_err(RunError::Client)?;
 
@@ -140,6 +150,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         registry,
         waker: dispatcher.waker(),
         plugins,
+        telemetry: telemetry.clone(),
     };
     let tls = match &config.server.tls {
         None => None,
@@ -172,6 +183,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!("shutting down: no new work taken; draining in-flight deliveries");
     dispatcher.shutdown(grace).await;
     refresher.abort();
+    if let Some(t) = telemetry {
+        t.shutdown().await;
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

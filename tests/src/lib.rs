@@ -1,10 +1,12 @@
 //! Test harness for hookgate's integration tests: a real `redis-server` on a
-//! free port that a test can kill and restart, and a real HTTP receiver on
-//! 127.0.0.1 that records what arrives and answers as the test says.
+//! free port that a test can kill and restart, a real HTTP receiver on
+//! 127.0.0.1 that records what arrives and answers as the test says, and an
+//! OTLP/HTTP endpoint that keeps the spans a gateway exports.
 
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod otlp;
 pub mod proxy;
 mod receiver;
 mod redis_server;

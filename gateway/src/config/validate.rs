@@ -9,6 +9,7 @@ use super::ctx::{Ctx, hide_values};
 use super::egress::validate_egress;
 use super::raw::{RawConfig, RawDelivery};
 use super::server::{validate_client_ca, validate_server};
+use super::telemetry::validate_telemetry;
 use super::webhook::validate_webhook;
 use super::*;
 use crate::circuit::BreakerPolicy;
@@ -81,6 +82,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
         ),
         max_memory: ctx.size(raw.plugins.max_memory.as_ref(), 32 << 20, "plugins.max_memory"),
     };
+    let telemetry = validate_telemetry(&mut ctx, &raw.telemetry);
 
     let identities: Vec<String> = delivery
         .egress
@@ -111,6 +113,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
             store,
             delivery,
             plugins,
+            telemetry,
             webhooks,
             base_dir,
         })

@@ -334,6 +334,8 @@ async fn run_one(
     };
     let started = std::time::Instant::now();
     let started_at = crate::store::now_ms();
+    let started_wall = std::time::SystemTime::now();
+    let mut plugin_time = None;
 
     // Plugins first: the signature covers what they produce.
     let (body, extra, sent) = if hook.plugins.is_empty() {
@@ -348,11 +350,15 @@ async fn run_one(
             response_body: None,
             filtered,
         };
-        match run_plugins(&shared, &job, &hook).await {
+        let transformed = run_plugins(&shared, &job, &hook).await;
+        plugin_time = Some(started.elapsed());
+        match transformed {
             Transformed::Forward { body, headers } => (body.clone(), headers, Some(body)),
             Transformed::Drop(reason) => {
                 drop(held);
                 tracing::debug!(%reason, "a plugin dropped the delivery");
+                let traced = Traced::new(&job, &hook, started_wall, plugin_time);
+                traced.record(&shared, started.elapsed(), None, "filtered", &Outcome::Filtered);
                 note_outcome(&shared, &hook.id, &Outcome::Filtered);
                 let record = no_attempt(None, Some(reason));
                 commit(&shared, &job, Outcome::Filtered, Some(record)).await;
@@ -364,6 +370,8 @@ async fn run_one(
                 metrics::attempt(&hook.id, "plugin_error", started.elapsed());
                 shared.tally.attempt(&hook.id, "plugin_error", started.elapsed());
                 let outcome = retry_or_dead(&policy, &job, None);
+                let traced = Traced::new(&job, &hook, started_wall, plugin_time);
+                traced.record(&shared, started.elapsed(), None, "plugin_error", &outcome);
                 note_outcome(&shared, &hook.id, &outcome);
                 commit(&shared, &job, outcome, Some(no_attempt(Some(error), None))).await;
                 return;
@@ -399,11 +407,61 @@ async fn run_one(
         Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
     };
     if attempted.verdict != Verdict::Cancelled {
-        metrics::attempt(&hook.id, attempted.verdict.metric_label(), took);
-        shared.tally.attempt(&hook.id, attempted.verdict.metric_label(), took);
+        let label = attempted.verdict.metric_label();
+        metrics::attempt(&hook.id, label, took);
+        shared.tally.attempt(&hook.id, label, took);
+        let status = record.as_ref().and_then(|r| r.status_code);
+        Traced::new(&job, &hook, started_wall, plugin_time).record(&shared, took, status, label, &outcome);
     }
     note_outcome(&shared, &hook.id, &outcome);
     commit_sent(&shared, &job, outcome, record, sent).await;
+}
+
+/// An attempt's trace span (`crate::telemetry`), recorded once its outcome
+/// is known; nothing when traces are off.
+struct Traced<'a> {
+    job: &'a Job,
+    hook: &'a Webhook,
+    started: std::time::SystemTime,
+    plugin_time: Option<Duration>,
+}
+
+impl<'a> Traced<'a> {
+    fn new(job: &'a Job, hook: &'a Webhook, started: std::time::SystemTime, plugin_time: Option<Duration>) -> Self {
+        Traced {
+            job,
+            hook,
+            started,
+            plugin_time,
+        }
+    }
+
+    fn record(&self, shared: &Shared, took: Duration, status_code: Option<u16>, result: &str, outcome: &Outcome) {
+        let Some(telemetry) = &shared.telemetry else { return };
+        let outcome = match outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Retry(_) => "retry",
+            Outcome::Dead => "dead",
+            Outcome::Filtered => "filtered",
+            Outcome::Defer(_) => return,
+        };
+        telemetry.attempt(
+            self.started,
+            took,
+            &crate::telemetry::AttemptSpan {
+                webhook_id: &self.hook.id,
+                webhook_name: &self.hook.name,
+                delivery_id: &self.job.delivery_id,
+                event_id: &self.job.event_id,
+                event_type: &self.job.event_type,
+                attempt: self.job.attempts + 1,
+                status_code,
+                result,
+                outcome,
+                plugin_time: self.plugin_time,
+            },
+        );
+    }
 }
 
 /// Runs the webhook's plugin chain, starting the plugin runtime if needed.

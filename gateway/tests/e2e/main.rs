@@ -27,4 +27,5 @@ mod retries;
 mod schema;
 mod script_plugins;
 mod stats;
+mod traces;
 mod transfer;
