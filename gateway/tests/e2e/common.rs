@@ -175,6 +175,18 @@ pub fn plugin(path: &Path, config: &str, extra: &str) -> String {
     )
 }
 
+/// A webhook named "Done tasks only" for `task.*` events whose
+/// `event-filter` plugin drops every event without `"status": "done"`
+/// (needs a [`plugins_section`]).
+pub fn done_tasks_only_webhook(id: &str, url: &str) -> String {
+    let filter = &hookgate_testkit::wasm::built_plugins().event_filter;
+    [
+        webhook(id, url, &["task.*"], "name = \"Done tasks only\""),
+        plugin(filter, "field = \"/status\", op = \"eq\", value = \"done\"", ""),
+    ]
+    .concat()
+}
+
 /// A `[plugins]` section with its compile cache in `dir`.
 pub fn plugins_section(dir: &TempDir) -> String {
     format!("[plugins]\ncache_dir = \"{}\"\n\n", dir.path().join("cache").display())

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use hookgate::store::Status;
-use hookgate_testkit::wasm::built_plugins;
 use hookgate_testkit::{Receiver, Reply, TempDir, wait_until};
 use serde_json::Value;
 
@@ -48,12 +47,7 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
             &["invoice.*"],
             "name = \"Billing\"\nmax_retries = 1",
         ),
-        webhook("gated", &ok.url("/gated"), &["task.*"], "name = \"Done tasks only\""),
-        plugin(
-            &built_plugins().event_filter,
-            "field = \"/status\", op = \"eq\", value = \"done\"",
-            "",
-        ),
+        done_tasks_only_webhook("gated", &ok.url("/gated")),
     ]
     .concat();
     let (toml, key) = config_toml(&test_store, &fast_delivery("circuit_failures = 1000"), &hooks);

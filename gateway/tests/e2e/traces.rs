@@ -9,7 +9,6 @@ use std::time::Duration;
 use hookgate::config::Config;
 use hookgate::store::Status;
 use hookgate_testkit::otlp::{OtlpCollector, SpanSeen};
-use hookgate_testkit::wasm::built_plugins;
 use hookgate_testkit::{Receiver, Reply, TempDir};
 
 use crate::common::*;
@@ -43,12 +42,7 @@ async fn ingest_requests_and_attempts_are_exported_as_spans() {
         plugins_section(&dir),
         webhook("orders", &ok.url("/"), &["order.*"], "name = \"Orders service\""),
         webhook("flaky", &flaky.url("/"), &["flaky.*"], "name = \"Flaky partner\""),
-        webhook("gated", &ok.url("/gated"), &["task.*"], "name = \"Done tasks only\""),
-        plugin(
-            &built_plugins().event_filter,
-            "field = \"/status\", op = \"eq\", value = \"done\"",
-            "",
-        ),
+        done_tasks_only_webhook("gated", &ok.url("/gated")),
     ]
     .concat();
     let (toml, key) = config_toml(&test_store, &fast_delivery("circuit_failures = 1000"), &hooks);
