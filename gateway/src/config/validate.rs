@@ -183,7 +183,7 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
 
 /// `store.cluster_nodes`: `redis://` or `rediss://` URLs of seed nodes
 /// (host and port), at least one, with the redis backend. When set, the
-/// store runs on the cluster and `store.url` is unused (SPEC §2).
+/// store runs on the cluster and `store.url` is unused (docs/configuration.md).
 fn validate_cluster_nodes(ctx: &mut Ctx<'_>, s: &RawStore, backend: Backend) -> Vec<String> {
     let Some(list) = s.cluster_nodes.as_ref() else {
         return Vec::new();
