@@ -151,6 +151,28 @@ impl RedisCluster {
         serving_master(&nodes, slot).unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"))
     }
 
+    /// How many keys match `pattern` on each master (port, count), masters
+    /// in port order: where a store's keys live.
+    pub fn keys_per_master(&self, pattern: &str) -> Vec<(u16, u64)> {
+        let ports = self.live_ports();
+        let nodes = command(ports[0], &["CLUSTER", "NODES"]).unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
+        let mut masters: Vec<u16> = nodes
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() > 8 && f[2].contains("master") && !f[2].contains("fail"))
+            .filter_map(|f| node_port(f[1]))
+            .collect();
+        masters.sort_unstable();
+        masters
+            .into_iter()
+            .map(|port| {
+                let n = command(port, &["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", pattern])
+                    .unwrap_or_else(|e| panic!("KEYS on {port}: {e}"));
+                (port, n.parse().expect("a count"))
+            })
+            .collect()
+    }
+
     /// Kills (SIGKILL) the master serving `key`, and returns its port.
     /// Its replica takes over after about [`NODE_TIMEOUT_MS`]; see
     /// [`RedisCluster::wait_healthy`].
