@@ -88,7 +88,11 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Embedded store folder, resolved against the config folder.
     pub path: PathBuf,
+    /// The standalone Redis (unused when `cluster_nodes` is set).
     pub url: String,
+    /// Seed nodes of a Redis Cluster; when not empty the store runs on
+    /// that cluster and `url` is unused.
+    pub cluster_nodes: Vec<String>,
     pub prefix: String,
     pub retention: Duration,
 }

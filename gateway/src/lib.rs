@@ -81,6 +81,18 @@ pub enum RunError {
 /// blocking pool (file I/O, and a repair after an unclean shutdown).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     match config.store.backend {
+        Backend::Redis if !config.store.cluster_nodes.is_empty() => {
+            tracing::info!(
+                seed_nodes = config.store.cluster_nodes.len(),
+                prefix = %config.store.prefix,
+                "store: Redis Cluster, every key in the hash slot of the prefix"
+            );
+            Ok(Arc::new(store::redis::RedisStore::open_cluster(
+                &config.store.cluster_nodes,
+                &config.store.prefix,
+                config.store.retention,
+            )?))
+        }
         Backend::Redis => Ok(Arc::new(store::redis::RedisStore::open(
             &config.store.url,
             &config.store.prefix,

@@ -68,6 +68,7 @@ pub struct RawStore {
     pub backend: Option<S>,
     pub path: Option<S>,
     pub url: Option<S>,
+    pub cluster_nodes: Option<Spanned<Vec<S>>>,
     pub prefix: Option<S>,
     pub retention: Option<S>,
 }

@@ -12,7 +12,7 @@ use hookgate::config::Config;
 use hookgate::store::Store;
 use hookgate::store::embedded::EmbeddedStore;
 use hookgate::store::redis::RedisStore;
-use hookgate_testkit::{RedisServer, TempDir, unique, wait_until};
+use hookgate_testkit::{RedisCluster, RedisServer, TempDir, unique, wait_until};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,24 @@ impl TestBackend for RedisServer {
     }
     fn open(&self, prefix: &str) -> Arc<dyn Store> {
         Arc::new(RedisStore::open(&self.url(), prefix, Duration::from_secs(3600)).unwrap())
+    }
+}
+
+/// A Redis Cluster: each config a fresh key prefix, the gateway given every
+/// node as a seed (`cluster_nodes`) and a `url` that leads nowhere, which
+/// the cluster setting overrides.
+impl TestBackend for RedisCluster {
+    fn store_section(&self) -> (String, String) {
+        let prefix = format!("t{}x{}", std::process::id(), unique());
+        let seeds: Vec<String> = self.urls().iter().map(|u| format!("{u:?}")).collect();
+        let section = format!(
+            "backend = \"redis\"\nurl = \"redis://127.0.0.1:1\"\ncluster_nodes = [{}]\nprefix = \"{prefix}\"\n",
+            seeds.join(", ")
+        );
+        (section, prefix)
+    }
+    fn open(&self, prefix: &str) -> Arc<dyn Store> {
+        Arc::new(RedisStore::open_cluster(&self.urls(), prefix, Duration::from_secs(3600)).unwrap())
     }
 }
 

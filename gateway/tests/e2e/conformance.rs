@@ -1,6 +1,8 @@
 //! The store contract, as ONE suite every backend runs unchanged:
-//! `redis_store_conforms` against a real Redis, `embedded_store_conforms`
-//! against the embedded store in a fresh folder per check.
+//! `redis_store_conforms` against a real Redis,
+//! `redis_cluster_store_conforms` against a real Redis Cluster (three
+//! masters, three replicas), `embedded_store_conforms` against the embedded
+//! store in a fresh folder per check.
 
 mod leases;
 mod queue;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookgate::store::*;
-use hookgate_testkit::{RedisServer, TempDir, unique};
+use hookgate_testkit::{RedisCluster, RedisServer, TempDir, unique};
 
 /// Retention of the stores the checks get (one check asks for a short one).
 const RETENTION: Duration = Duration::from_secs(60);
@@ -99,6 +101,18 @@ async fn redis_store_conforms() {
     run_suite(|retention| {
         Arc::new(hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap())
             as Arc<dyn Store>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_conforms() {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.unwrap();
+    let nodes = cluster.urls();
+    run_suite(|retention| {
+        Arc::new(
+            hookgate::store::redis::RedisStore::open_cluster(&nodes, &format!("conf{}", unique()), retention).unwrap(),
+        ) as Arc<dyn Store>
     })
     .await;
 }

@@ -9,6 +9,7 @@ mod api_history;
 mod api_limits;
 mod api_webhooks;
 mod breaker;
+mod cluster;
 mod common;
 mod conformance;
 mod crash;
