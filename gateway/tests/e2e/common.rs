@@ -255,6 +255,21 @@ impl Gateway {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Waits until the gateway serves: it loads (on a cold cache: compiles,
+    /// seconds per plugin, more for JavaScript or Python) every configured
+    /// plugin first.
+    pub async fn serving(&self) {
+        wait_until(
+            Duration::from_secs(300),
+            "the gateway to load its plugins and serve",
+            || async {
+                let r = self.http.get(self.url("/healthz")).send().await.ok()?;
+                r.status().is_success().then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Posts a raw body to /api/events with the token.
     pub async fn post_raw(&self, body: &str) -> (u16, Value) {
         let resp = self

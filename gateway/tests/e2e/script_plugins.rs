@@ -22,20 +22,6 @@ fn shared_cache() -> String {
     )
 }
 
-/// Waits until the gateway serves: it loads (on a cold cache: compiles,
-/// seconds per JavaScript or Python plugin) every configured plugin first.
-async fn serving(gw: &Gateway) {
-    hookgate_testkit::wait_until(
-        Duration::from_secs(300),
-        "the gateway to load its plugins and serve",
-        || async {
-            let r = gw.http.get(gw.url("/healthz")).send().await.ok()?;
-            r.status().is_success().then_some(())
-        },
-    )
-    .await;
-}
-
 fn json_body(r: &hookgate_testkit::Received) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
@@ -87,7 +73,7 @@ async fn deliveries_go_through_javascript_and_python_plugins_and_hostile_ones_ar
     .concat();
     let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
-    serving(&gw).await;
+    gw.serving().await;
     let data = r#"{"order":{"title":"Order 7 paid","card":"4111 1111 1111 1111","email":"ann@example.com"}}"#;
     let answer = gw.post_event("order.paid", data).await;
 
@@ -165,7 +151,7 @@ async fn compiling_a_big_plugin_does_not_hold_up_other_webhooks() {
     .concat();
     let (toml, _) = config_toml(&redis, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
-    serving(&gw).await;
+    gw.serving().await;
     gw.post_event("a.b", r#"{"email":"ann@example.com"}"#).await;
     rx.wait_for("/swapped", 1, Duration::from_secs(20)).await;
     rx.wait_for("/other", 1, Duration::from_secs(20)).await;

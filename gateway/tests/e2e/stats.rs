@@ -53,6 +53,8 @@ async fn fleet_figures_add_up_across_gateways(backend: Backend) {
     let (toml, key) = config_toml(&test_store, &fast_delivery("circuit_failures = 1000"), &hooks);
     let one = Gateway::start(&toml).await;
     let two = Gateway::start(&toml).await;
+    one.serving().await;
+    two.serving().await;
     let store = store(&test_store, &key);
 
     // Events through both gateways; either may deliver any of them.

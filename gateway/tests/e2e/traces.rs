@@ -47,6 +47,7 @@ async fn ingest_requests_and_attempts_are_exported_as_spans() {
     .concat();
     let (toml, key) = config_toml(&test_store, &fast_delivery("circuit_failures = 1000"), &hooks);
     let gw = Gateway::start(&toml).await;
+    gw.serving().await;
     let store = store(&test_store, &key);
 
     let order = gw.post_event("order.created", r#"{"n": 1}"#).await;
@@ -216,4 +217,26 @@ async fn an_unreachable_collector_never_holds_up_deliveries() {
     tokio::time::timeout(Duration::from_secs(30), gw.stop())
         .await
         .expect("the gateway stops although its collector is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_still_queued_are_sent_on_shutdown() {
+    let collector = OtlpCollector::start().await;
+    let test_store = TestStore::start(Backend::Embedded);
+    let rx = Receiver::start().await;
+    // An export interval no test waits out: only the shutdown flush sends.
+    let telemetry =
+        telemetry_section(&collector.endpoint()).replace("export_every = \"100ms\"", "export_every = \"1h\"");
+    let hooks = [telemetry, webhook("orders", &rx.url("/"), &["order.*"], "")].concat();
+    let (toml, key) = config_toml(&test_store, FAST_DELIVERY, &hooks);
+    let gw = Gateway::start(&toml).await;
+    let store = store(&test_store, &key);
+    let id = delivery_ids(&gw.post_event("order.created", "{}").await).remove(0);
+    wait_status(&store, &id, Status::Succeeded, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(collector.spans().is_empty(), "nothing is sent before the interval");
+    gw.stop().await;
+    let spans = collector.spans();
+    assert_eq!(deliver_spans(&spans, &id).len(), 1, "{spans:?}");
+    assert!(spans.iter().any(|s| s.name == "POST /api/events"), "{spans:?}");
 }
