@@ -110,9 +110,10 @@ pub async fn create(
         test: input.test,
         created_at_ms: now_ms(),
     };
-    let snapshot = state.registry.snapshot();
-    let deliveries: Vec<NewDelivery> = snapshot
+    let deliveries: Vec<NewDelivery> = state
+        .registry
         .matching(&event.event_type, event.test)
+        .iter()
         .map(|w| NewDelivery {
             id: ids::new_id("dlv"),
             webhook_id: w.id.clone(),

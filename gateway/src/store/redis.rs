@@ -23,6 +23,9 @@
 //! | `P:idx:dlv`, `P:idx:wh:{webhook}` | zset | delivery id -> created ms, for history; trimmed to `retention` |
 //! | `P:whstate` | hash | webhook id -> JSON state (disabled by 410) |
 //! | `P:circuit` | hash | webhook id -> JSON circuit breaker (absent: closed) |
+//! | `P:webhooks` | hash | API webhook id -> `StoredWebhook` JSON |
+//! | `P:webhooks:version` | string | the number of the last webhook change |
+//! | `P:webhooks:log` | zset | the webhook change log: `seq:nonce:webhook id` -> seq, the last `webhook_log_cap` changes (`store::changes`) |
 //! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle |
 //!
 //! A delivery is in exactly one of `q:first`, `q:retry`, `leases` while its
@@ -53,6 +56,13 @@ pub(crate) struct Scripts {
     pub(crate) gcra: Script,
     pub(crate) requeue: Script,
     pub(crate) circuit: Script,
+    pub(crate) webhook: Script,
+    pub(crate) import_webhooks: Script,
+}
+
+/// A script that changes webhooks: the change log's function in front.
+fn logging(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")))
 }
 
 impl Scripts {
@@ -60,10 +70,12 @@ impl Scripts {
         Scripts {
             claim: Script::new(include_str!("redis/lua/claim.lua")),
             complete: Script::new(include_str!("redis/lua/complete.lua")),
-            disable: Script::new(include_str!("redis/lua/disable.lua")),
+            disable: logging(include_str!("redis/lua/disable.lua")),
             gcra: Script::new(include_str!("redis/lua/gcra.lua")),
             requeue: Script::new(include_str!("redis/lua/requeue.lua")),
-            circuit: Script::new(include_str!("redis/lua/circuit.lua")),
+            circuit: logging(include_str!("redis/lua/circuit.lua")),
+            webhook: logging(include_str!("redis/lua/webhook.lua")),
+            import_webhooks: logging(include_str!("redis/lua/import_webhooks.lua")),
         }
     }
 }
@@ -74,6 +86,8 @@ pub struct RedisStore {
     pub(crate) prefix: String,
     pub(crate) retention_ms: u64,
     pub(crate) scripts: Scripts,
+    /// Webhook change log entries kept.
+    pub(crate) webhook_log_cap: u64,
     ingest: Arc<ingest::Ingest>,
 }
 
@@ -108,7 +122,15 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             retention_ms,
             scripts: Scripts::new(),
+            webhook_log_cap: WEBHOOK_LOG_CAP,
         })
+    }
+
+    /// Keeps `cap` webhook change log entries instead of
+    /// [`WEBHOOK_LOG_CAP`] (at least 1).
+    pub fn with_webhook_log_cap(mut self, cap: u64) -> Self {
+        self.webhook_log_cap = cap.max(1);
+        self
     }
 
     pub(crate) fn key(&self, rest: &str) -> String {

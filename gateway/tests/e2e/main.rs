@@ -27,3 +27,4 @@ mod retries;
 mod schema;
 mod script_plugins;
 mod transfer;
+mod webhook_fleet;
