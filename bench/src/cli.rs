@@ -119,7 +119,7 @@ pub struct Args {
     pub webhook_create_concurrency: usize,
     /// Updates, rotations and deletes timed at the start and at the end of
     /// creating the `--webhooks`.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 300)]
     pub webhook_ops: usize,
 
     /// The gateway binary to spawn.

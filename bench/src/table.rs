@@ -334,7 +334,7 @@ pub fn side_by_side(reports: &[Report]) -> String {
 }
 
 fn cpu_ms(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.2} ms"))
+    v.map_or_else(|| "-".into(), |v| format!("{v:.3} ms"))
 }
 
 /// The `--webhooks` figures.
