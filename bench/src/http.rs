@@ -11,7 +11,6 @@
 //!   connections and handshakes.
 //! * [`request_once`]: a one-shot request, for setup calls.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -185,6 +184,25 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    spawn_server_abortable(listener, tls, counters, move |req| {
+        let answer = handler(req);
+        async move { Some(answer.await) }
+    })
+}
+
+/// Like [`spawn_server_with`], but a handler answering `None` drops the
+/// connection without a response (what a crashing receiver does to the
+/// sender: the request fails with the connection closed).
+pub fn spawn_server_abortable<F, Fut>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    counters: Arc<ConnCounters>,
+    handler: F,
+) -> JoinHandle<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<Response<Body>>> + Send + 'static,
+{
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -216,16 +234,28 @@ async fn serve<IO, F, Fut>(io: IO, handler: F)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
+    Fut: Future<Output = Option<Response<Body>>> + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(handler(req).await) }
+        async move { handler(req).await.ok_or(Dropped) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
         .await;
 }
+
+/// A handler's "no answer": hyper closes the connection.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 /// One request on a fresh connection: `(status, body)`.
 pub async fn request_once(
@@ -235,6 +265,20 @@ pub async fn request_once(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
+    let (status, _, body) = request_full(target, method, path, headers, body, ONCE_TIMEOUT).await?;
+    Ok((status, body))
+}
+
+/// One request on a fresh connection, answered within `timeout`:
+/// `(status, headers, body)`.
+pub async fn request_full(
+    target: &Target,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    timeout: Duration,
+) -> anyhow::Result<(StatusCode, hyper::HeaderMap, Bytes)> {
     let fut = async {
         let mut sender = connect(target, &ConnCounters::default()).await?;
         let mut req = Request::builder()
@@ -245,13 +289,13 @@ pub async fn request_once(
             req = req.header(*k, *v);
         }
         let resp = sender.send_request(req.body(Body::new(body))?).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, body))
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await?.to_bytes();
+        anyhow::Ok((parts.status, parts.headers, body))
     };
-    tokio::time::timeout(ONCE_TIMEOUT, fut)
+    tokio::time::timeout(timeout, fut)
         .await
-        .with_context(|| format!("{method} {path}: no answer within {ONCE_TIMEOUT:?}"))?
+        .with_context(|| format!("{method} {path}: no answer within {timeout:?}"))?
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@
 //! * [`table`]: the report as a human-readable table.
 //! * [`tls`]: `--tls`: the run's CA and certificates, TLS on both ends,
 //!   connection and handshake counts.
+//! * [`chaos`]: `hookgate-chaos`: two gateways under load while processes
+//!   are killed, Redis restarts and the receiver misbehaves.
 //!
 //! All traffic goes to loopback addresses only, and every loop is bounded in
 //! count and in time.
@@ -36,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ceiling;
+pub mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod disk;

@@ -17,6 +17,7 @@ mod extract;
 mod json;
 mod limits;
 mod openapi;
+mod stats;
 mod views;
 mod webhook_input;
 mod webhooks;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub waker: Waker,
     pub plugins: Arc<PluginRuntime>,
+    /// Trace export, if `[telemetry]` is set.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// One `/api` route: its path (below `/api`), its methods, its handlers.
@@ -79,6 +82,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         r("/deliveries/{id}/retry", &["post"], post(deliveries::retry)),
         r("/dead-letters", &["get"], get(deliveries::dead_letters)),
         r("/dead-letters/replay", &["post"], post(deliveries::replay)),
+        r("/stats", &["get"], get(stats::get)),
         r("/openapi.json", &["get"], get(openapi::document)),
     ]
 }

@@ -10,6 +10,7 @@ mod ctx;
 mod egress;
 mod raw;
 mod server;
+mod telemetry;
 mod units;
 mod validate;
 mod webhook;
@@ -32,6 +33,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub delivery: DeliveryConfig,
     pub plugins: PluginsConfig,
+    /// `[telemetry]`: where traces go, if anywhere.
+    pub telemetry: TelemetryConfig,
     /// The static `[[webhooks]]`.
     pub webhooks: Vec<Webhook>,
     /// The folder of the config file; relative paths resolve against it.
@@ -85,7 +88,11 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Embedded store folder, resolved against the config folder.
     pub path: PathBuf,
+    /// The standalone Redis (unused when `cluster_nodes` is set).
     pub url: String,
+    /// Seed nodes of a Redis Cluster; when not empty the store runs on
+    /// that cluster and `url` is unused.
+    pub cluster_nodes: Vec<String>,
     pub prefix: String,
     pub retention: Duration,
 }
@@ -134,6 +141,26 @@ pub struct ClientIdentity {
     pub name: String,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP trace export; `None`: no traces.
+    pub otlp: Option<OtlpConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// Where spans are POSTed: `<otlp_endpoint>/v1/traces`.
+    pub traces_url: url::Url,
+    /// Sent with every export (e.g. a collector's API key): secrets.
+    pub headers: Vec<(String, Secret)>,
+    pub service_name: String,
+    /// Share of traces kept, 0..=1.
+    pub sample_ratio: f64,
+    /// Finished spans are sent at least this often.
+    pub export_every: Duration,
 }
 
 #[derive(Debug, Clone)]

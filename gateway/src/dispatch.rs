@@ -12,6 +12,8 @@
 //! * `committer.rs`: outcomes go to the store in batches; while the store is
 //!   down they are kept (bounded) and retried with backoff.
 //! * `client.rs`: the pooled outbound client and the SSRF guard.
+//! * `tally.rs`: delivery statistics, added up here and flushed to the
+//!   store every second (`crate::stats`).
 //!
 //! Fairness: a quarter of the concurrency is kept for first attempts (retries
 //! may use at most three quarters), and one webhook may hold at most a
@@ -26,6 +28,7 @@ mod breaker;
 mod client;
 mod committer;
 mod ssrf;
+mod tally;
 mod transform;
 mod worker;
 
@@ -46,6 +49,7 @@ use crate::health::StoreHealth;
 use crate::plugin::PluginRuntime;
 use crate::registry::Registry;
 use crate::store::{Completion, Store};
+use crate::telemetry::Telemetry;
 
 /// Longest idle sleep between claims (picks up expired leases and work
 /// enqueued by other gateways).
@@ -82,6 +86,10 @@ pub(crate) struct Shared {
     pub commits: mpsc::Sender<Completion>,
     /// The plugin runtime (started on first use).
     pub plugins: Arc<PluginRuntime>,
+    /// Statistics not yet flushed to the store.
+    pub tally: Arc<tally::Tally>,
+    /// Trace export, if `[telemetry]` is set.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Shared {
@@ -135,6 +143,7 @@ impl Dispatcher {
         registry: Arc<Registry>,
         health: Arc<StoreHealth>,
         plugins: Arc<PluginRuntime>,
+        telemetry: Option<Arc<Telemetry>>,
     ) -> Result<Self, OutboundError> {
         let concurrency = config.delivery.concurrency;
         let outbound = Outbound::new(&config.delivery, concurrency)?;
@@ -158,6 +167,8 @@ impl Dispatcher {
             commits: tx,
             plugins,
             config,
+            tally: Arc::new(tally::Tally::default()),
+            telemetry,
         });
         let d = Dispatcher {
             shared,
@@ -169,6 +180,11 @@ impl Dispatcher {
         };
         d.loops
             .spawn(committer::run(d.shared.clone(), rx, d.committer_done.clone()));
+        d.loops.spawn(tally::run(
+            d.shared.tally.clone(),
+            d.shared.store.clone(),
+            d.committer_done.clone(),
+        ));
         d.loops.spawn(worker::run(
             d.shared.clone(),
             d.stop_claiming.clone(),

@@ -26,7 +26,9 @@ pub mod report;
 pub mod retry;
 pub mod server;
 pub mod signing;
+pub mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod webhooks;
 
@@ -70,12 +72,26 @@ pub enum RunError {
     Open(#[from] store::embedded::OpenError),
     #[error("a setup task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("traces")]
+    Telemetry(#[source] telemetry::TelemetryError),
 }
 
 /// Opens the store the config names. The embedded store is opened on the
 /// blocking pool (file I/O, and a repair after an unclean shutdown).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     match config.store.backend {
+        Backend::Redis if !config.store.cluster_nodes.is_empty() => {
+            tracing::info!(
+                seed_nodes = config.store.cluster_nodes.len(),
+                prefix = %config.store.prefix,
+                "store: Redis Cluster, every key in the hash slot of the prefix"
+            );
+            Ok(Arc::new(store::redis::RedisStore::open_cluster(
+                &config.store.cluster_nodes,
+                &config.store.prefix,
+                config.store.retention,
+            )?))
+        }
         Backend::Redis => Ok(Arc::new(store::redis::RedisStore::open(
             &config.store.url,
             &config.store.prefix,
@@ -117,12 +133,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
                 problem,
             })?;
     }
+    let telemetry = match &config.telemetry.otlp {
+        Some(otlp) => Some(Arc::new(
+            telemetry::Telemetry::start(otlp).map_err(RunError::Telemetry)?,
+        )),
+        None => None,
+    };
     let dispatcher = Dispatcher::start(
         config.clone(),
         store.clone(),
         registry.clone(),
         health.clone(),
         plugins.clone(),
+        telemetry.clone(),
     )
     .map_err(RunError::Client)?;
 
@@ -134,6 +157,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         registry,
         waker: dispatcher.waker(),
         plugins,
+        telemetry: telemetry.clone(),
     };
     let tls = match &config.server.tls {
         None => None,
@@ -167,6 +191,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     dispatcher.shutdown(grace).await;
     refresher.abort();
     follower.abort();
+    if let Some(t) = telemetry {
+        t.shutdown().await;
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::circuit::Circuit;
 pub use crate::ids::now_ms;
 use crate::ratelimit::Gcra;
+use crate::stats;
 use crate::webhooks::StoredWebhook;
 pub use changes::{ChangeCursor, WEBHOOK_LOG_CAP, WebhookChanges, WebhookEntry, WebhookSet};
 
@@ -361,9 +362,43 @@ pub trait CircuitStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 }
 
+/// Delivery statistics (`crate::stats`), added up by every gateway on the
+/// store. Rows only ever grow by addition; old ones expire by themselves
+/// (minute rows after [`stats::MINUTE_ROWS_KEPT`], hour rows after
+/// [`stats::HOUR_ROWS_KEPT`]).
+#[async_trait]
+pub trait StatsStore: Send + Sync + 'static {
+    /// Adds each row to its scope's minute row and hour row.
+    async fn add_stats(&self, rows: &[stats::Row]) -> Result<(), StoreError>;
+    /// One scope's rows (a webhook id or [`stats::FLEET`]) at `granularity`,
+    /// buckets `from..=to`; buckets without a row are left out.
+    async fn read_stats(
+        &self,
+        scope: &str,
+        granularity: stats::Granularity,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, stats::Counters)>, StoreError>;
+    /// Each webhook's rows summed over buckets `from..=to`, for the first
+    /// `limit` webhooks (by id) with a row then; and whether more had one.
+    async fn stats_by_webhook(
+        &self,
+        granularity: stats::Granularity,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<(Vec<(String, stats::Counters)>, bool), StoreError>;
+}
+
 /// Everything a backend provides.
-pub trait Store: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore + transfer::Transfer {}
-impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore + transfer::Transfer> Store for T {}
+pub trait Store:
+    DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore + StatsStore + transfer::Transfer
+{
+}
+impl<T: DeliveryQueue + Records + WebhookStore + RateLimiter + CircuitStore + StatsStore + transfer::Transfer> Store
+    for T
+{
+}
 
 /// Queue sizes, for the `hookgate_queue_depth` gauge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

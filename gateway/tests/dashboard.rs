@@ -1,11 +1,13 @@
 //! The delivery dashboard (docs/operations.md) in a real headless browser.
 //!
-//! Starts a real redis-server, a real receiver and the gateway in-process,
-//! makes traffic (a delivery that succeeds on its second attempt, two dead
-//! ones), then runs `tests/dashboard/dashboard.spec.mjs` with Node: it drives
-//! Debian's Chromium through `playwright-core` (sign in, webhook figures,
-//! history with filters, a delivery's payload, headers and attempts, retry,
-//! dead-letter replay, error display) and saves screenshots. Needs `node`,
+//! Starts a real redis-server, a real receiver and TWO gateways in-process
+//! on it, makes traffic through both (a delivery that succeeds on its second
+//! attempt, two dead ones), waits until both gateways' figures are in the
+//! store, then runs `tests/dashboard/dashboard.spec.mjs` with Node: it drives
+//! Debian's Chromium through `playwright-core` (sign in, the fleet's figures
+//! and charts checked against `GET /api/stats` on both gateways, webhook
+//! names, history with filters, a delivery's payload, headers and attempts,
+//! retry, dead-letter replay, error display) and saves screenshots. Needs `node`,
 //! `npm` (for `npm ci` the first time) and `/usr/bin/chromium` (or
 //! `$CHROMIUM`); a missing one fails the test with what to install.
 
@@ -86,6 +88,7 @@ async fn dashboard_works_in_headless_chromium() {
     .concat();
     let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &hooks);
     let gw = Gateway::start(&toml).await;
+    let other = Gateway::start(&toml).await;
     let store = store(&redis, &prefix);
 
     // ok-hook: 503, then 200 on the retry.
@@ -96,13 +99,20 @@ async fn dashboard_works_in_headless_chromium() {
     rx.set_default(Reply::status(500).body("boom <b>bold</b>"));
     let payload = r#"{"invoice": 7, "note": "<img src=x onerror=\"window.xssFired=1\">"}"#;
     let mut dead = Vec::new();
-    for _ in 0..2 {
-        dead.extend(delivery_ids(&gw.post_event("invoice.created", payload).await));
+    for g in [&gw, &other] {
+        dead.extend(delivery_ids(&g.post_event("invoice.created", payload).await));
     }
     for id in &dead {
         wait_status(&store, id, Status::Dead, Duration::from_secs(15)).await;
     }
     check_server_side(&gw, &dead[0]).await;
+    // Both gateways' figures are in the store (each flushes every second).
+    hookgate_testkit::wait_until(Duration::from_secs(10), "the fleet's figures", || async {
+        let (_, _, v) = other.api("GET", "/api/stats", None).await;
+        let t = &v["totals"];
+        (t["attempts"]["total"] == 4 && t["deliveries"]["dead"] == 2).then_some(())
+    })
+    .await;
     // The receiver is back: the browser's retry and replay succeed.
     rx.set_default(Reply::status(200).body("ok"));
 
@@ -113,6 +123,7 @@ async fn dashboard_works_in_headless_chromium() {
         .arg(gw.url(""))
         .arg(TOKEN)
         .arg(&shots)
+        .arg(other.url(""))
         .current_dir(script_dir())
         .env("CHROMIUM", &chromium)
         .kill_on_drop(true)
@@ -137,6 +148,7 @@ async fn dashboard_works_in_headless_chromium() {
     }
     assert_eq!(rx.received_on("/dead").len(), 4);
     gw.stop().await;
+    other.stop().await;
 }
 
 /// What the browser relies on, checked without it: the assets' headers, and

@@ -1,12 +1,16 @@
 //! Test harness for hookgate's integration tests: a real `redis-server` on a
-//! free port that a test can kill and restart, and a real HTTP receiver on
-//! 127.0.0.1 that records what arrives and answers as the test says.
+//! free port that a test can kill and restart, a real Redis Cluster (three
+//! masters, three replicas) on loopback, a real HTTP receiver on 127.0.0.1
+//! that records what arrives and answers as the test says, and an OTLP/HTTP
+//! endpoint that keeps the spans a gateway exports.
 
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod otlp;
 pub mod proxy;
 mod receiver;
+mod redis_cluster;
 mod redis_server;
 pub mod scripts;
 pub mod wasm;
@@ -15,6 +19,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub use receiver::{Received, Receiver, Reply};
+pub use redis_cluster::{NODE_TIMEOUT_MS, RedisCluster};
 pub use redis_server::RedisServer;
 
 /// A free TCP port on 127.0.0.1 (bound and released).

@@ -87,11 +87,48 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
+/// What an ingest request came to, for its trace span.
+#[derive(Default)]
+struct IngestNote {
+    event_id: Option<String>,
+    event_type: Option<String>,
+    deliveries: Option<usize>,
+    replayed: bool,
+}
+
 pub async fn create(
     State(state): State<AppState>,
     limit: Option<Extension<IngestLimit>>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    let Some(telemetry) = state.telemetry.clone() else {
+        return accept(&state, limit, headers, body, None).await.into_response();
+    };
+    let started = std::time::SystemTime::now();
+    let mut note = IngestNote::default();
+    let response = accept(&state, limit, headers, body, Some(&mut note))
+        .await
+        .into_response();
+    telemetry.ingest(
+        started,
+        &crate::telemetry::IngestSpan {
+            status: response.status().as_u16(),
+            event_id: note.event_id.as_deref(),
+            event_type: note.event_type.as_deref(),
+            deliveries: note.deliveries,
+            replayed: note.replayed,
+        },
+    );
+    response
+}
+
+async fn accept(
+    state: &AppState,
+    limit: Option<Extension<IngestLimit>>,
+    headers: HeaderMap,
+    body: Body,
+    mut note: Option<&mut IngestNote>,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
     let key = idempotency_key(&headers)?;
@@ -136,8 +173,13 @@ pub async fn create(
         answer: answer.clone(),
         ttl: IDEMPOTENCY_TTL,
     });
+    if let Some(n) = note.as_deref_mut() {
+        n.event_id = Some(event.id.clone());
+        n.event_type = Some(event.event_type.clone());
+        n.deliveries = Some(deliveries.len());
+    }
     let limit = limit.map(|Extension(l)| l);
-    let stored = store_event(&state, &event, &deliveries, idempotency.as_ref(), limit.as_ref()).await?;
+    let stored = store_event(state, &event, &deliveries, idempotency.as_ref(), limit.as_ref()).await?;
     let (body, replayed) = match stored {
         Enqueued::Created => {
             crate::metrics::event_received(&event.event_type);
@@ -159,6 +201,12 @@ pub async fn create(
     if replayed {
         resp.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        if let Some(n) = note {
+            // The answer is the first request's: this one created nothing.
+            n.replayed = true;
+            n.event_id = None;
+            n.deliveries = None;
+        }
     }
     Ok(resp)
 }

@@ -26,7 +26,19 @@ pub struct RawConfig {
     #[serde(default)]
     pub plugins: RawPlugins,
     #[serde(default)]
+    pub telemetry: RawTelemetry,
+    #[serde(default)]
     pub webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<S>,
+    pub otlp_headers: Option<BTreeMap<String, S>>,
+    pub service_name: Option<S>,
+    pub sample_ratio: Option<Spanned<f64>>,
+    pub export_every: Option<S>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +68,7 @@ pub struct RawStore {
     pub backend: Option<S>,
     pub path: Option<S>,
     pub url: Option<S>,
+    pub cluster_nodes: Option<Spanned<Vec<S>>>,
     pub prefix: Option<S>,
     pub retention: Option<S>,
 }

@@ -228,3 +228,52 @@ fn plugin_config_numbers_and_booleans_are_taken_as_strings() {
         "{e}"
     );
 }
+
+#[test]
+fn cluster_nodes_select_redis_cluster_and_leave_url_unused() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(c.store.cluster_nodes.is_empty(), "standalone by default");
+    let c = parse(&format!(
+        "{MINIMAL}url = \"redis://10.0.0.9:6379\"\ncluster_nodes = [\"redis://10.0.0.1:7000\", \"rediss://:env-pw@redis-2.internal:7001\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.store.cluster_nodes,
+        ["redis://10.0.0.1:7000", "rediss://:env-pw@redis-2.internal:7001"]
+    );
+    assert_eq!(c.store.url, "redis://10.0.0.9:6379", "kept, but the cluster is used");
+}
+
+#[test]
+fn bad_cluster_nodes_are_errors_with_positions() {
+    let src = "[api]\ntokens = [\"env:TOKEN\"]\n[store]\nbackend = \"redis\"\ncluster_nodes = [\"redis://10.0.0.1:7000\", \"10.0.0.2:7000\", \"http://x:1\", \"redis://:hunter2@h:1/3\", \"env:NOPE\"]\n";
+    let errs = parse(src).unwrap_err().to_string();
+    for expected in [
+        "c.toml:5:43: store.cluster_nodes entries must be redis:// or rediss:// URLs with a host",
+        "c.toml:5:60: store.cluster_nodes entries must be redis://",
+        "c.toml:5:74: store.cluster_nodes: a Redis Cluster has only database 0",
+        "c.toml:5:100: environment variable NOPE is not set",
+    ] {
+        assert!(errs.contains(expected), "missing {expected:?} in:\n{errs}");
+    }
+    assert!(!errs.contains("hunter2"), "passwords are not echoed: {errs}");
+
+    let e = parse(&format!("{MINIMAL}cluster_nodes = []\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("c.toml:5:17: store.cluster_nodes must name at least one seed node"),
+        "{e}"
+    );
+    let e = parse("[api]\ntokens = [\"env:TOKEN\"]\n[store]\ncluster_nodes = [\"redis://h:7000\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("c.toml:4:17: store.cluster_nodes needs backend = \"redis\""),
+        "{e}"
+    );
+    let e = parse(&format!("{MINIMAL}cluster_nodes = \"redis://h:7000\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c.toml:5:17:") && e.contains("expected a sequence"), "{e}");
+}

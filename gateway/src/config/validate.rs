@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::ctx::{Ctx, hide_values};
 use super::egress::validate_egress;
-use super::raw::{RawConfig, RawDelivery};
+use super::raw::{RawConfig, RawDelivery, RawStore};
 use super::server::{validate_client_ca, validate_server};
+use super::telemetry::validate_telemetry;
 use super::webhook::validate_webhook;
 use super::*;
 use crate::circuit::BreakerPolicy;
@@ -81,6 +82,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
         ),
         max_memory: ctx.size(raw.plugins.max_memory.as_ref(), 32 << 20, "plugins.max_memory"),
     };
+    let telemetry = validate_telemetry(&mut ctx, &raw.telemetry);
 
     let identities: Vec<String> = delivery
         .egress
@@ -111,6 +113,7 @@ pub(super) fn validate(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<Stri
             store,
             delivery,
             plugins,
+            telemetry,
             webhooks,
             base_dir,
         })
@@ -151,6 +154,7 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
                 v
             },
         );
+    let cluster_nodes = validate_cluster_nodes(ctx, s, backend);
     let prefix = s
         .prefix
         .as_ref()
@@ -174,9 +178,49 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
                 .unwrap_or_else(|| "data".into()),
         ),
         url,
+        cluster_nodes,
         prefix,
         retention: ctx.duration(s.retention.as_ref(), Duration::from_secs(7 * 86_400), "store.retention"),
     }
+}
+
+/// `store.cluster_nodes`: `redis://` or `rediss://` URLs of seed nodes
+/// (host and port), at least one, with the redis backend. When set, the
+/// store runs on the cluster and `store.url` is unused (docs/configuration.md).
+fn validate_cluster_nodes(ctx: &mut Ctx<'_>, s: &RawStore, backend: Backend) -> Vec<String> {
+    let Some(list) = s.cluster_nodes.as_ref() else {
+        return Vec::new();
+    };
+    if backend != Backend::Redis {
+        ctx.error(list.span(), "store.cluster_nodes needs backend = \"redis\"");
+    }
+    if list.get_ref().is_empty() {
+        ctx.error(
+            list.span(),
+            "store.cluster_nodes must name at least one seed node, like [\"redis://10.0.0.1:7000\"]",
+        );
+    }
+    let mut nodes = Vec::with_capacity(list.get_ref().len());
+    for node in list.get_ref() {
+        let Some(v) = ctx.string(node) else { continue };
+        match url::Url::parse(&v) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+                if !matches!(u.path(), "" | "/" | "/0") {
+                    ctx.error(
+                        node.span(),
+                        "store.cluster_nodes: a Redis Cluster has only database 0; leave the path out of the URL",
+                    );
+                }
+                nodes.push(v);
+            }
+            // The message leaves the value out: it may hold a password.
+            _ => ctx.error(
+                node.span(),
+                "store.cluster_nodes entries must be redis:// or rediss:// URLs with a host, like \"redis://10.0.0.1:7000\"",
+            ),
+        }
+    }
+    nodes
 }
 
 fn validate_delivery(ctx: &mut Ctx<'_>, d: &RawDelivery, base_dir: &Path) -> DeliveryConfig {

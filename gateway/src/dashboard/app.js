@@ -1,8 +1,10 @@
 // hookgate delivery dashboard (docs/operations.md). Plain JavaScript modules, no build
 // step, no external resources. It reads the gateway's own API with a bearer
-// token kept in sessionStorage, and /metrics (no auth) for the per-webhook
-// figures. Views: webhooks (overview), delivery history, one delivery, dead
-// letters; the URL hash names the view, so the back button and links work.
+// token kept in sessionStorage: GET /api/stats for the figures of every
+// gateway on the store over a chosen window (charts drawn by charts.js), and
+// /metrics (no auth) for the queue depths. Views: webhooks (overview),
+// delivery history, one delivery, dead letters; the URL hash names the view,
+// so the back button and links work. Webhooks are shown by name everywhere.
 //
 // Safety: everything from the API (payloads, headers, response bodies, names)
 // is untrusted. The page never uses innerHTML: every node is made by `h()`
@@ -10,13 +12,18 @@
 // markup. The server also sends a Content-Security-Policy without inline script.
 
 import { ApiError, TOKEN_KEY, api, query } from './api.js';
-import { ERROR_TYPES, blankStats, loadMetrics, summarize } from './metrics.js';
+import { deliveriesChart, latencyChart } from './charts.js';
+import { loadQueue } from './metrics.js';
 import { badge, emptyRow, fill, fmtCount, fmtMs, fmtPct, fmtTime, h, timeCell } from './ui.js';
 
 const REFRESH_MS = 5000;
 const FAST_POLL_MS = 1000;
 const FAST_POLL_FOR_MS = 60000;
 const RETRYABLE = new Set(['dead', 'succeeded', 'filtered']);
+const WINDOW_KEY = 'hookgate.window';
+// Attempt results that are errors: API field -> label (as in the metrics).
+const ERROR_TYPES = [['http4xx', 'http_4xx'], ['http5xx', 'http_5xx'], ['timeout', 'timeout'],
+  ['connectError', 'connect_error'], ['pluginError', 'plugin_error']];
 
 const $ = (id) => document.getElementById(id);
 
@@ -103,20 +110,29 @@ async function loadWebhooks() {
   return webhooks;
 }
 
-function rateCell(ratio, detail) {
-  if (!Number.isFinite(ratio)) return h('td', {}, h('span', { class: 'muted' }, '—'), h('div', { class: 'sub' }, detail));
+/** A webhook shown by name, with its id below (the id alone if unknown). */
+function hookRef(id, link) {
+  const w = webhooks.find((x) => x.id === id);
+  const name = w && w.name && w.name !== id ? w.name : null;
+  const main = link ? h('a', { href: link, class: name ? 'hook-name' : 'id' }, name || id) : h('span', { class: name ? 'hook-name' : 'id' }, name || id);
+  return h('span', { class: 'hook-ref', 'data-webhook': id, title: id }, main, name ? h('span', { class: 'sub id' }, id) : null);
+}
+
+function rateCell(ratio, detail, cls) {
+  if (!Number.isFinite(ratio)) return h('td', { class: cls }, h('span', { class: 'muted' }, '—'), h('div', { class: 'sub' }, detail));
   const fillEl = h('span');
   fillEl.style.width = `${Math.max(0, Math.min(100, ratio * 100))}%`;
   const level = ratio >= 0.95 ? '' : ratio >= 0.8 ? 'mid' : 'low';
-  return h('td', { class: 'success-rate' },
+  return h('td', { class: cls },
     h('div', { class: 'rate' }, h('span', { class: 'pct' }, fmtPct(ratio)), h('span', { class: `bar ${level}` }, fillEl)),
     h('div', { class: 'sub' }, detail));
 }
 
-function errorChips(st) {
-  const chips = ERROR_TYPES.filter((t) => st.attempts[t] > 0).map((t) =>
-    h('span', { class: 'chip bad', title: `${fmtCount(st.attempts[t])} of ${fmtCount(st.attemptsTotal)} attempts` },
-      `${t} ${fmtPct(st.attempts[t] / st.attemptsTotal)}`));
+function errorChips(f) {
+  const total = f.attempts.total;
+  const chips = ERROR_TYPES.filter(([k]) => f.attempts[k] > 0).map(([k, label]) =>
+    h('span', { class: 'chip bad', title: `${fmtCount(f.attempts[k])} of ${fmtCount(total)} attempts` },
+      `${label} ${fmtPct(f.attempts[k] / total)}`));
   return chips.length ? h('div', { class: 'chips' }, chips) : h('span', { class: 'muted' }, 'none');
 }
 
@@ -129,9 +145,22 @@ function circuitNote(c) {
     badge(label), c.nextProbeAt ? ` next probe ${new Date(c.nextProbeAt).toLocaleTimeString()}` : '');
 }
 
-function webhookRow(w, st, registered) {
-  const total = st.attemptsTotal;
-  const finished = st.outcomes.succeeded + st.outcomes.dead + st.outcomes.filtered;
+function blankFigures() {
+  return {
+    attempts: { total: 0, success: 0, http4xx: 0, http5xx: 0, timeout: 0, connectError: 0, pluginError: 0 },
+    deliveries: { succeeded: 0, dead: 0, filtered: 0 },
+    retries: 0,
+    rateLimited: 0,
+    attemptSuccessRate: null,
+    deliverySuccessRate: null,
+    latencyMs: { mean: null, p50: null, p95: null },
+  };
+}
+
+function webhookRow(w, f, registered) {
+  const total = f.attempts.total;
+  const d = f.deliveries;
+  const settled = d.succeeded + d.dead;
   return h('tr', { 'data-webhook': w.id },
     h('td', {},
       h('div', {}, h('span', { class: 'hook-name' }, w.name || w.id), ' ',
@@ -144,46 +173,76 @@ function webhookRow(w, st, registered) {
       circuitNote(w.circuit),
       ...(w.plugins || []).filter((p) => p.reloadError)
         .map((p) => h('div', { class: 'sub reload-error' }, `plugin ${p.path}: ${p.reloadError}`))),
-    h('td', { class: 'nowrap' },
-      h('div', {}, `${fmtCount(st.outcomes.succeeded)} succeeded`),
-      h('div', { class: 'sub' }, `${fmtCount(st.outcomes.dead)} dead · ${fmtCount(st.outcomes.filtered)} filtered`),
-      finished === 0 ? h('div', { class: 'sub' }, 'none finished yet') : null),
-    rateCell(total ? st.attempts.success / total : NaN,
-      total ? `${fmtCount(st.attempts.success)} of ${fmtCount(total)} attempts` : 'no attempts yet'),
-    h('td', { class: 'nowrap avg-response' }, st.durCount ? fmtMs((st.durSum / st.durCount) * 1000) : '—',
-      st.durCount ? h('div', { class: 'sub' }, `over ${fmtCount(st.durCount)} attempts`) : null),
-    h('td', {}, errorChips(st)),
-    h('td', { class: 'nowrap' }, fmtCount(st.retries),
-      h('div', { class: 'sub' }, total ? `${fmtPct(st.retries / total)} of attempts retried` : '—')),
-    h('td', { class: 'nowrap' }, fmtCount(st.rateLimited)));
+    h('td', { class: 'nowrap deliveries' },
+      h('div', {}, `${fmtCount(d.succeeded)} succeeded`),
+      h('div', { class: 'sub' }, `${fmtCount(d.dead)} dead · ${fmtCount(d.filtered)} filtered`)),
+    rateCell(f.deliverySuccessRate ?? NaN,
+      settled ? `${fmtCount(d.succeeded)} of ${fmtCount(settled)} deliveries` : 'none finished', 'delivery-rate'),
+    rateCell(f.attemptSuccessRate ?? NaN,
+      total ? `${fmtCount(f.attempts.success)} of ${fmtCount(total)} attempts` : 'no attempts', 'success-rate'),
+    h('td', { class: 'nowrap avg-response' }, Number.isFinite(f.latencyMs.mean) ? fmtMs(f.latencyMs.mean) : '—',
+      Number.isFinite(f.latencyMs.p95) ? h('div', { class: 'sub' }, `p95 ${fmtMs(f.latencyMs.p95)}`) : null),
+    h('td', {}, errorChips(f)),
+    h('td', { class: 'nowrap retries' }, fmtCount(f.retries),
+      h('div', { class: 'sub' }, total ? `${fmtPct(f.retries / total)} of attempts retried` : '—')),
+    h('td', { class: 'nowrap rate-limited' }, fmtCount(f.rateLimited)));
 }
 
-function stat(label, value, hint) {
-  return h('div', { class: 'stat' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value),
+function stat(label, value, hint, id) {
+  return h('div', { class: 'stat', id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value),
     h('div', { class: 'hint' }, hint));
 }
 
+const WINDOW_NAMES = { '1h': 'the last hour', '24h': 'the last 24 hours', '7d': 'the last 7 days' };
+const STEP_NAMES = { 60: 'per minute', 900: 'per 15 minutes', 3600: 'per hour' };
+
+function pickedWindow() {
+  const w = $('window').value;
+  return WINDOW_NAMES[w] ? w : '1h';
+}
+
 async function showOverview() {
-  const [hooks, metrics] = await Promise.allSettled([loadWebhooks(), loadMetrics()]);
-  if (hooks.status === 'rejected') report('Loading webhooks', hooks.reason);
-  else clearAlert('Loading webhooks');
-  if (metrics.status === 'rejected') report('Reading /metrics', metrics.reason);
-  else clearAlert('Reading /metrics');
-  if (hooks.status === 'rejected' && metrics.status === 'rejected') return false;
-  const m = metrics.status === 'fulfilled' ? metrics.value : summarize([]);
-  const all = m.all;
-  fill($('summary'),
-    stat('Attempts', fmtCount(all.attemptsTotal), `${fmtCount(all.attempts.success)} succeeded`),
-    stat('Success rate', all.attemptsTotal ? fmtPct(all.attempts.success / all.attemptsTotal) : '—', 'of attempts'),
-    stat('Avg response', all.durCount ? fmtMs((all.durSum / all.durCount) * 1000) : '—', 'per attempt'),
-    stat('Retries', fmtCount(all.retries), `${fmtCount(all.rateLimited)} rate-limit hits`),
-    stat('Queued', fmtCount((m.queue.pending || 0) + (m.queue.failed || 0)), `${fmtCount(m.queue.in_flight || 0)} in flight`),
-    stat('Dead letters', fmtCount(m.queue.dead || 0), 'in the store'));
-  const rows = webhooks.map((w) => webhookRow(w, m.byHook.get(w.id) || blankStats(), true));
-  for (const [id, st] of m.byHook) {
-    if (!webhooks.some((w) => w.id === id)) rows.push(webhookRow({ id, name: id }, st, false));
+  const win = pickedWindow();
+  const [hooks, stats, queue] = await Promise.allSettled([
+    loadWebhooks(), api('GET', `/api/stats${query({ window: win })}`), loadQueue()]);
+  for (const [result, context] of [[hooks, 'Loading webhooks'], [stats, 'Loading statistics'], [queue, 'Reading /metrics']]) {
+    if (result.status === 'rejected') report(context, result.reason);
+    else clearAlert(context);
   }
-  fill($('webhooks-body'), rows.length ? rows : emptyRow(7, 'No webhooks yet. Register one with POST /api/webhooks.'));
+  if (hooks.status === 'rejected' && stats.status === 'rejected') return false;
+  const st = stats.status === 'fulfilled' && stats.value ? stats.value : null;
+  const q = queue.status === 'fulfilled' ? queue.value : {};
+  const all = st ? st.totals : blankFigures();
+  const d = all.deliveries;
+  $('metrics-scope').textContent = `Figures of every gateway on this store over ${WINDOW_NAMES[win]} ` +
+    '(GET /api/stats); each gateway adds its own every second.';
+  fill($('summary'),
+    stat('Deliveries', fmtCount(d.succeeded + d.dead + d.filtered),
+      `${fmtCount(d.succeeded)} succeeded · ${fmtCount(d.dead)} dead · ${fmtCount(d.filtered)} filtered`, 'stat-deliveries'),
+    stat('Delivery success', fmtPct(all.deliverySuccessRate ?? NaN),
+      'finally delivered, of succeeded + dead', 'stat-delivery-rate'),
+    stat('Attempt success', fmtPct(all.attemptSuccessRate ?? NaN),
+      `${fmtCount(all.attempts.success)} of ${fmtCount(all.attempts.total)} attempts`, 'stat-attempt-rate'),
+    stat('Response time', fmtMs(all.latencyMs.p50 ?? NaN),
+      `p50 · p95 ${fmtMs(all.latencyMs.p95 ?? NaN)}`, 'stat-latency'),
+    stat('Retries', fmtCount(all.retries), `${fmtCount(all.rateLimited)} rate-limit hits`, 'stat-retries'),
+    stat('Queued', fmtCount((q.pending || 0) + (q.failed || 0)), `${fmtCount(q.in_flight || 0)} in flight`),
+    stat('Dead letters', fmtCount(q.dead || 0), 'in the store'));
+  if (st) {
+    $('deliveries-step').textContent = STEP_NAMES[st.stepSeconds] || `per ${st.stepSeconds} s`;
+    fill($('chart-deliveries'), deliveriesChart(st.series, st.stepSeconds));
+    fill($('chart-latency'), latencyChart(st.series, st.stepSeconds));
+  }
+  const per = new Map((st && Array.isArray(st.webhooks) ? st.webhooks : []).map((w) => [w.webhookId, w]));
+  const rows = webhooks.map((w) => webhookRow(w, per.get(w.id) || blankFigures(), true));
+  for (const [id, f] of per) {
+    if (!webhooks.some((w) => w.id === id)) rows.push(webhookRow({ id, name: f.name || id }, f, false));
+  }
+  if (st && st.webhooksTruncated) {
+    rows.push(h('tr', {}, h('td', { class: 'empty', colspan: 8 },
+      'More webhooks had figures than one answer lists; pick one in the delivery history to see it.')));
+  }
+  fill($('webhooks-body'), rows.length ? rows : emptyRow(8, 'No webhooks yet. Register one with POST /api/webhooks.'));
   return true;
 }
 
@@ -195,7 +254,7 @@ function deliveryRow(d, cols) {
   const open = () => { location.hash = `#delivery/${encodeURIComponent(d.id)}`; };
   const cells = {
     id: h('td', {}, h('a', { class: 'id', href: `#delivery/${encodeURIComponent(d.id)}` }, d.id)),
-    webhook: h('td', { class: 'id' }, d.webhookId),
+    webhook: h('td', {}, hookRef(d.webhookId)),
     type: h('td', {}, d.eventType, d.test ? h('span', { class: 'badge test' }, 'test') : null),
     status: h('td', {}, badge(d.status)),
     attempts: h('td', {}, fmtCount(d.attemptCount)),
@@ -251,7 +310,7 @@ function facts(d) {
   const item = (k, ...v) => h('div', {}, h('dt', {}, k), h('dd', {}, v));
   return [
     item('Status', badge(d.status), d.test ? h('span', { class: 'badge test' }, 'test') : null),
-    item('Webhook', h('a', { href: `#deliveries${query({ webhookId: d.webhookId })}`, class: 'id' }, d.webhookId)),
+    item('Webhook', hookRef(d.webhookId, `#deliveries${query({ webhookId: d.webhookId })}`)),
     item('Event type', d.eventType),
     item('Event', h('span', { class: 'id' }, d.eventId)),
     item('Attempts', fmtCount(d.attemptCount)),
@@ -523,6 +582,12 @@ function init() {
   });
   $('first-page').addEventListener('click', () => {
     Object.assign(history, { cursor: null, page: 1 });
+    refresh();
+  });
+  const savedWindow = localStorage.getItem(WINDOW_KEY);
+  if (savedWindow && WINDOW_NAMES[savedWindow]) $('window').value = savedWindow;
+  $('window').addEventListener('change', () => {
+    localStorage.setItem(WINDOW_KEY, pickedWindow());
     refresh();
   });
   $('retry-delivery').addEventListener('click', retryDelivery);

@@ -1,10 +1,8 @@
-// Per-webhook figures from GET /metrics (Prometheus text format, no auth):
-// attempts by result, final outcomes, attempt durations, retries and
-// rate-limit hits, as counted by this gateway process since it started.
+// Queue depths from GET /metrics (Prometheus text format, no auth): the
+// store's queues as this gateway last read them. Delivery figures come from
+// GET /api/stats instead (every gateway's, over time).
 
 import { ApiError } from './api.js';
-
-export const ERROR_TYPES = ['http_4xx', 'http_5xx', 'timeout', 'connect_error', 'plugin_error'];
 
 function parseLabels(s) {
   const labels = {};
@@ -47,62 +45,16 @@ export function parseMetrics(text) {
   return out;
 }
 
-export function blankStats() {
-  return {
-    attempts: Object.fromEntries(['success', ...ERROR_TYPES].map((t) => [t, 0])),
-    attemptsTotal: 0,
-    outcomes: { succeeded: 0, dead: 0, filtered: 0 },
-    durSum: 0,
-    durCount: 0,
-    retries: 0,
-    rateLimited: 0,
-  };
-}
-
-/** Per-webhook figures, overall figures and queue depths from the samples. */
-export function summarize(samples) {
-  const byHook = new Map();
-  const all = blankStats();
+/** Queue depths by status (`hookgate_queue_depth`), from the samples. */
+export function queueDepths(samples) {
   const queue = {};
-  const of = (id) => {
-    if (!byHook.has(id)) byHook.set(id, blankStats());
-    return byHook.get(id);
-  };
   for (const { name, labels, value } of samples) {
-    if (name === 'hookgate_queue_depth') {
-      queue[labels.status] = value;
-      continue;
-    }
-    if (labels.webhook === undefined || !Number.isFinite(value)) continue;
-    for (const st of [of(labels.webhook), all]) {
-      switch (name) {
-        case 'hookgate_delivery_attempts_total':
-          st.attempts[labels.result] = (st.attempts[labels.result] || 0) + value;
-          st.attemptsTotal += value;
-          break;
-        case 'hookgate_deliveries_total':
-          st.outcomes[labels.outcome] = (st.outcomes[labels.outcome] || 0) + value;
-          break;
-        case 'hookgate_delivery_duration_seconds_sum':
-          st.durSum += value;
-          break;
-        case 'hookgate_delivery_duration_seconds_count':
-          st.durCount += value;
-          break;
-        case 'hookgate_retries_total':
-          st.retries += value;
-          break;
-        case 'hookgate_rate_limited_total':
-          st.rateLimited += value;
-          break;
-        default:
-      }
-    }
+    if (name === 'hookgate_queue_depth' && Number.isFinite(value)) queue[labels.status] = value;
   }
-  return { byHook, all, queue };
+  return queue;
 }
 
-export async function loadMetrics() {
+export async function loadQueue() {
   let resp;
   try {
     resp = await fetch('/metrics', { cache: 'no-store' });
@@ -111,5 +63,5 @@ export async function loadMetrics() {
   }
   const text = await resp.text();
   if (!resp.ok) throw new ApiError(resp.status, `http_${resp.status}`, text.slice(0, 300) || resp.statusText);
-  return summarize(parseMetrics(text));
+  return queueDepths(parseMetrics(text));
 }

@@ -18,6 +18,7 @@ use crate::circuit::Circuit;
 use crate::metrics;
 use crate::operational::reason;
 use crate::ratelimit::Gcra;
+use crate::stats::Field;
 use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateRequest};
 use crate::webhooks::Webhook;
 
@@ -236,6 +237,7 @@ async fn route(
         match start {
             Start::RateLimited(wait) => {
                 metrics::rate_limited(&hook.id);
+                shared.tally.count(&hook.id, Field::RateLimited);
                 tracing::debug!(webhook_id = %hook.id, wait_ms = wait.as_millis() as u64, "rate limited; waiting for the next slot");
                 defer(shared, job, wait).await;
             }
@@ -336,6 +338,8 @@ async fn run_one(
     };
     let started = std::time::Instant::now();
     let started_at = crate::store::now_ms();
+    let started_wall = std::time::SystemTime::now();
+    let mut plugin_time = None;
 
     // Plugins first: the signature covers what they produce.
     let (body, extra, sent) = if hook.plugins.is_empty() {
@@ -350,12 +354,16 @@ async fn run_one(
             response_body: None,
             filtered,
         };
-        match run_plugins(&shared, &job, &hook).await {
+        let transformed = run_plugins(&shared, &job, &hook).await;
+        plugin_time = Some(started.elapsed());
+        match transformed {
             Transformed::Forward { body, headers } => (body.clone(), headers, Some(body)),
             Transformed::Drop(reason) => {
                 drop(held);
                 tracing::debug!(%reason, "a plugin dropped the delivery");
-                note_outcome(&hook.id, &Outcome::Filtered);
+                let traced = Traced::new(&job, &hook, started_wall, plugin_time);
+                traced.record(&shared, started.elapsed(), None, "filtered", &Outcome::Filtered);
+                note_outcome(&shared, &hook.id, &Outcome::Filtered);
                 let record = no_attempt(None, Some(reason));
                 commit(&shared, &job, Outcome::Filtered, Some(record)).await;
                 return;
@@ -364,8 +372,11 @@ async fn run_one(
                 drop(held);
                 tracing::info!(%error, "plugin failed; the attempt fails");
                 metrics::attempt(&hook.id, "plugin_error", started.elapsed());
+                shared.tally.attempt(&hook.id, "plugin_error", started.elapsed());
                 let outcome = retry_or_dead(&policy, &job, None);
-                note_outcome(&hook.id, &outcome);
+                let traced = Traced::new(&job, &hook, started_wall, plugin_time);
+                traced.record(&shared, started.elapsed(), None, "plugin_error", &outcome);
+                note_outcome(&shared, &hook.id, &outcome);
                 commit(&shared, &job, outcome, Some(no_attempt(Some(error), None))).await;
                 return;
             }
@@ -400,10 +411,61 @@ async fn run_one(
         Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
     };
     if attempted.verdict != Verdict::Cancelled {
-        metrics::attempt(&hook.id, attempted.verdict.metric_label(), took);
+        let label = attempted.verdict.metric_label();
+        metrics::attempt(&hook.id, label, took);
+        shared.tally.attempt(&hook.id, label, took);
+        let status = record.as_ref().and_then(|r| r.status_code);
+        Traced::new(&job, &hook, started_wall, plugin_time).record(&shared, took, status, label, &outcome);
     }
-    note_outcome(&hook.id, &outcome);
+    note_outcome(&shared, &hook.id, &outcome);
     commit_sent(&shared, &job, outcome, record, sent).await;
+}
+
+/// An attempt's trace span (`crate::telemetry`), recorded once its outcome
+/// is known; nothing when traces are off.
+struct Traced<'a> {
+    job: &'a Job,
+    hook: &'a Webhook,
+    started: std::time::SystemTime,
+    plugin_time: Option<Duration>,
+}
+
+impl<'a> Traced<'a> {
+    fn new(job: &'a Job, hook: &'a Webhook, started: std::time::SystemTime, plugin_time: Option<Duration>) -> Self {
+        Traced {
+            job,
+            hook,
+            started,
+            plugin_time,
+        }
+    }
+
+    fn record(&self, shared: &Shared, took: Duration, status_code: Option<u16>, result: &str, outcome: &Outcome) {
+        let Some(telemetry) = &shared.telemetry else { return };
+        let outcome = match outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Retry(_) => "retry",
+            Outcome::Dead => "dead",
+            Outcome::Filtered => "filtered",
+            Outcome::Defer(_) => return,
+        };
+        telemetry.attempt(
+            self.started,
+            took,
+            &crate::telemetry::AttemptSpan {
+                webhook_id: &self.hook.id,
+                webhook_name: &self.hook.name,
+                delivery_id: &self.job.delivery_id,
+                event_id: &self.job.event_id,
+                event_type: &self.job.event_type,
+                attempt: self.job.attempts + 1,
+                status_code,
+                result,
+                outcome,
+                plugin_time: self.plugin_time,
+            },
+        );
+    }
 }
 
 /// Runs the webhook's plugin chain, starting the plugin runtime if needed.
@@ -411,20 +473,29 @@ async fn run_plugins(shared: &Arc<Shared>, job: &Job, hook: &Webhook) -> Transfo
     super::transform::transform(&shared.plugins, job, hook).await
 }
 
-fn note_outcome(webhook: &str, outcome: &Outcome) {
-    match outcome {
+fn note_outcome(shared: &Shared, webhook: &str, outcome: &Outcome) {
+    let field = match outcome {
         Outcome::Retry(delay) => {
             metrics::retry(webhook);
             tracing::debug!(delay_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
+            Field::Retries
         }
         Outcome::Dead => {
             metrics::delivery(webhook, "dead");
             tracing::info!("delivery dead-lettered");
+            Field::Dead
         }
-        Outcome::Succeeded => metrics::delivery(webhook, "succeeded"),
-        Outcome::Filtered => metrics::delivery(webhook, "filtered"),
-        Outcome::Defer(_) => {}
-    }
+        Outcome::Succeeded => {
+            metrics::delivery(webhook, "succeeded");
+            Field::Succeeded
+        }
+        Outcome::Filtered => {
+            metrics::delivery(webhook, "filtered");
+            Field::Filtered
+        }
+        Outcome::Defer(_) => return,
+    };
+    shared.tally.count(webhook, field);
 }
 
 fn retry_or_dead(policy: &crate::retry::RetryPolicy, job: &Job, retry_after: Option<Duration>) -> Outcome {
@@ -441,6 +512,7 @@ async fn defer(shared: &Arc<Shared>, job: Job, delay: Duration) {
 
 async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome, why: &str) {
     metrics::delivery(&job.webhook_id, "dead");
+    shared.tally.count(&job.webhook_id, Field::Dead);
     tracing::info!(delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, "{why}; dead-lettering");
     // Recorded like an attempt that never left, so history says why.
     let record = AttemptRecord {

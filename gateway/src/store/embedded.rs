@@ -36,6 +36,7 @@ mod open;
 mod read;
 mod registry;
 mod retention;
+mod stats;
 mod tables;
 mod transfer;
 mod writer;
@@ -431,5 +432,41 @@ impl RateLimiter for EmbeddedStore {
             ingest::gcra(w, &req.key, &req.limit, ingest::now_us())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl StatsStore for EmbeddedStore {
+    async fn add_stats(&self, rows: &[crate::stats::Row]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // Not fsync'd on its own: the next durable commit (within a second)
+        // takes it along; a crash before loses at most those figures.
+        let rows = rows.to_vec();
+        self.write(false, 0, move |w, _| stats::add(w, &rows)).await
+    }
+
+    async fn read_stats(
+        &self,
+        scope: &str,
+        granularity: crate::stats::Granularity,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, crate::stats::Counters)>, StoreError> {
+        let scope = scope.to_owned();
+        self.read(move |tx| stats::read(tx, &scope, granularity, from, to))
+            .await
+    }
+
+    async fn stats_by_webhook(
+        &self,
+        granularity: crate::stats::Granularity,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<(Vec<(String, crate::stats::Counters)>, bool), StoreError> {
+        self.read(move |tx| stats::by_webhook(tx, granularity, from, to, limit))
+            .await
     }
 }

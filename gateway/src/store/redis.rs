@@ -6,10 +6,21 @@
 //! outcomes are batched by the dispatcher, events by the ingest group
 //! commit (`ingest`). Scripts pass times to Redis as integer strings. Scripts read
 //! the clock with `TIME`, so gateways on several hosts agree on due times
-//! and rate-limit slots. Scripts build key names from the prefix, so this
-//! needs a standalone Redis (or one shard), not Redis Cluster.
+//! and rate-limit slots. Scripts build key names from the prefix (`ARGV[1]`).
 //!
-//! Key layout (`P` = `[store] prefix`):
+//! It runs on a standalone Redis or on a Redis Cluster (`[store]
+//! cluster_nodes`, `conn.rs`). On a cluster every key of the store is in ONE
+//! hash slot: the prefix the keys are built from is `{P}` instead of `P`
+//! (`{P}:q:first`, `{P}:evt:...`: Redis hashes only the part in braces), so
+//! scripts and pipelines touch one slot, and every script declares
+//! `P:q:first` (the route key) as `KEYS[1]`, which is how the cluster client
+//! knows the node to send it to (it is unused in Lua). On a standalone Redis
+//! the key names are `P:...` as they always were. One slot means one master
+//! holds the whole store: the cluster gives failover to a replica, not more
+//! capacity. Spreading the queues over slots (shards, each a hash tag of its
+//! own) is the next step and not done here.
+//!
+//! Key layout (`P` = `[store] prefix`, `{P}` on a cluster):
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -27,62 +38,92 @@
 //! | `P:webhooks:version` | string | the number of the last webhook change |
 //! | `P:webhooks:log` | zset | the webhook change log: `seq:nonce:webhook id` -> seq, the last `webhook_log_cap` changes (`store::changes`) |
 //! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle |
+//! | `P:st:...` | hash, set | delivery statistics (`redis/stats.rs`) |
 //!
 //! A delivery is in exactly one of `q:first`, `q:retry`, `leases` while its
 //! status is `pending` or `failed`, and in none once final.
 
+mod conn;
 mod decode;
 mod history;
 mod ingest;
 mod limits;
+mod stats;
 mod transfer;
 mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Script, Value};
+use ::redis::{Script, ScriptInvocation, Value};
 use async_trait::async_trait;
 
 use super::*;
+use conn::Conn;
 use decode::as_int;
+
+/// A Lua script whose invocations declare the store's route key as
+/// `KEYS[1]` (see the module docs).
+pub(crate) struct RoutedScript {
+    script: Script,
+    route_key: String,
+}
+
+impl RoutedScript {
+    fn new(code: &str, route_key: &str) -> Self {
+        RoutedScript {
+            script: Script::new(code),
+            route_key: route_key.to_owned(),
+        }
+    }
+
+    /// An invocation with the route key; add the arguments.
+    pub(crate) fn prepare_invoke(&self) -> ScriptInvocation<'_> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(&self.route_key);
+        inv
+    }
+}
 
 /// The Lua scripts, loaded once per connection (EVALSHA, reloaded on NOSCRIPT).
 pub(crate) struct Scripts {
-    pub(crate) claim: Script,
-    pub(crate) complete: Script,
-    pub(crate) disable: Script,
-    pub(crate) gcra: Script,
-    pub(crate) requeue: Script,
-    pub(crate) circuit: Script,
-    pub(crate) webhook: Script,
-    pub(crate) import_webhooks: Script,
-}
-
-/// A script that changes webhooks: the change log's function in front.
-fn logging(body: &str) -> Script {
-    Script::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")))
+    pub(crate) claim: RoutedScript,
+    pub(crate) complete: RoutedScript,
+    pub(crate) disable: RoutedScript,
+    pub(crate) gcra: RoutedScript,
+    pub(crate) requeue: RoutedScript,
+    pub(crate) circuit: RoutedScript,
+    pub(crate) stats: RoutedScript,
+    pub(crate) import: RoutedScript,
+    pub(crate) webhook: RoutedScript,
+    pub(crate) import_webhooks: RoutedScript,
 }
 
 impl Scripts {
-    fn new() -> Self {
+    fn new(route_key: &str) -> Self {
+        let script = |code| RoutedScript::new(code, route_key);
+        // Scripts that change webhooks: the change log's function in front.
+        let logging =
+            |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")), route_key);
         Scripts {
-            claim: Script::new(include_str!("redis/lua/claim.lua")),
-            complete: Script::new(include_str!("redis/lua/complete.lua")),
+            claim: script(include_str!("redis/lua/claim.lua")),
+            complete: script(include_str!("redis/lua/complete.lua")),
             disable: logging(include_str!("redis/lua/disable.lua")),
-            gcra: Script::new(include_str!("redis/lua/gcra.lua")),
-            requeue: Script::new(include_str!("redis/lua/requeue.lua")),
+            gcra: script(include_str!("redis/lua/gcra.lua")),
+            requeue: script(include_str!("redis/lua/requeue.lua")),
             circuit: logging(include_str!("redis/lua/circuit.lua")),
+            stats: script(include_str!("redis/lua/stats.lua")),
+            import: script(include_str!("redis/lua/import.lua")),
             webhook: logging(include_str!("redis/lua/webhook.lua")),
             import_webhooks: logging(include_str!("redis/lua/import_webhooks.lua")),
         }
     }
 }
 
-/// A store on one Redis, under one key prefix.
+/// A store on one Redis or one Redis Cluster, under one key prefix.
 pub struct RedisStore {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
+    /// The prefix key names are built from: `P`, or `{P}` on a cluster.
     pub(crate) prefix: String,
     pub(crate) retention_ms: u64,
     pub(crate) scripts: Scripts,
@@ -104,26 +145,34 @@ pub(crate) fn unavailable(e: ::redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// A store on `url` (not connected yet: the first command connects, and
-    /// a lost connection is re-established on demand with backoff).
+    /// A store on the standalone Redis at `url` (not connected yet: the
+    /// first command connects, and a lost connection is re-established on
+    /// demand with backoff).
     pub fn open(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
-        let client =
-            ::redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        let conn = Conn::single(url).map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
+        Ok(Self::with_conn(conn, prefix.to_owned(), retention))
+    }
+
+    /// A store on the Redis Cluster that the seed nodes `nodes` belong to,
+    /// all its keys in the hash slot of `{prefix}`. Connects in the
+    /// background; needs a Tokio runtime.
+    pub fn open_cluster(nodes: &[String], prefix: &str, retention: Duration) -> Result<Self, StoreError> {
+        let conn =
+            Conn::cluster(nodes).map_err(|e| StoreError::Unavailable(format!("invalid store.cluster_nodes: {e}")))?;
+        Ok(Self::with_conn(conn, format!("{{{prefix}}}"), retention))
+    }
+
+    fn with_conn(conn: Conn, prefix: String, retention: Duration) -> Self {
         let retention_ms = retention.as_millis().max(1) as u64;
-        Ok(RedisStore {
-            ingest: ingest::Ingest::new(conn.clone(), prefix.to_owned(), retention_ms),
+        let route_key = format!("{prefix}:q:first");
+        RedisStore {
+            ingest: ingest::Ingest::new(conn.clone(), prefix.clone(), &route_key, retention_ms),
             conn,
-            prefix: prefix.to_owned(),
+            prefix,
             retention_ms,
-            scripts: Scripts::new(),
+            scripts: Scripts::new(&route_key),
             webhook_log_cap: WEBHOOK_LOG_CAP,
-        })
+        }
     }
 
     /// Keeps `cap` webhook change log entries instead of
@@ -135,6 +184,11 @@ impl RedisStore {
 
     pub(crate) fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.prefix)
+    }
+
+    /// The key whose slot holds the whole store (see the module docs).
+    pub(crate) fn route_key(&self) -> String {
+        self.key("q:first")
     }
 }
 
@@ -205,11 +259,7 @@ impl DeliveryQueue for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = ::redis::cmd("PING")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.conn.ping(&self.route_key()).await.map_err(unavailable)
     }
 
     async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {

@@ -2,11 +2,13 @@
 // through playwright-core). Run by gateway/tests/dashboard.rs, which starts
 // Redis, a receiver and the gateway and makes the traffic this script expects:
 //
-//   node dashboard.spec.mjs <base url> <api token> <screenshot dir>
+//   node dashboard.spec.mjs <base url> <api token> <screenshot dir> <second gateway's base url>
 //
-// Webhook `ok-hook` had one delivery that succeeded on its second attempt
-// (503 then 200); `dead-hook` (max_retries = 0, static header X-Team) has two
-// dead deliveries whose only attempt got a 500. The receiver now answers 200.
+// Two gateways share one store. Webhook `ok-hook` ("Orders service") had one
+// delivery that succeeded on its second attempt (503 then 200); `dead-hook`
+// ("Billing", max_retries = 0, static header X-Team) has two dead deliveries
+// whose only attempt got a 500, one posted through each gateway. The
+// receiver now answers 200.
 // Exits 0 when every step passed; otherwise prints the failed step and exits 1.
 
 import fs from 'node:fs';
@@ -14,9 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
-const [base, token, outDir] = process.argv.slice(2);
-if (!base || !token || !outDir) {
-  console.error('usage: node dashboard.spec.mjs <base url> <api token> <screenshot dir>');
+const [base, token, outDir, base2] = process.argv.slice(2);
+if (!base || !token || !outDir || !base2) {
+  console.error('usage: node dashboard.spec.mjs <base url> <api token> <screenshot dir> <second base url>');
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -27,6 +29,50 @@ const problems = [];
 
 function check(cond, what) {
   if (!cond) throw new Error(what);
+}
+
+async function apiStats(origin, window) {
+  const resp = await fetch(`${origin}/api/stats?window=${window}`, { headers: { Authorization: `Bearer ${token}` } });
+  check(resp.status === 200, `GET /api/stats on ${origin} answered ${resp.status}`);
+  return resp.json();
+}
+
+const pct = (r) => `${Number.isInteger(r * 100) ? r * 100 : (r * 100).toFixed(1)}%`;
+
+/** The overview's figures on `page`, checked against the API's answer `st`. */
+async function checkOverview(page, st) {
+  const t = st.totals;
+  const d = t.deliveries;
+  const card = (id) => page.locator(`#${id} .value`).innerText();
+  check((await card('stat-deliveries')) === String(d.succeeded + d.dead + d.filtered),
+    `deliveries card ${await card('stat-deliveries')} vs API ${JSON.stringify(d)}`);
+  check((await card('stat-delivery-rate')) === pct(t.deliverySuccessRate),
+    `delivery success card ${await card('stat-delivery-rate')} vs API ${t.deliverySuccessRate}`);
+  check((await card('stat-attempt-rate')) === pct(t.attemptSuccessRate),
+    `attempt success card ${await card('stat-attempt-rate')} vs API ${t.attemptSuccessRate}`);
+  check((await card('stat-retries')) === String(t.retries), 'retries card');
+  const bars = await page.locator('#chart-deliveries g.point').evaluateAll((gs) => gs.map((g) => ({
+    at: g.dataset.at, succeeded: Number(g.dataset.succeeded), dead: Number(g.dataset.dead), filtered: Number(g.dataset.filtered),
+  })));
+  check(bars.length === st.series.length, `${bars.length} chart points, API series has ${st.series.length}`);
+  bars.forEach((b, i) => {
+    const p = st.series[i];
+    check(b.at === p.at && b.succeeded === p.deliveries.succeeded && b.dead === p.deliveries.dead
+      && b.filtered === p.deliveries.filtered, `chart point ${i} ${JSON.stringify(b)} vs API ${JSON.stringify(p)}`);
+  });
+  const sum = (k) => bars.reduce((n, b) => n + b[k], 0);
+  check(sum('succeeded') === d.succeeded && sum('dead') === d.dead, 'chart totals differ from the API totals');
+  check((await page.locator('#chart-deliveries rect.dead').count()) > 0, 'no dead bar drawn');
+  const latencyPoints = await page.locator('#chart-latency g.point').count();
+  check(latencyPoints === st.series.filter((p) => p.latencyMs.p50 !== null).length, 'latency points differ from the API');
+  check((await page.locator('#chart-latency path.line.p95').count()) === 1, 'no p95 line');
+  for (const w of st.webhooks) {
+    const row = page.locator(`tr[data-webhook="${w.webhookId}"]`);
+    const settled = w.deliveries.succeeded + w.deliveries.dead;
+    await row.locator('.delivery-rate', { hasText: `${w.deliveries.succeeded} of ${settled} deliveries` }).waitFor();
+    await row.locator('.success-rate', { hasText: `${w.attempts.success} of ${w.attempts.total} attempts` }).waitFor();
+    await row.locator('.hook-name', { hasText: w.name }).waitFor();
+  }
 }
 
 async function shot(page, name) {
@@ -81,8 +127,8 @@ try {
   await page.locator('#view-overview').waitFor({ state: 'visible' });
   check(await page.evaluate(() => sessionStorage.getItem('hookgate.token')) === token, 'token not in sessionStorage');
 
-  step = 'the webhooks table shows figures from /metrics';
-  await page.locator('#metrics-scope', { hasText: 'since it started' }).waitFor();
+  step = 'the webhooks table shows the fleet\'s figures from the store';
+  await page.locator('#metrics-scope', { hasText: 'every gateway on this store' }).waitFor();
   const ok = page.locator('tr[data-webhook="ok-hook"]');
   const dead = page.locator('tr[data-webhook="dead-hook"]');
   await ok.locator('.success-rate', { hasText: '50%' }).waitFor();
@@ -92,8 +138,44 @@ try {
   await dead.locator('.success-rate', { hasText: '0%' }).waitFor();
   await dead.locator('.chip', { hasText: 'http_5xx 100%' }).waitFor();
   await dead.locator('td', { hasText: '2 dead' }).waitFor();
+  await ok.locator('.delivery-rate', { hasText: '100%' }).waitFor();
+  await dead.locator('.delivery-rate', { hasText: '0 of 2 deliveries' }).waitFor();
   check(/\d+(\.\d+)? m?s/.test(await ok.locator('.avg-response').innerText()), 'no average response time');
+
+  step = 'the cards, charts and table match GET /api/stats of both gateways';
+  const [st1, st2] = await Promise.all([apiStats(base, '1h'), apiStats(base2, '1h')]);
+  check(JSON.stringify(st1.totals) === JSON.stringify(st2.totals), 'the two gateways answer different figures');
+  check(st1.totals.attempts.total === 4 && st1.totals.deliveries.dead === 2 && st1.totals.deliveries.succeeded === 1,
+    `unexpected fleet figures ${JSON.stringify(st1.totals)}`);
+  await page.click('#refresh');
+  await page.locator('#stat-delivery-rate .value', { hasText: '33.3%' }).waitFor();
+  await page.locator('#stat-attempt-rate .value', { hasText: '25%' }).waitFor();
+  await checkOverview(page, st1);
   await shot(page, 'overview.png');
+
+  step = 'a longer window: coarser points, the same figures';
+  await page.selectOption('#window', '24h');
+  await page.locator('#deliveries-step', { hasText: 'per 15 minutes' }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('#chart-deliveries g.point').length === 96);
+  await checkOverview(page, await apiStats(base, '24h'));
+  await page.selectOption('#window', '7d');
+  await page.locator('#deliveries-step', { hasText: 'per hour' }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('#chart-deliveries g.point').length === 168);
+  await checkOverview(page, await apiStats(base, '7d'));
+  await page.selectOption('#window', '1h');
+  await page.waitForFunction(() => document.querySelectorAll('#chart-deliveries g.point').length === 60);
+
+  step = 'the other gateway\'s dashboard shows the same figures';
+  const page2 = await context.newPage();
+  page2.on('pageerror', (e) => problems.push(`page error (second gateway): ${e.message}`));
+  await page2.goto(`${base2}/dashboard`);
+  await page2.fill('#token', token);
+  await page2.click('#login-submit');
+  await page2.locator('#view-overview').waitFor({ state: 'visible' });
+  await page2.locator('#stat-delivery-rate .value', { hasText: '33.3%' }).waitFor();
+  await checkOverview(page2, st2);
+  await shot(page2, 'overview-second-gateway.png');
+  await page2.close();
 
   step = 'the delivery history lists every delivery, newest first';
   await page.click('#tabs a[data-tab="deliveries"]');
@@ -103,6 +185,8 @@ try {
   check((await rows.count()) === 3, `expected 3 deliveries, saw ${await rows.count()}`);
   const created = await rows.evaluateAll((trs) => trs.map((tr) => tr.children[5].getAttribute('title')));
   check(created.every((t, i) => i === 0 || created[i - 1] >= t), `not newest first: ${created}`);
+  await page.locator('#deliveries-body .hook-ref[data-webhook="dead-hook"] .hook-name', { hasText: 'Billing' }).first().waitFor();
+  await page.locator('#deliveries-body .hook-ref[data-webhook="ok-hook"] .hook-name', { hasText: 'Orders service' }).waitFor();
 
   step = 'filtering by status=dead';
   await page.selectOption('#f-status', 'dead');
@@ -125,6 +209,7 @@ try {
   await page.locator('#view-delivery').waitFor({ state: 'visible' });
   await page.locator('#delivery-title', { hasText: deadId }).waitFor();
   await page.locator('#delivery-facts .badge.dead').waitFor();
+  await page.locator('#delivery-facts .hook-ref .hook-name', { hasText: 'Billing' }).waitFor();
   await page.locator('#delivery-payload', { hasText: '"invoice": 7' }).waitFor();
   const payloadText = await page.locator('#delivery-payload').innerText();
   check(payloadText.includes('<img src=x onerror='), 'untrusted payload markup not shown as text');

@@ -12,7 +12,7 @@ use hookgate::config::Config;
 use hookgate::store::Store;
 use hookgate::store::embedded::EmbeddedStore;
 use hookgate::store::redis::RedisStore;
-use hookgate_testkit::{RedisServer, TempDir, unique, wait_until};
+use hookgate_testkit::{RedisCluster, RedisServer, TempDir, unique, wait_until};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,24 @@ impl TestBackend for RedisServer {
     }
     fn open(&self, prefix: &str) -> Arc<dyn Store> {
         Arc::new(RedisStore::open(&self.url(), prefix, Duration::from_secs(3600)).unwrap())
+    }
+}
+
+/// A Redis Cluster: each config a fresh key prefix, the gateway given every
+/// node as a seed (`cluster_nodes`) and a `url` that leads nowhere, which
+/// the cluster setting overrides.
+impl TestBackend for RedisCluster {
+    fn store_section(&self) -> (String, String) {
+        let prefix = format!("t{}x{}", std::process::id(), unique());
+        let seeds: Vec<String> = self.urls().iter().map(|u| format!("{u:?}")).collect();
+        let section = format!(
+            "backend = \"redis\"\nurl = \"redis://127.0.0.1:1\"\ncluster_nodes = [{}]\nprefix = \"{prefix}\"\n",
+            seeds.join(", ")
+        );
+        (section, prefix)
+    }
+    fn open(&self, prefix: &str) -> Arc<dyn Store> {
+        Arc::new(RedisStore::open_cluster(&self.urls(), prefix, Duration::from_secs(3600)).unwrap())
     }
 }
 
@@ -165,6 +183,31 @@ pub fn webhook(id: &str, url: &str, events: &[&str], extra: &str) -> String {
         "[[webhooks]]\nid = \"{id}\"\nurl = \"{url}\"\nevents = [{}]\nsecret = \"secret-{id}-0123\"\n{extra}\n",
         events.join(", ")
     )
+}
+
+/// A `[[webhooks.plugins]]` block (after a [`webhook`] block).
+pub fn plugin(path: &Path, config: &str, extra: &str) -> String {
+    format!(
+        "[[webhooks.plugins]]\npath = \"{}\"\nconfig = {{ {config} }}\n{extra}\n",
+        path.display()
+    )
+}
+
+/// A webhook named "Done tasks only" for `task.*` events whose
+/// `event-filter` plugin drops every event without `"status": "done"`
+/// (needs a [`plugins_section`]).
+pub fn done_tasks_only_webhook(id: &str, url: &str) -> String {
+    let filter = &hookgate_testkit::wasm::built_plugins().event_filter;
+    [
+        webhook(id, url, &["task.*"], "name = \"Done tasks only\""),
+        plugin(filter, "field = \"/status\", op = \"eq\", value = \"done\"", ""),
+    ]
+    .concat()
+}
+
+/// A `[plugins]` section with its compile cache in `dir`.
+pub fn plugins_section(dir: &TempDir) -> String {
+    format!("[plugins]\ncache_dir = \"{}\"\n\n", dir.path().join("cache").display())
 }
 
 pub fn parse_config(toml: &str) -> Config {

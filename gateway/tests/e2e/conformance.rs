@@ -1,10 +1,13 @@
 //! The store contract, as ONE suite every backend runs unchanged:
-//! `redis_store_conforms` against a real Redis, `embedded_store_conforms`
-//! against the embedded store in a fresh folder per check.
+//! `redis_store_conforms` against a real Redis,
+//! `redis_cluster_store_conforms` against a real Redis Cluster (three
+//! masters, three replicas), `embedded_store_conforms` against the embedded
+//! store in a fresh folder per check.
 
 mod leases;
 mod queue;
 mod records;
+mod stats;
 mod webhooks;
 
 use std::sync::{Arc, Mutex};
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookgate::store::*;
-use hookgate_testkit::{RedisServer, TempDir, unique};
+use hookgate_testkit::{RedisCluster, RedisServer, TempDir, unique};
 
 /// Retention of the stores the checks get (one check asks for a short one).
 const RETENTION: Duration = Duration::from_secs(60);
@@ -91,6 +94,7 @@ pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>) {
     webhooks::changes_arrive_once_each_in_order_as_they_are_now(fresh()).await;
     webhooks::a_cursor_the_log_cannot_reach_means_resync(make(RETENTION, 3), fresh(), fresh()).await;
     webhooks::circuit_breakers_swap_only_from_what_was_seen(fresh()).await;
+    stats::statistics_add_up_per_minute_hour_and_webhook(fresh()).await;
     records::retention_removes_what_is_final_and_keeps_what_is_pending(make(
         Duration::from_millis(300),
         WEBHOOK_LOG_CAP,
@@ -104,6 +108,18 @@ async fn redis_store_conforms() {
     let url = redis.url();
     run_suite(|retention, log_cap| {
         let store = hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
+        Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_conforms() {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.unwrap();
+    let nodes = cluster.urls();
+    run_suite(|retention, log_cap| {
+        let store =
+            hookgate::store::redis::RedisStore::open_cluster(&nodes, &format!("conf{}", unique()), retention).unwrap();
         Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
     })
     .await;

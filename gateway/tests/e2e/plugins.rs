@@ -2,7 +2,6 @@
 //! sent, filtering, hostile plugins contained, on_error = "skip", hot reload
 //! under load, validation on registration and in `hookgate check`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use hookgate::signing::verify_hub;
@@ -14,18 +13,6 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 /// A `[plugins]` section caching into `dir`.
-fn plugins_section(dir: &TempDir) -> String {
-    format!("[plugins]\ncache_dir = \"{}\"\n\n", dir.path().join("cache").display())
-}
-
-/// A `[[webhooks.plugins]]` block.
-fn plugin(path: &Path, config: &str, extra: &str) -> String {
-    format!(
-        "[[webhooks.plugins]]\npath = \"{}\"\nconfig = {{ {config} }}\n{extra}\n",
-        path.display()
-    )
-}
-
 fn json_body(r: &hookgate_testkit::Received) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }

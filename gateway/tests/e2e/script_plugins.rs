@@ -3,7 +3,6 @@
 //! while other webhooks are served, and a big plugin compiling (after a
 //! hot swap) without holding up other webhooks' deliveries.
 
-use std::path::Path;
 use std::time::Duration;
 
 use hookgate::signing::verify_hub;
@@ -20,13 +19,6 @@ fn shared_cache() -> String {
     format!(
         "[plugins]\ncache_dir = \"{}\"\n\n",
         repo_root().join("target").join("plugin-test-cache").display()
-    )
-}
-
-fn plugin(path: &Path, config: &str, extra: &str) -> String {
-    format!(
-        "[[webhooks.plugins]]\npath = \"{}\"\nconfig = {{ {config} }}\n{extra}\n",
-        path.display()
     )
 }
 

@@ -1,7 +1,7 @@
 //! Retention: final deliveries (with their attempt log, custom payload and
 //! index entries), finished events and idempotency keys are removed once
-//! their time in the `expiry` schedule has come; idle rate-limit states go
-//! too. Each sweep does bounded work in one transaction, so ingest never
+//! their time in the `expiry` schedule has come; idle rate-limit states and
+//! statistics rows past their time go too. Each sweep does bounded work in one transaction, so ingest never
 //! waits long behind it; `purge_history` runs sweeps until none is left
 //! (or a bound is reached).
 //!
@@ -88,7 +88,11 @@ pub fn sweep(w: &mut W<'_>, now: u64, rate_cursor: &mut Option<String>) -> Resul
         }
     }
     removed += sweep_rates(w, now, rate_cursor)?;
-    Ok(Swept { removed, more })
+    let (stats_removed, stats_more) = super::stats::sweep(w, now)?;
+    Ok(Swept {
+        removed: removed + stats_removed,
+        more: more || stats_more,
+    })
 }
 
 /// Removes idle rate-limit states, scanning [`RATE_SCAN`] entries from

@@ -20,6 +20,7 @@
 //! | `webhook_state` | webhook id | (reason, url) of a 410 |
 //! | `circuits` | webhook id | its circuit breaker (JSON); no entry: closed |
 //! | `webhook_log` | seq | the webhook change log: `seq:nonce:webhook id`, the last `webhook_log_cap` changes (`store::changes`); `meta` `webhooks_version` is the last seq |
+//! | `stats` | (granularity, bucket, scope) | statistics row (`stats.rs`) |
 //!
 //! A delivery is in exactly one of `due_first`, `due_retry`, `leases` while
 //! its status is `pending` or `failed` (the queue is chosen by whether it
@@ -54,6 +55,8 @@ pub const WEBHOOK_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("we
 /// webhook id -> its circuit breaker (JSON); no entry: closed.
 pub const CIRCUITS: TableDefinition<&str, &[u8]> = TableDefinition::new("circuits");
 pub const WEBHOOK_LOG: TableDefinition<u64, &str> = TableDefinition::new("webhook_log");
+/// (granularity, bucket, scope) -> a statistics row (`embedded/stats.rs`).
+pub const STATS: TableDefinition<(u8, u64, &str), &[u8]> = TableDefinition::new("stats");
 
 /// `expiry` kinds.
 pub const EXP_DELIVERY: u8 = 0;
@@ -94,6 +97,7 @@ pub struct W<'t> {
     pub webhook_state: Table<'t, &'static str, &'static [u8]>,
     pub circuits: Table<'t, &'static str, &'static [u8]>,
     pub webhook_log: Table<'t, u64, &'static str>,
+    pub stats: Table<'t, (u8, u64, &'static str), &'static [u8]>,
 }
 
 impl<'t> W<'t> {
@@ -118,6 +122,7 @@ impl<'t> W<'t> {
             webhook_state: tx.open_table(WEBHOOK_STATE).map_err(storage)?,
             circuits: tx.open_table(CIRCUITS).map_err(storage)?,
             webhook_log: tx.open_table(WEBHOOK_LOG).map_err(storage)?,
+            stats: tx.open_table(STATS).map_err(storage)?,
         })
     }
 

@@ -232,21 +232,8 @@ impl Records for RedisStore {
         let cutoff = crate::store::now_ms().saturating_sub(retention.as_millis() as u64);
         let bound = format!("({}", crate::ids::id_floor("dlv", cutoff));
         let mut keys = vec![self.key("idx:dlv"), self.key("dead")];
-        let mut conn = self.conn.clone();
-        let mut iter: ::redis::AsyncIter<String> = ::redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(self.key("idx:wh:*"))
-            .arg("COUNT")
-            .arg(500)
-            .clone()
-            .iter_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        while let Some(k) = iter.next_item().await {
-            keys.push(k.map_err(unavailable)?);
-        }
-        drop(iter);
+        let pattern = self.key("idx:wh:*");
+        keys.extend(self.conn.scan(&pattern, &self.route_key()).await.map_err(unavailable)?);
         let mut pipe = ::redis::pipe();
         for k in &keys {
             pipe.cmd("ZREMRANGEBYLEX").arg(k).arg("-").arg(&bound).ignore();

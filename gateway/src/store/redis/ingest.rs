@@ -16,12 +16,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
-use ::redis::{Script, Value};
+use ::redis::Value;
 use tokio::sync::oneshot;
 
+use super::conn::Conn;
 use super::decode::{self, as_int};
-use super::unavailable;
+use super::{RoutedScript, unavailable};
 use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError};
 
 /// Scripts running at once; more events wait and go in the next batch.
@@ -52,18 +52,18 @@ struct Queue {
 
 /// The shared queue of events waiting for a script.
 pub(crate) struct Ingest {
-    conn: ConnectionManager,
-    script: Script,
+    conn: Conn,
+    script: RoutedScript,
     prefix: String,
     retention_ms: u64,
     queue: Mutex<Queue>,
 }
 
 impl Ingest {
-    pub(crate) fn new(conn: ConnectionManager, prefix: String, retention_ms: u64) -> Arc<Self> {
+    pub(crate) fn new(conn: Conn, prefix: String, route_key: &str, retention_ms: u64) -> Arc<Self> {
         Arc::new(Ingest {
             conn,
-            script: Script::new(include_str!("lua/enqueue.lua")),
+            script: RoutedScript::new(include_str!("lua/enqueue.lua"), route_key),
             prefix,
             retention_ms,
             queue: Mutex::new(Queue::default()),
@@ -251,7 +251,7 @@ fn decode_one(reply: Value, limited: bool) -> Answer {
 
 #[cfg(test)]
 mod tests {
-    use ::redis::aio::ConnectionManagerConfig;
+    use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
     use bytes::Bytes;
 
     use super::*;
@@ -266,7 +266,7 @@ mod tests {
             .set_response_timeout(Some(Duration::from_secs(60)));
         let conn =
             ConnectionManager::new_lazy_with_config(::redis::Client::open(url.as_str()).unwrap(), config).unwrap();
-        (Ingest::new(conn, "t".into(), 1000), silent)
+        (Ingest::new(Conn::Single(conn), "t".into(), "t:q:first", 1000), silent)
     }
 
     fn waiting_item() -> (Item, oneshot::Receiver<Answer>) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use ::redis::{Script, Value};
+use ::redis::Value;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -126,8 +126,7 @@ impl Transfer for RedisStore {
         if batch.events.is_empty() && batch.deliveries.is_empty() {
             return Ok(stats);
         }
-        let script = Script::new(include_str!("lua/import.lua"));
-        let mut inv = script.prepare_invoke();
+        let mut inv = self.scripts.import.prepare_invoke();
         inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.events.len());
         for e in &batch.events {
             inv.arg(&e.id)

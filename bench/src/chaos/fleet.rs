@@ -1,0 +1,202 @@
+//! What a chaos scenario runs: a standalone `redis-server` with an
+//! append-only file fsync'd on every write (so a `kill -9` of Redis loses
+//! nothing it acknowledged), two gateway processes on it, and the
+//! receiver; each process can be killed with SIGKILL and started again on
+//! the same port and files.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::gateway::GatewayProc;
+use crate::http::Target;
+use crate::redis::info;
+
+/// The API token of the chaos gateways.
+pub const TOKEN: &str = "hookgate-chaos-token-0123456789";
+/// The event type the chaos webhook subscribes to.
+pub const EVENT_TYPE: &str = "chaos.event";
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A `redis-server` that can be killed and started again on its port.
+pub struct Redis {
+    bin: String,
+    dir: PathBuf,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Redis {
+    pub async fn start(bin: &str, dir: &Path) -> anyhow::Result<Self> {
+        let mut r = Redis {
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            child: None,
+        };
+        r.restart().await?;
+        Ok(r)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// SIGKILL, no shutdown save: only what the AOF holds survives.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it (again) on the same port and folder; waits until it answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let child = Command::new(&self.bin)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.addr.port().to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {}: install it (`sudo apt-get install -y redis-server`)",
+                    self.bin
+                )
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Answers INFO once the AOF is loaded.
+        while info(self.addr, "persistence")
+            .await
+            .map_or(true, |i| i.contains("loading:1"))
+        {
+            if Instant::now() > deadline {
+                bail!("{} did not answer on {} within 20 s", self.bin, self.addr);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
+
+/// One gateway of the pair: its config and process.
+pub struct Gateway {
+    pub target: Target,
+    bin: PathBuf,
+    config: PathBuf,
+    /// Logs go to `<log_stem>-<start number>.log`.
+    log_stem: PathBuf,
+    proc: Option<GatewayProc>,
+    pub restarts: u32,
+}
+
+impl Gateway {
+    /// Writes its config (`delivery_timeout` per attempt) and starts it.
+    pub async fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        redis: &Redis,
+        receiver: SocketAddr,
+        delivery_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, config_toml(listen, &redis.url(), receiver, delivery_timeout))?;
+        let mut g = Gateway {
+            target: Target::local(listen),
+            bin: bin.to_owned(),
+            config,
+            log_stem: dir.join(name),
+            proc: None,
+            restarts: 0,
+        };
+        g.launch().await?;
+        Ok(g)
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        // GatewayProc's drop sends SIGKILL and reaps it.
+        self.proc = None;
+    }
+
+    /// `kill -9`, then start it again and wait until it is healthy.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.restarts += 1;
+        self.launch().await
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let log = PathBuf::from(format!("{}-{}.log", self.log_stem.display(), self.restarts));
+        let mut p = GatewayProc::spawn(&self.bin, &self.config, "warn", &log)?;
+        p.wait_healthy(&self.target, Duration::from_secs(30)).await?;
+        self.proc = Some(p);
+        Ok(())
+    }
+}
+
+/// The chaos gateways' config: one webhook to the receiver, short retry
+/// waits and a short circuit-breaker cool-down so faults clear within
+/// seconds, a lease short enough that a killed gateway's deliveries are
+/// handed out again quickly.
+pub fn config_toml(listen: SocketAddr, redis_url: &str, receiver: SocketAddr, timeout: Duration) -> String {
+    format!(
+        r#"[server]
+listen = "{listen}"
+
+[api]
+tokens = ["{TOKEN}"]
+rate_limit_per_minute = 60000000
+
+[store]
+backend = "redis"
+url = "{redis_url}"
+prefix = "chaos"
+
+[delivery]
+allow_private_destinations = true
+timeout = "{timeout_ms}ms"
+retry_base = "200ms"
+retry_factor = 2
+retry_max_delay = "3s"
+max_retries = 10
+rate_limit_per_minute = 60000000
+rate_limit_burst = 100000
+circuit_cooldown = "1s"
+circuit_max_cooldown = "2s"
+
+[[webhooks]]
+id = "chaos"
+url = "http://{receiver}/hook"
+events = ["{EVENT_TYPE}"]
+secret = "hookgate-chaos-secret-0123456789"
+"#,
+        timeout_ms = timeout.as_millis()
+    )
+}

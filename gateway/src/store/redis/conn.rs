@@ -1,0 +1,186 @@
+//! The connection the Redis store talks through: one standalone Redis (a
+//! [`ConnectionManager`]) or a Redis Cluster (the redis crate's async
+//! cluster client). Both implement `ConnectionLike`, so commands, pipelines
+//! and scripts run on either unchanged.
+//!
+//! On the cluster, the client routes each command, pipeline and script by
+//! its first key (scripts by `KEYS[1]`), follows MOVED/ASK redirects,
+//! refreshes the slot map after a failover, reconnects, and
+//! `Script::invoke_async` loads a script again where a node answers NOSCRIPT
+//! (a promoted replica has not seen it). The two commands without a key
+//! the store sends, `PING` and `SCAN`, are sent here to the master of the
+//! store's slot ([`Conn::ping`], [`Conn::scan`]).
+
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// Waiting for a TCP connection to a node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Waiting for one answer; on the cluster also for a whole request with its
+/// retries and redirects, so a caller never waits longer than this while
+/// the cluster elects a new master (it gets an error and the API a 503).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A standalone Redis or a Redis Cluster.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// A standalone Redis at `url`. Not connected yet: the first command
+    /// connects, and a lost connection is re-established with backoff.
+    pub(crate) fn single(url: &str) -> RedisResult<Self> {
+        let client = ::redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // A lost Redis fails commands fast (the API answers 503 with
+            // Retry-After at once); the next command reconnects.
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        Ok(Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?))
+    }
+
+    /// A Redis Cluster found through the seed nodes `nodes`. Connects in
+    /// the background (needs a Tokio runtime): commands sent before the
+    /// cluster is reachable fail and later ones connect again.
+    pub(crate) fn cluster(nodes: &[String]) -> RedisResult<Self> {
+        let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .overall_response_timeout(Some(RESPONSE_TIMEOUT))
+            .build()?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        Ok(Conn::Cluster(client.get_pending_async_connection_with_config(config)))
+    }
+
+    /// `PING` to the Redis, or to the master serving `route_key`'s slot.
+    pub(crate) async fn ping(&self, route_key: &str) -> RedisResult<()> {
+        let cmd = ::redis::cmd("PING");
+        let _: String = match self {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
+            Conn::Cluster(c) => ::redis::from_redis_value(c.clone().route_command(cmd, route_to(route_key)).await?)?,
+        };
+        Ok(())
+    }
+
+    /// Every key matching `pattern` (a `SCAN` loop), on the Redis or on the
+    /// master serving `route_key`'s slot: the keys of the store all live
+    /// there on a cluster, so `pattern` must start with the store's prefix.
+    pub(crate) async fn scan(&self, pattern: &str, route_key: &str) -> RedisResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let mut cmd = ::redis::cmd("SCAN");
+            cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(500);
+            let (next, batch): (u64, Vec<String>) = match self {
+                Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
+                Conn::Cluster(c) => {
+                    ::redis::from_redis_value(c.clone().route_command(cmd, route_to(route_key)).await?)?
+                }
+            };
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Routing to the master of `key`'s hash slot.
+fn route_to(key: &str) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+        key_slot(key.as_bytes()),
+        SlotAddr::Master,
+    )))
+}
+
+/// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag
+/// (the part between the first `{` and the next `}`, if not empty) or of
+/// the whole key, modulo 16384.
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16_xmodem(tagged.unwrap_or(key)) % 16384
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_slot;
+
+    #[test]
+    fn key_slots_match_redis() {
+        // Values from CLUSTER KEYSLOT and the cluster specification.
+        assert_eq!(key_slot(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"{hookgate}:q:first"), key_slot(b"hookgate"));
+        assert_eq!(
+            key_slot(b"{hookgate}:evt:{abc}"),
+            key_slot(b"hookgate"),
+            "first tag only"
+        );
+        assert_eq!(
+            key_slot(b"foo{}{bar}"),
+            key_slot(b"foo{}{bar}"),
+            "an empty tag hashes the key"
+        );
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+    }
+}
