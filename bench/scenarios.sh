@@ -39,9 +39,10 @@ declare -A SCENARIOS=(
   [plugin-pass]="--events 20000 --plugins pass-through --plugin-wasm $PASS_WASM"
   [plugin-redact]="--events 20000 --plugins redact --plugin-wasm $REDACT_WASM"
   [concurrency-1024]="--events 40000 --gateway-concurrency 1024"
+  [webhooks-50k]="--events 20000 --webhooks 0,50000"
 )
 ORDER=(baseline rate-5k rate-10k payload-256 payload-64k fanout-10 slow-50ms fail-10pct pending-100k
-  plugin-pass plugin-redact concurrency-1024)
+  plugin-pass plugin-redact concurrency-1024 webhooks-50k)
 
 [ -x "$BENCH" ] || { echo "build first: cargo build --release -p hookgate -p hookgate-bench" >&2; exit 1; }
 mkdir -p "$OUT"

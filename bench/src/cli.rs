@@ -108,6 +108,19 @@ pub struct Args {
     /// `[delivery] concurrency` of the spawned gateway.
     #[arg(long, default_value_t = 256)]
     pub gateway_concurrency: u32,
+    /// Webhooks to create through the API before the load (none matches
+    /// its events): times per create, update, rotation and delete, and the
+    /// gateways' CPU per change (see BENCHMARKS.md). A comma-separated list
+    /// runs the scenario once per count and compares them side by side.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub webhooks: Vec<usize>,
+    /// Connections creating the `--webhooks`.
+    #[arg(long, default_value_t = 4)]
+    pub webhook_create_concurrency: usize,
+    /// Updates, rotations and deletes timed at the start and at the end of
+    /// creating the `--webhooks`.
+    #[arg(long, default_value_t = 300)]
+    pub webhook_ops: usize,
 
     /// The gateway binary to spawn.
     #[arg(long, default_value = "target/release/hookgate")]
@@ -202,10 +215,23 @@ impl Args {
         if self.gateway_pid.is_some() && self.gateway_url.is_none() {
             bail!("--gateway-pid goes with --gateway-url (a spawned gateway's pid is known)");
         }
+        if self.gateway_url.is_some() && self.webhooks.iter().any(|&n| n > 0) {
+            bail!(
+                "--webhooks needs a gateway this tool spawns (it creates and measures many webhooks); drop --gateway-url"
+            );
+        }
+        if self.webhooks.is_empty() {
+            bail!("--webhooks needs at least one count (0: none)");
+        }
         if self.gateway_url.is_some() && self.token.is_none() {
             bail!("--gateway-url needs --token (or HOOKGATE_API_TOKEN): an API token the gateway accepts");
         }
         Ok(())
+    }
+
+    /// The webhooks of this run (the first of `--webhooks`).
+    pub fn webhook_count(&self) -> usize {
+        self.webhooks.first().copied().unwrap_or(0)
     }
 
     /// The store of this run (the first of `--store`).
@@ -221,20 +247,30 @@ impl Args {
         }
     }
 
-    /// The runs `--store` and `--tls` ask for, in order: every store, each
-    /// plain before TLS with `--tls both`.
+    /// The runs `--store`, `--webhooks` and `--tls` ask for, in order:
+    /// every store, every webhook count, each plain before TLS with
+    /// `--tls both`.
     pub fn runs(&self) -> Vec<Args> {
         let modes: &[TlsMode] = match self.tls {
             TlsMode::Both => &[TlsMode::Off, TlsMode::On],
             TlsMode::Off => &[TlsMode::Off],
             TlsMode::On => &[TlsMode::On],
         };
+        let counts = if self.webhooks.is_empty() {
+            vec![0]
+        } else {
+            self.webhooks.clone()
+        };
         self.store
             .iter()
             .flat_map(|&kind| {
-                modes.iter().map(move |&tls| Args {
-                    tls,
-                    ..self.for_store(kind)
+                let counts = counts.clone();
+                counts.into_iter().flat_map(move |n| {
+                    modes.iter().map(move |&tls| Args {
+                        tls,
+                        webhooks: vec![n],
+                        ..self.for_store(kind)
+                    })
                 })
             })
             .collect()
@@ -315,6 +351,25 @@ mod tests {
         assert!(args(&attached).check().is_ok());
         let err = args(&[&attached[..], &["--tls"]].concat()).check().unwrap_err();
         assert!(err.to_string().contains("--tls"), "{err}");
+    }
+
+    #[test]
+    fn webhook_counts_split_into_runs() {
+        assert_eq!(args(&[]).webhook_count(), 0);
+        let runs = args(&["--webhooks", "0,50000", "--store", "redis,embedded"]).runs();
+        let shape: Vec<_> = runs.iter().map(|a| (a.store_kind(), a.webhook_count())).collect();
+        assert_eq!(
+            shape,
+            [
+                (StoreKind::Redis, 0),
+                (StoreKind::Redis, 50_000),
+                (StoreKind::Embedded, 0),
+                (StoreKind::Embedded, 50_000)
+            ]
+        );
+        let attached = ["--gateway-url", "http://127.0.0.1:1", "--token", "t"];
+        assert!(args(&[&attached[..], &["--webhooks", "10"]].concat()).check().is_err());
+        assert!(args(&[&attached[..], &["--webhooks", "0"]].concat()).check().is_ok());
     }
 
     #[test]

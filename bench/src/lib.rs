@@ -20,6 +20,8 @@
 //! * [`redis`]: a `redis-server` child and `INFO` snapshots.
 //! * [`disk`]: the embedded store's data folder size through the run.
 //! * [`gateway`]: the gateway config, the gateway child, API-made webhooks.
+//! * [`fleet`]: `--webhooks N`: creating many webhooks, and what changes
+//!   cost with them.
 //! * [`procfs`]: CPU time and peak RSS of a process from `/proc`.
 //! * [`stats`]: percentiles and the joins behind the report.
 //! * [`run`]: one scenario from start to report.
@@ -41,6 +43,7 @@ pub mod cli;
 pub mod clock;
 pub mod disk;
 pub mod driver;
+pub mod fleet;
 pub mod gateway;
 pub mod http;
 pub mod procfs;

@@ -10,6 +10,7 @@ use crate::ceiling::Ceiling;
 use crate::cli::{Args, PluginMode, StoreKind};
 use crate::disk::DiskFigures;
 use crate::driver::LoadResult;
+use crate::fleet::FleetFigures;
 use crate::procfs::ProcSample;
 use crate::receiver::ReceiverStats;
 use crate::redis::{RedisSnapshot, calls_between};
@@ -40,6 +41,8 @@ pub struct Measured {
     pub ceiling_before: Option<Ceiling>,
     pub ceiling_after: Option<Ceiling>,
     pub wall_s: f64,
+    /// `--webhooks`: creating them and changing them.
+    pub fleet: Option<FleetFigures>,
 }
 
 /// Connections on both legs, and their TLS handshakes: with keep-alive and
@@ -71,6 +74,8 @@ pub struct Scenario {
     pub concurrency: usize,
     pub rate: Option<f64>,
     pub gateway_concurrency: Option<u32>,
+    /// API webhooks created before the load (`--webhooks`).
+    pub webhooks: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -159,6 +164,7 @@ pub struct Report {
     pub machine: MachineFigures,
     pub disturbed: bool,
     pub targets: Vec<TargetCheck>,
+    pub fleet: Option<FleetFigures>,
     pub wall_s: f64,
 }
 
@@ -240,6 +246,7 @@ impl Report {
                 concurrency: args.concurrency,
                 rate: args.rate,
                 gateway_concurrency: (!m.attached).then_some(args.gateway_concurrency),
+                webhooks: args.webhook_count(),
             },
             ingest: Ingest {
                 requests_ok: m.load.ok,
@@ -265,6 +272,7 @@ impl Report {
             machine,
             disturbed: false,
             targets: Vec::new(),
+            fleet: m.fleet.clone(),
             wall_s: m.wall_s,
         };
         report.targets = report.check_targets(args);
@@ -303,6 +311,33 @@ impl Report {
                 target: "gateway peak RSS < 150 MiB with 100,000 deliveries pending",
                 measured: format!("{rss:.1} MiB, peak pending {}", self.delivery.join.peak_pending),
                 met: (self.delivery.join.peak_pending >= 100_000).then_some(rss < 150.0),
+            });
+        }
+        if let Some(f) = &self.fleet {
+            // "The same" within a factor of 2 and 1 ms (a shared machine's noise).
+            let same = |start: u64, end: u64| end <= 2 * start + 1000;
+            let (s, e) = (&f.at_start, &f.at_end);
+            out.push(TargetCheck {
+                target: "create, update, rotate and delete cost the same with N webhooks as with none (p50)",
+                measured: format!(
+                    "create {:.2} -> {:.2} ms, update {:.2} -> {:.2}, rotate {:.2} -> {:.2}, delete {:.2} -> {:.2} \
+                     ({} webhooks)",
+                    f.create_first_1000_us.p50 as f64 / 1000.0,
+                    f.create_last_1000_us.p50 as f64 / 1000.0,
+                    s.update_us.p50 as f64 / 1000.0,
+                    e.update_us.p50 as f64 / 1000.0,
+                    s.rotate_us.p50 as f64 / 1000.0,
+                    e.rotate_us.p50 as f64 / 1000.0,
+                    s.delete_us.p50 as f64 / 1000.0,
+                    e.delete_us.p50 as f64 / 1000.0,
+                    f.webhooks
+                ),
+                met: (f.webhooks >= 10_000).then_some(
+                    same(f.create_first_1000_us.p50, f.create_last_1000_us.p50)
+                        && same(s.update_us.p50, e.update_us.p50)
+                        && same(s.rotate_us.p50, e.rotate_us.p50)
+                        && same(s.delete_us.p50, e.delete_us.p50),
+                ),
             });
         }
         if let Some(r) = &self.redis {

@@ -15,6 +15,7 @@ use crate::cli::{Args, PluginMode, StoreKind, TlsMode};
 use crate::clock::Clock;
 use crate::disk;
 use crate::driver::{self, LoadSpec};
+use crate::fleet;
 use crate::gateway::{self, ConfigSpec, GatewayProc, StoreSpec};
 use crate::http::Target;
 use crate::procfs::{self, ProcSample};
@@ -69,6 +70,9 @@ pub struct Stack {
     data_dir: Option<PathBuf>,
     /// Webhooks created through the API of an attached gateway.
     api_webhooks: Vec<String>,
+    /// A spawned gateway's config file and listen address (for a second
+    /// gateway on the same store).
+    config: Option<(PathBuf, SocketAddr)>,
 }
 
 impl Stack {
@@ -85,6 +89,7 @@ impl Stack {
             redis_addr: None,
             data_dir: None,
             api_webhooks: Vec::new(),
+            config: None,
         }
     }
 }
@@ -119,6 +124,7 @@ async fn start_stack(
             redis_addr,
             data_dir: None,
             api_webhooks,
+            config: None,
         });
     }
     let (redis_proc, store) = match (args.store_kind(), &args.redis_url) {
@@ -192,7 +198,68 @@ async fn start_stack(
             StoreSpec::Redis { .. } => None,
         },
         api_webhooks: Vec::new(),
+        config: Some((config_path, listen)),
     })
+}
+
+/// A second gateway on the same Redis that serves no load of this tool: it
+/// only follows the store's change log, so its CPU is what one change costs
+/// every other gateway of a fleet. `None` on the embedded store (one
+/// process per data folder).
+async fn spawn_follower(args: &Args, dir: &RunDir, stack: &Stack) -> anyhow::Result<Option<GatewayProc>> {
+    let (Some((path, listen)), true) = (&stack.config, stack.redis_addr.is_some()) else {
+        return Ok(None);
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let own = SocketAddr::from(([127, 0, 0, 1], port));
+    let text =
+        std::fs::read_to_string(path)?.replace(&format!("listen = \"{listen}\""), &format!("listen = \"{own}\""));
+    let follower_path = dir.path.join("config-follower.toml");
+    std::fs::write(&follower_path, text)?;
+    let mut gw = GatewayProc::spawn(
+        &args.gateway_bin,
+        &follower_path,
+        &args.gateway_log,
+        &dir.path.join("gateway-follower.log"),
+    )?;
+    let target = match &stack.target.tls {
+        Some(tls) => Target::local(own).with_tls(tls.clone()),
+        None => Target::local(own),
+    };
+    gw.wait_healthy(&target, Duration::from_secs(60)).await?;
+    Ok(Some(gw))
+}
+
+/// `--webhooks`: creates them and measures the changes (with a follower
+/// gateway on Redis), before the load.
+async fn many_webhooks(
+    args: &Args,
+    dir: &RunDir,
+    stack: &Stack,
+    receiver: SocketAddr,
+) -> anyhow::Result<Option<fleet::FleetFigures>> {
+    if args.webhook_count() == 0 {
+        return Ok(None);
+    }
+    let follower = spawn_follower(args, dir, stack).await?;
+    let spec = fleet::FleetSpec {
+        target: stack.target.clone(),
+        token: stack.token.clone(),
+        receiver,
+        count: args.webhook_count(),
+        concurrency: args.webhook_create_concurrency,
+        ops: args.webhook_ops,
+        gateway_pid: stack.gateway_pid,
+        follower_pid: follower.as_ref().map(GatewayProc::pid),
+    };
+    let figures = fleet::run(&spec).await;
+    if let (Err(_), Some(f)) = (&figures, &follower) {
+        let tail = f.log_tail();
+        if !tail.is_empty() {
+            eprintln!("hookgate-bench: follower gateway log tail:\n{tail}");
+        }
+    }
+    Ok(Some(figures?))
 }
 
 /// A moment's readings of every process involved.
@@ -294,7 +361,13 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         redis_pid.map_or("-".into(), |p| p.to_string()),
         std::process::id()
     );
-    let result = measure(args, clock, &receiver, &stack).await;
+    let result = async {
+        let fleet = many_webhooks(args, &dir, &stack, receiver.addr()).await?;
+        let mut m = measure(args, clock, &receiver, &stack).await?;
+        m.fleet = fleet;
+        anyhow::Ok(m)
+    }
+    .await;
     if !stack.api_webhooks.is_empty() {
         gateway::delete_api_webhooks(&stack.target, &stack.token, &stack.api_webhooks).await;
     }
@@ -396,5 +469,6 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         ceiling_before: None,
         ceiling_after: None,
         wall_s: 0.0,
+        fleet: None,
     })
 }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::fleet::FleetFigures;
 use crate::report::{ProcessFigures, Report, per};
 use crate::tls::ConnStats;
 
@@ -150,6 +151,9 @@ impl std::fmt::Display for Report {
                 }
             );
         }
+        if let Some(f) = &self.fleet {
+            t.push_str(&fleet_lines(f));
+        }
         let _ = writeln!(t, "\n  CPU s per 1,000 deliveries, and memory");
         let mut proc_line = |name: &str, p: &ProcessFigures, extra: String| {
             let _ = writeln!(
@@ -243,6 +247,41 @@ pub fn side_by_side(reports: &[Report]) -> String {
     let _ = writeln!(t, "side by side (same scenario, back to back)");
     let _ = writeln!(t, "  {:<30}{}", "store", cell(&|r| format!("{:?}", r.scenario.store)));
     let _ = writeln!(t, "  {:<30}{}", "transport", cell(&|r| transport(r).to_owned()));
+    let _ = writeln!(
+        t,
+        "  {:<30}{}",
+        "API webhooks",
+        cell(&|r| r.scenario.webhooks.to_string())
+    );
+    if reports.iter().any(|r| r.fleet.is_some()) {
+        let fleet_rows: [(&str, &Column); 4] = [
+            ("create p50 first / last 1,000", &|r| {
+                r.fleet.as_ref().map_or("-".into(), |f| {
+                    format!(
+                        "{:.1} / {:.1} ms",
+                        f.create_first_1000_us.p50 as f64 / 1000.0,
+                        f.create_last_1000_us.p50 as f64 / 1000.0
+                    )
+                })
+            }),
+            ("gateway CPU per create", &|r| {
+                r.fleet
+                    .as_ref()
+                    .map_or("-".into(), |f| cpu_ms(f.gateway_cpu_ms_per_create))
+            }),
+            ("follower CPU per change", &|r| {
+                r.fleet
+                    .as_ref()
+                    .map_or("-".into(), |f| cpu_ms(f.at_end.follower_cpu_ms_per_change))
+            }),
+            ("update p50 at the end", &|r| {
+                r.fleet.as_ref().map_or("-".into(), |f| ms(f.at_end.update_us.p50))
+            }),
+        ];
+        for (name, f) in fleet_rows {
+            let _ = writeln!(t, "  {name:<30}{}", cell(f));
+        }
+    }
     let rows: [(&str, &Column); 12] = [
         ("ingest req/s", &|r| format!("{:.0}", r.ingest.requests_per_sec)),
         ("ingest p50", &|r| ms(r.ingest.latency_us.p50)),
@@ -291,6 +330,49 @@ pub fn side_by_side(reports: &[Report]) -> String {
             .map_or("-".into(), |d| format!("{:.1} MiB", mb(d.peak_bytes))))
     );
     t.push_str(&tls_ratios(reports));
+    t
+}
+
+fn cpu_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.3} ms"))
+}
+
+/// The `--webhooks` figures.
+fn fleet_lines(f: &FleetFigures) -> String {
+    let mut t = String::new();
+    let (a, b) = (&f.create_first_1000_us, &f.create_last_1000_us);
+    let _ = writeln!(
+        t,
+        "\n  {} webhooks created through the API ({} connections, {:.0}/s)",
+        f.webhooks, f.create_concurrency, f.creates_per_sec
+    );
+    let _ = writeln!(
+        t,
+        "    create, first 1,000  p50 {}  p99 {}\n    create, last 1,000   p50 {}  p99 {}",
+        ms(a.p50),
+        ms(a.p99),
+        ms(b.p50),
+        ms(b.p99)
+    );
+    let _ = writeln!(
+        t,
+        "    CPU per create       gateway {}, follower gateway {}",
+        cpu_ms(f.gateway_cpu_ms_per_create),
+        cpu_ms(f.follower_cpu_ms_per_create)
+    );
+    for o in [&f.at_start, &f.at_end] {
+        let _ = writeln!(
+            t,
+            "    with {:>6} webhooks  update p50 {}  rotate p50 {}  delete p50 {};  CPU per change: gateway {}, \
+             follower {}",
+            o.webhooks_present,
+            ms(o.update_us.p50),
+            ms(o.rotate_us.p50),
+            ms(o.delete_us.p50),
+            cpu_ms(o.gateway_cpu_ms_per_change),
+            cpu_ms(o.follower_cpu_ms_per_change)
+        );
+    }
     t
 }
 

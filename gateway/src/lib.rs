@@ -45,9 +45,8 @@ use crate::plugin::PluginRuntime;
 use crate::registry::Registry;
 use crate::store::Store;
 
-/// How often the webhooks' version is checked in the store (a change made
-/// through another gateway shows here within this long).
-const WEBHOOK_REFRESH: Duration = Duration::from_millis(500);
+/// How often metrics are folded and history trimming is considered.
+const UPKEEP_EVERY: Duration = Duration::from_millis(500);
 /// How often history indexes are trimmed to the retention period.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -117,7 +116,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let store = open_store(&config).await?;
     let registry = Arc::new(Registry::new(&config));
     let health = Arc::new(StoreHealth::default());
-    if let Err(e) = registry.refresh(store.as_ref(), true).await {
+    if let Err(e) = registry.refresh(store.as_ref()).await {
         tracing::warn!(error = %e, "store unreachable at start; will keep trying");
     }
     let plugins = Arc::new(PluginRuntime::new(
@@ -150,12 +149,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     )
     .map_err(RunError::Client)?;
 
-    let refresher = tokio::spawn(maintain(
-        config.clone(),
-        store.clone(),
-        registry.clone(),
-        shutdown.clone(),
-    ));
+    let refresher = tokio::spawn(maintain(config.clone(), store.clone(), shutdown.clone()));
+    let follower = tokio::spawn(registry::follow(registry.clone(), store.clone(), shutdown.clone()));
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
@@ -195,6 +190,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!("shutting down: no new work taken; draining in-flight deliveries");
     dispatcher.shutdown(grace).await;
     refresher.abort();
+    follower.abort();
     if let Some(t) = telemetry {
         t.shutdown().await;
     }
@@ -202,18 +198,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
-/// Background upkeep: keep the webhook registry current, fold metric
-/// samples, trim history.
-async fn maintain(config: Arc<Config>, store: Arc<dyn Store>, registry: Arc<Registry>, shutdown: CancellationToken) {
+/// Background upkeep: fold metric samples, trim history. (The webhook
+/// registry follows the store on its own: [`registry::follow`].)
+async fn maintain(config: Arc<Config>, store: Arc<dyn Store>, shutdown: CancellationToken) {
     let mut last_purge = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(WEBHOOK_REFRESH) => {}
+            () = tokio::time::sleep(UPKEEP_EVERY) => {}
         }
         metrics::upkeep();
-        // Failures here are reported by the loops that need the store.
-        let _ = registry.refresh(store.as_ref(), false).await;
         if last_purge.elapsed() >= PURGE_EVERY {
             last_purge = tokio::time::Instant::now();
             if let Err(e) = store.purge_history(config.store.retention).await {

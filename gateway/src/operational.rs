@@ -30,9 +30,9 @@ pub async fn emit(
     webhook_id: &str,
     why: &str,
 ) -> Result<usize, StoreError> {
-    let snapshot = registry.snapshot();
-    let deliveries: Vec<NewDelivery> = snapshot
+    let deliveries: Vec<NewDelivery> = registry
         .matching(event_type, false)
+        .iter()
         .map(|w| NewDelivery {
             id: ids::new_id("dlv"),
             webhook_id: w.id.clone(),

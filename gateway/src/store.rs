@@ -16,11 +16,11 @@
 //!   delivery was dead-lettered meanwhile) only appends its attempt record.
 //! * Rate limits and webhook state are shared by every gateway on the store.
 
+pub mod changes;
 pub mod embedded;
 pub mod redis;
 pub mod transfer;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +32,7 @@ pub use crate::ids::now_ms;
 use crate::ratelimit::Gcra;
 use crate::stats;
 use crate::webhooks::StoredWebhook;
+pub use changes::{ChangeCursor, WEBHOOK_LOG_CAP, WebhookChanges, WebhookEntry, WebhookSet};
 
 /// Why a store operation failed. Every variant but `Corrupt` means the
 /// store is unavailable for now ([`StoreError::is_unavailable`]): callers
@@ -309,16 +310,24 @@ pub trait Records: Send + Sync + 'static {
     async fn purge_history(&self, retention: Duration) -> Result<(), StoreError>;
 }
 
-/// API webhooks, and state about every webhook.
+/// API webhooks, and state about every webhook. Every change here (and
+/// every breaker swap) appends to the webhook change log ([`changes`]), so
+/// gateways apply only what changed. Each call costs the same however many
+/// webhooks there are, except [`WebhookStore::load_webhooks`].
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     /// Disables a webhook (the receiver answered 410 at `url`) and moves its
     /// pending deliveries to the dead-letter queue; returns how many moved.
     async fn disable_webhook(&self, webhook_id: &str, url: &str, reason: &str) -> Result<u64, StoreError>;
-    /// A number that changes whenever a webhook or a webhook state changes.
-    async fn webhooks_version(&self) -> Result<u64, StoreError>;
-    /// The version, every API webhook and every webhook state.
-    async fn load_webhooks(&self) -> Result<(u64, Vec<StoredWebhook>, HashMap<String, WebhookState>), StoreError>;
+    /// Every API webhook, webhook state and breaker, and the change log
+    /// position they reflect, in one consistent read.
+    async fn load_webhooks(&self) -> Result<WebhookSet, StoreError>;
+    /// The webhooks changed after `since` (at most `max` log entries), each
+    /// as it is now, or [`WebhookChanges::Resync`] when the log cannot
+    /// bring `since` up to date.
+    async fn webhook_changes(&self, since: &ChangeCursor, max: usize) -> Result<WebhookChanges, StoreError>;
+    /// One API webhook.
+    async fn webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError>;
     /// Adds a webhook; `false` if the id is taken.
     async fn insert_webhook(&self, webhook: &StoredWebhook) -> Result<bool, StoreError>;
     /// Replaces a webhook, optionally clearing its state and breaker
@@ -338,14 +347,13 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn acquire_with_state(&self, req: &RateRequest) -> Result<RateState, StoreError>;
 }
 
-/// Circuit breakers, shared by every gateway on the store.
+/// Circuit breakers, shared by every gateway on the store (loaded with the
+/// webhooks: [`WebhookSet::circuits`], [`WebhookEntry::circuit`]).
 #[async_trait]
 pub trait CircuitStore: Send + Sync + 'static {
-    /// Every stored breaker, by webhook id (no entry: closed).
-    async fn load_circuits(&self) -> Result<HashMap<String, Circuit>, StoreError>;
     /// Replaces a webhook's breaker with `new` (`None`: closed) if it is
-    /// still `expected` (`None`: closed), and moves the webhooks version
-    /// on; whether it swapped.
+    /// still `expected` (`None`: closed), logging the change; whether it
+    /// swapped.
     async fn swap_circuit(
         &self,
         webhook_id: &str,

@@ -29,7 +29,8 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
+/// A `limit` parameter: 50 when absent, otherwise 1 to 500.
+pub(super) fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     match raw {
         None => Ok(50),
         Some(s) => match s.parse::<usize>() {
@@ -83,7 +84,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
     };
     let page = state
         .store
-        .list_deliveries(&filter, limit(q.limit.as_deref())?, cursor(q.cursor.as_deref())?)
+        .list_deliveries(&filter, page_limit(q.limit.as_deref())?, cursor(q.cursor.as_deref())?)
         .await?;
     Ok(page_view(page))
 }
@@ -91,12 +92,8 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match state.store.delivery(&id).await? {
         Some(d) => {
-            let hooks = state.registry.snapshot();
-            let view = DeliveryView::full(
-                &d,
-                hooks.get(&d.webhook_id).map(AsRef::as_ref),
-                state.config.delivery.signature_headers,
-            );
+            let hook = state.registry.get(&d.webhook_id);
+            let view = DeliveryView::full(&d, hook.as_deref(), state.config.delivery.signature_headers);
             Ok(axum::Json(view).into_response())
         }
         None => Err(ApiError::not_found(format!("no delivery with id {id:?}"))),
@@ -145,7 +142,7 @@ pub async fn dead_letters(State(state): State<AppState>, Query(q): Query<DeadQue
         .store
         .list_dead(
             webhook_filter(q.webhook_id.as_deref())?,
-            limit(q.limit.as_deref())?,
+            page_limit(q.limit.as_deref())?,
             cursor(q.cursor.as_deref())?,
         )
         .await?;

@@ -147,9 +147,10 @@ async fn accept(
         test: input.test,
         created_at_ms: now_ms(),
     };
-    let snapshot = state.registry.snapshot();
-    let deliveries: Vec<NewDelivery> = snapshot
+    let deliveries: Vec<NewDelivery> = state
+        .registry
         .matching(&event.event_type, event.test)
+        .iter()
         .map(|w| NewDelivery {
             id: ids::new_id("dlv"),
             webhook_id: w.id.clone(),

@@ -175,11 +175,10 @@ pub async fn get(State(state): State<AppState>, Query(q): Query<StatsQuery>) -> 
 
     let (webhooks, webhooks_truncated) = if q.webhook_id.is_none() {
         let (per, more) = state.store.stats_by_webhook(g, from, to, MAX_WEBHOOKS).await?;
-        let snapshot = state.registry.snapshot();
         let list = per
             .iter()
             .map(|(id, c)| WebhookFigures {
-                name: snapshot.get(id).map(|w| w.name.clone()),
+                name: state.registry.get(id).map(|w| w.name.clone()),
                 webhook_id: id.clone(),
                 figures: c.into(),
             })

@@ -2,8 +2,10 @@
 //!
 //! API webhooks live in the store; config webhooks are listed with
 //! `source: "config"` and are read-only (409). After a change the local
-//! registry reloads at once; other gateways see the store's version move
-//! within their refresh interval.
+//! registry applies it at once; other gateways pick it up from the store's
+//! change log within their refresh interval. Nothing here reads every
+//! webhook: changes go to the store by id, reads come from the registry,
+//! and the list is paged like the delivery history.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -13,15 +15,19 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
+use std::sync::Arc;
+
 use super::AppState;
+use super::deliveries::page_limit;
 use super::error::{ApiError, ErrorCode};
 use super::events::store_event;
 use super::extract::{Path, Query};
 use super::json::{parse, read_body, require_json};
-use super::views::WebhookView;
+use super::views::{ListView, WebhookView};
 use super::webhook_input::WebhookInput;
 use crate::ids;
 use crate::operational;
+use crate::registry::PageKey;
 use crate::signing::generate_secret;
 use crate::store::{NewDelivery, NewEvent, now_ms};
 use crate::webhooks::rules::Bounds;
@@ -38,10 +44,11 @@ fn read_only(id: &str) -> ApiError {
     )
 }
 
+/// Applies the store's latest webhook changes to the registry.
 async fn reload(state: &AppState) -> Result<(), ApiError> {
     state
         .registry
-        .refresh(state.store.as_ref(), true)
+        .refresh(state.store.as_ref())
         .await
         .map_err(ApiError::from)
 }
@@ -51,14 +58,14 @@ async fn stored(state: &AppState, id: &str) -> Result<StoredWebhook, ApiError> {
     if state.registry.is_config(id) {
         return Err(read_only(id));
     }
-    let (_, list, _) = state.store.load_webhooks().await?;
-    list.into_iter().find(|w| w.id == id).ok_or_else(|| not_found(id))
+    state.store.webhook(id).await?.ok_or_else(|| not_found(id))
 }
 
-/// The live webhook (config or API) as the registry has it now.
-async fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Webhook>, ApiError> {
-    state.registry.refresh(state.store.as_ref(), false).await?;
-    state.registry.snapshot().get(id).cloned().ok_or_else(|| not_found(id))
+/// The live webhook (config or API) as the registry has it after the
+/// store's latest changes.
+async fn live(state: &AppState, id: &str) -> Result<Arc<Webhook>, ApiError> {
+    reload(state).await?;
+    state.registry.get(id).ok_or_else(|| not_found(id))
 }
 
 /// The client identities config.toml defines.
@@ -104,11 +111,30 @@ fn view(state: &AppState, hook: &Webhook) -> WebhookView {
     view
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.registry.refresh(state.store.as_ref(), false).await?;
-    let snapshot = state.registry.snapshot();
-    let data: Vec<WebhookView> = snapshot.all().iter().map(|w| view(&state, w)).collect();
-    Ok(axum::Json(json!({ "data": data })).into_response())
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/webhooks`: config webhooks first, in definition order, then
+/// API webhooks by creation; `limit` (default 50, at most 500) per page and
+/// `nextCursor` to continue, as in the delivery history.
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let limit = page_limit(q.limit.as_deref())?;
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => {
+            Some(PageKey::parse(c).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor returned by this API"))?)
+        }
+    };
+    reload(&state).await?;
+    let (hooks, next) = state.registry.page(after.as_ref(), limit);
+    Ok(axum::Json(ListView {
+        data: hooks.iter().map(|w| view(&state, w)).collect::<Vec<WebhookView>>(),
+        next_cursor: next.map(|k| k.to_string()),
+    })
+    .into_response())
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -142,7 +168,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         ));
     }
     reload(&state).await?;
-    let hook = live(&state, &record.id).await?;
+    let hook = state.registry.get(&record.id).ok_or_else(|| not_found(&record.id))?;
     let mut view = WebhookView::from(hook.as_ref());
     if generated {
         view.secret = Some(secret);
@@ -205,7 +231,7 @@ pub async fn patch(
         return Err(not_found(&id));
     }
     reload(&state).await?;
-    let hook = live(&state, &id).await?;
+    let hook = state.registry.get(&id).ok_or_else(|| not_found(&id))?;
     tracing::info!(webhook_id = %id, "webhook updated");
     if clear_state && !was_enabled {
         match operational::emit(

@@ -87,9 +87,25 @@ function fillWebhookSelects() {
   }
 }
 
+// GET /api/webhooks is paged: follow nextCursor, up to WEBHOOK_PAGES pages
+// of 500 (a refresh every few seconds stays well under the API rate limit).
+const WEBHOOK_PAGES = 20;
+
 async function loadWebhooks() {
-  const answer = await api('GET', '/api/webhooks');
-  webhooks = Array.isArray(answer && answer.data) ? answer.data : [];
+  const all = [];
+  let cursor = null;
+  for (let page = 0; page < WEBHOOK_PAGES; page++) {
+    const query = cursor ? `?limit=500&cursor=${encodeURIComponent(cursor)}` : '?limit=500';
+    const answer = await api('GET', `/api/webhooks${query}`);
+    if (Array.isArray(answer && answer.data)) all.push(...answer.data);
+    cursor = answer && typeof answer.nextCursor === 'string' ? answer.nextCursor : null;
+    if (!cursor) break;
+  }
+  if (cursor) {
+    showAlert('Webhook list', `Showing the first ${fmtCount(all.length)} webhooks.`,
+      'Page through the rest with GET /api/webhooks?cursor=…', 'warn');
+  } else clearAlert('Webhook list');
+  webhooks = all;
   fillWebhookSelects();
   return webhooks;
 }

@@ -32,7 +32,7 @@ async fn swap(shared: &Shared, hook: &Webhook, from: Option<&Circuit>, to: Optio
         Ok(true) => {
             let state = to.map_or(CircuitState::Closed, |c| c.state);
             metrics::circuit_transition(&hook.id, state);
-            if let Err(e) = shared.registry.refresh(shared.store.as_ref(), false).await {
+            if let Err(e) = shared.registry.refresh(shared.store.as_ref()).await {
                 tracing::debug!(error = %e, "could not reload webhooks");
             }
             true
@@ -123,7 +123,7 @@ pub(super) async fn disable(shared: &Arc<Shared>, hook: &Webhook, why: &str, cod
             return;
         }
     }
-    if let Err(e) = shared.registry.refresh(shared.store.as_ref(), true).await {
+    if let Err(e) = shared.registry.refresh(shared.store.as_ref()).await {
         tracing::debug!(error = %e, "could not reload webhooks");
     }
     match operational::emit(

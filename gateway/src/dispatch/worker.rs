@@ -134,26 +134,30 @@ async fn route(
     hard_stop: &CancellationToken,
     attempts: &TaskTracker,
 ) {
-    let mut snapshot = shared.registry.snapshot();
-    if jobs.iter().any(|j| snapshot.get(&j.webhook_id).is_none()) {
+    if jobs.iter().any(|j| shared.registry.get(&j.webhook_id).is_none()) {
         // Created through another gateway moments ago, or deleted: look again.
-        if let Err(e) = shared.registry.refresh(shared.store.as_ref(), false).await {
+        if let Err(e) = shared.registry.refresh(shared.store.as_ref()).await {
             let wait = shared.health.failed("reloading webhooks", &e);
             for job in jobs {
                 defer(shared, job, wait).await;
             }
             return;
         }
-        snapshot = shared.registry.snapshot();
     }
+    // One lookup per webhook of the batch, all before any await below.
+    let hooks: std::collections::HashMap<String, Option<Arc<Webhook>>> = jobs
+        .iter()
+        .map(|j| (j.webhook_id.clone(), shared.registry.get(&j.webhook_id)))
+        .collect();
+    let hook = |id: &str| hooks.get(id).and_then(Option::as_ref);
     let now = crate::store::now_ms();
     let candidates: Vec<Candidate<'_>> = jobs
         .iter()
         .map(|j| Candidate {
             webhook_id: &j.webhook_id,
-            webhook_enabled: snapshot.get(&j.webhook_id).map(|h| h.enabled),
+            webhook_enabled: hook(&j.webhook_id).map(|h| h.enabled),
             data_missing: j.data_missing,
-            gate: crate::circuit::gate(snapshot.get(&j.webhook_id).and_then(|h| h.circuit.as_ref()), now),
+            gate: crate::circuit::gate(hook(&j.webhook_id).and_then(|h| h.circuit.as_ref()), now),
         })
         .collect();
     let screened = {
@@ -178,7 +182,7 @@ async fn route(
                 finish_without_attempt(shared, job, Outcome::Dead, why.reason()).await;
             }
             Screened::Defer(wait) => defer(shared, job, wait).await,
-            Screened::Probe => match snapshot.get(&job.webhook_id) {
+            Screened::Probe => match hook(&job.webhook_id) {
                 Some(hook) => match breaker::try_probe(shared, hook).await {
                     Some(probing) => {
                         tracing::info!(webhook_id = %hook.id, delivery_id = %job.delivery_id, "circuit half-open: probing");
@@ -188,7 +192,7 @@ async fn route(
                 },
                 None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
             },
-            Screened::Ready => match snapshot.get(&job.webhook_id) {
+            Screened::Ready => match hook(&job.webhook_id) {
                 Some(hook) => ready.push((job, hook.clone(), None)),
                 None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
             },

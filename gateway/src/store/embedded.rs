@@ -41,7 +41,6 @@ mod tables;
 mod transfer;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -91,6 +90,13 @@ impl EmbeddedStore {
     /// (and on a repair after an unclean shutdown): call it from a blocking
     /// context.
     pub fn open(folder: &Path, retention: Duration) -> Result<Arc<Self>, OpenError> {
+        Self::open_with_log(folder, retention, WEBHOOK_LOG_CAP)
+    }
+
+    /// [`EmbeddedStore::open`], keeping `webhook_log_cap` webhook change
+    /// log entries instead of [`WEBHOOK_LOG_CAP`] (at least 1). A folder
+    /// already open in this process keeps the cap it was opened with.
+    pub fn open_with_log(folder: &Path, retention: Duration, webhook_log_cap: u64) -> Result<Arc<Self>, OpenError> {
         std::fs::create_dir_all(folder).map_err(|source| OpenError::Folder {
             path: folder.to_owned(),
             source,
@@ -123,6 +129,7 @@ impl EmbeddedStore {
             slot: slot.clone(),
             path: folder.to_owned(),
             retention_ms: retention.as_millis().max(1) as u64,
+            webhook_log_cap: webhook_log_cap.max(1),
             last_durable: Instant::now(),
             last_reopen: None,
             _lock: lock,
@@ -308,24 +315,30 @@ impl WebhookStore for EmbeddedStore {
             .await
     }
 
-    async fn webhooks_version(&self) -> Result<u64, StoreError> {
-        self.read(read::webhooks_version).await
+    async fn load_webhooks(&self) -> Result<WebhookSet, StoreError> {
+        self.read(read::load_webhooks).await
     }
 
-    async fn load_webhooks(&self) -> Result<(u64, Vec<StoredWebhook>, HashMap<String, WebhookState>), StoreError> {
-        self.read(read::load_webhooks).await
+    async fn webhook_changes(&self, since: &ChangeCursor, max: usize) -> Result<WebhookChanges, StoreError> {
+        let since = since.clone();
+        self.read(move |tx| read::webhook_changes(tx, &since, max)).await
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |tx| read::webhook(tx, &id)).await
     }
 
     async fn insert_webhook(&self, webhook: &StoredWebhook) -> Result<bool, StoreError> {
         let json = serde_json::to_vec(webhook).map_err(corrupt)?;
         let id = webhook.id.clone();
-        self.write(true, 0, move |w, _| {
-            let added = w.webhooks.get(id.as_str()).map_err(storage)?.is_none();
-            if added {
-                w.webhooks.insert(id.as_str(), json.as_slice()).map_err(storage)?;
+        self.write(true, 0, move |w, ctx| {
+            if w.webhooks.get(id.as_str()).map_err(storage)?.is_some() {
+                return Ok(false);
             }
-            w.bump_webhooks_version()?;
-            Ok(added)
+            w.webhooks.insert(id.as_str(), json.as_slice()).map_err(storage)?;
+            w.log_webhook_change(&id, ctx)?;
+            Ok(true)
         })
         .await
     }
@@ -333,7 +346,7 @@ impl WebhookStore for EmbeddedStore {
     async fn replace_webhook(&self, webhook: &StoredWebhook, clear_state: bool) -> Result<bool, StoreError> {
         let json = serde_json::to_vec(webhook).map_err(corrupt)?;
         let id = webhook.id.clone();
-        self.write(true, 0, move |w, _| {
+        self.write(true, 0, move |w, ctx| {
             // Only replace an existing entry: a concurrent DELETE wins.
             if w.webhooks.get(id.as_str()).map_err(storage)?.is_none() {
                 return Ok(false);
@@ -343,7 +356,7 @@ impl WebhookStore for EmbeddedStore {
                 w.webhook_state.remove(id.as_str()).map_err(storage)?;
                 w.circuits.remove(id.as_str()).map_err(storage)?;
             }
-            w.bump_webhooks_version()?;
+            w.log_webhook_change(&id, ctx)?;
             Ok(true)
         })
         .await
@@ -351,11 +364,13 @@ impl WebhookStore for EmbeddedStore {
 
     async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(true, 0, move |w, _| {
+        self.write(true, 0, move |w, ctx| {
             let removed = w.webhooks.remove(id.as_str()).map_err(storage)?.is_some();
-            w.webhook_state.remove(id.as_str()).map_err(storage)?;
-            w.circuits.remove(id.as_str()).map_err(storage)?;
-            w.bump_webhooks_version()?;
+            let state = w.webhook_state.remove(id.as_str()).map_err(storage)?.is_some();
+            let circuit = w.circuits.remove(id.as_str()).map_err(storage)?.is_some();
+            if removed || state || circuit {
+                w.log_webhook_change(&id, ctx)?;
+            }
             Ok(removed)
         })
         .await
@@ -364,10 +379,6 @@ impl WebhookStore for EmbeddedStore {
 
 #[async_trait]
 impl CircuitStore for EmbeddedStore {
-    async fn load_circuits(&self) -> Result<HashMap<String, Circuit>, StoreError> {
-        self.read(read::load_circuits).await
-    }
-
     async fn swap_circuit(
         &self,
         webhook_id: &str,
@@ -376,7 +387,7 @@ impl CircuitStore for EmbeddedStore {
     ) -> Result<bool, StoreError> {
         let (id, expected, new) = (webhook_id.to_owned(), expected.copied(), new.copied());
         let new_json = new.map(|c| serde_json::to_vec(&c)).transpose().map_err(corrupt)?;
-        self.write(true, 0, move |w, _| {
+        self.write(true, 0, move |w, ctx| {
             let current = match w.circuits.get(id.as_str()).map_err(storage)? {
                 Some(v) => Some(serde_json::from_slice::<Circuit>(v.value()).map_err(corrupt)?),
                 None => None,
@@ -392,7 +403,7 @@ impl CircuitStore for EmbeddedStore {
                     w.circuits.remove(id.as_str()).map_err(storage)?;
                 }
             }
-            w.bump_webhooks_version()?;
+            w.log_webhook_change(&id, ctx)?;
             Ok(true)
         })
         .await

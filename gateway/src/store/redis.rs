@@ -34,6 +34,9 @@
 //! | `P:idx:dlv`, `P:idx:wh:{webhook}` | zset | delivery id -> created ms, for history; trimmed to `retention` |
 //! | `P:whstate` | hash | webhook id -> JSON state (disabled by 410) |
 //! | `P:circuit` | hash | webhook id -> JSON circuit breaker (absent: closed) |
+//! | `P:webhooks` | hash | API webhook id -> `StoredWebhook` JSON |
+//! | `P:webhooks:version` | string | the number of the last webhook change |
+//! | `P:webhooks:log` | zset | the webhook change log: `seq:nonce:webhook id` -> seq, the last `webhook_log_cap` changes (`store::changes`) |
 //! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle |
 //! | `P:st:...` | hash, set | delivery statistics (`redis/stats.rs`) |
 //!
@@ -92,20 +95,27 @@ pub(crate) struct Scripts {
     pub(crate) circuit: RoutedScript,
     pub(crate) stats: RoutedScript,
     pub(crate) import: RoutedScript,
+    pub(crate) webhook: RoutedScript,
+    pub(crate) import_webhooks: RoutedScript,
 }
 
 impl Scripts {
     fn new(route_key: &str) -> Self {
         let script = |code| RoutedScript::new(code, route_key);
+        // Scripts that change webhooks: the change log's function in front.
+        let logging =
+            |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")), route_key);
         Scripts {
             claim: script(include_str!("redis/lua/claim.lua")),
             complete: script(include_str!("redis/lua/complete.lua")),
-            disable: script(include_str!("redis/lua/disable.lua")),
+            disable: logging(include_str!("redis/lua/disable.lua")),
             gcra: script(include_str!("redis/lua/gcra.lua")),
             requeue: script(include_str!("redis/lua/requeue.lua")),
-            circuit: script(include_str!("redis/lua/circuit.lua")),
+            circuit: logging(include_str!("redis/lua/circuit.lua")),
             stats: script(include_str!("redis/lua/stats.lua")),
             import: script(include_str!("redis/lua/import.lua")),
+            webhook: logging(include_str!("redis/lua/webhook.lua")),
+            import_webhooks: logging(include_str!("redis/lua/import_webhooks.lua")),
         }
     }
 }
@@ -117,6 +127,8 @@ pub struct RedisStore {
     pub(crate) prefix: String,
     pub(crate) retention_ms: u64,
     pub(crate) scripts: Scripts,
+    /// Webhook change log entries kept.
+    pub(crate) webhook_log_cap: u64,
     ingest: Arc<ingest::Ingest>,
 }
 
@@ -159,7 +171,15 @@ impl RedisStore {
             prefix,
             retention_ms,
             scripts: Scripts::new(&route_key),
+            webhook_log_cap: WEBHOOK_LOG_CAP,
         }
+    }
+
+    /// Keeps `cap` webhook change log entries instead of
+    /// [`WEBHOOK_LOG_CAP`] (at least 1).
+    pub fn with_webhook_log_cap(mut self, cap: u64) -> Self {
+        self.webhook_log_cap = cap.max(1);
+        self
     }
 
     pub(crate) fn key(&self, rest: &str) -> String {

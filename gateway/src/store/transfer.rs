@@ -169,9 +169,9 @@ pub async fn export(store: &dyn Store, out: &mut (impl AsyncWrite + Unpin)) -> R
         version: VERSION,
     };
     write_line(out, &header).await?;
-    let (_, webhooks, states) = store.load_webhooks().await?;
-    for webhook in webhooks {
-        let disabled = states.get(&webhook.id).map(|s: &WebhookState| Disabled {
+    let set = store.load_webhooks().await?;
+    for webhook in set.webhooks {
+        let disabled = set.states.get(&webhook.id).map(|s: &WebhookState| Disabled {
             reason: s.disabled_reason.clone(),
             url: s.url.clone(),
         });

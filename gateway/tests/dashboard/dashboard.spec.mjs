@@ -250,7 +250,7 @@ try {
   await page.locator('#dead-body td.empty').waitFor({ timeout: 30000 });
 
   step = 'a 429 from the API is shown with its Retry-After';
-  await page.route('**/api/webhooks', (route) => route.fulfill({
+  await page.route(/\/api\/webhooks(\?|$)/, (route) => route.fulfill({
     status: 429,
     headers: { 'content-type': 'application/json', 'retry-after': '7' },
     body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests for this token' } }),

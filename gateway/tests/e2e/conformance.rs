@@ -8,6 +8,7 @@ mod leases;
 mod queue;
 mod records;
 mod stats;
+mod webhooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,9 +71,10 @@ pub fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>
 }
 
 /// Runs every contract check against stores made by `make` (each call a
-/// fresh, empty store with the given retention).
-pub async fn run_suite(make: impl Fn(Duration) -> Arc<dyn Store>) {
-    let fresh = || make(RETENTION);
+/// fresh, empty store with the given retention and webhook change log
+/// length).
+pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>) {
+    let fresh = || make(RETENTION, WEBHOOK_LOG_CAP);
     queue::enqueue_then_claim_hands_out_each_delivery_once(fresh()).await;
     queue::outcomes_apply_and_stale_leases_only_record(fresh()).await;
     leases::expired_leases_are_claimed_again_by_anyone(fresh()).await;
@@ -88,19 +90,25 @@ pub async fn run_suite(make: impl Fn(Duration) -> Arc<dyn Store>) {
     records::history_pages_per_webhook_and_dead_letters(fresh()).await;
     records::requeue_gives_a_fresh_budget_and_keeps_history(fresh()).await;
     records::dead_letters_replay_and_leave_the_queue(fresh()).await;
-    records::webhooks_are_stored_versioned_and_deletable(fresh()).await;
-    records::circuit_breakers_swap_only_from_what_was_seen(fresh()).await;
+    webhooks::webhooks_are_stored_by_id_and_deletable(fresh()).await;
+    webhooks::changes_arrive_once_each_in_order_as_they_are_now(fresh()).await;
+    webhooks::a_cursor_the_log_cannot_reach_means_resync(make(RETENTION, 3), fresh(), fresh()).await;
+    webhooks::circuit_breakers_swap_only_from_what_was_seen(fresh()).await;
     stats::statistics_add_up_per_minute_hour_and_webhook(fresh()).await;
-    records::retention_removes_what_is_final_and_keeps_what_is_pending(make(Duration::from_millis(300))).await;
+    records::retention_removes_what_is_final_and_keeps_what_is_pending(make(
+        Duration::from_millis(300),
+        WEBHOOK_LOG_CAP,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_conforms() {
     let redis = RedisServer::start();
     let url = redis.url();
-    run_suite(|retention| {
-        Arc::new(hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap())
-            as Arc<dyn Store>
+    run_suite(|retention, log_cap| {
+        let store = hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
+        Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
     })
     .await;
 }
@@ -109,10 +117,10 @@ async fn redis_store_conforms() {
 async fn redis_cluster_store_conforms() {
     let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.unwrap();
     let nodes = cluster.urls();
-    run_suite(|retention| {
-        Arc::new(
-            hookgate::store::redis::RedisStore::open_cluster(&nodes, &format!("conf{}", unique()), retention).unwrap(),
-        ) as Arc<dyn Store>
+    run_suite(|retention, log_cap| {
+        let store =
+            hookgate::store::redis::RedisStore::open_cluster(&nodes, &format!("conf{}", unique()), retention).unwrap();
+        Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
     })
     .await;
 }
@@ -120,9 +128,11 @@ async fn redis_cluster_store_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_conforms() {
     let dirs = Mutex::new(Vec::new());
-    run_suite(|retention| {
+    run_suite(|retention, log_cap| {
         let dir = TempDir::new("conformance");
-        let store = hookgate::store::embedded::EmbeddedStore::open(&dir.path().join("data"), retention).unwrap();
+        let store =
+            hookgate::store::embedded::EmbeddedStore::open_with_log(&dir.path().join("data"), retention, log_cap)
+                .unwrap();
         dirs.lock().unwrap().push(dir);
         store as Arc<dyn Store>
     })

@@ -30,3 +30,4 @@ mod script_plugins;
 mod stats;
 mod traces;
 mod transfer;
+mod webhook_fleet;

@@ -106,7 +106,7 @@ async fn gone_disables_the_webhook_and_dead_letters_its_pending_deliveries(backe
         "the pending retry went to the dead-letter queue unattempted"
     );
 
-    let (_, _, states) = store.load_webhooks().await.unwrap();
+    let states = store.load_webhooks().await.unwrap().states;
     assert_eq!(states["gone"].disabled_reason, "gone");
     let later = gw.post_event("a.b", "3").await;
     assert!(

@@ -64,7 +64,7 @@ pub fn disable(w: &mut W<'_>, ctx: &Ctx, webhook_id: &str, url: &str, reason: &s
     w.webhook_state
         .insert(webhook_id, encode_state(reason, url).as_slice())
         .map_err(storage)?;
-    w.bump_webhooks_version()?;
+    w.log_webhook_change(webhook_id, ctx)?;
     let mut ids = Vec::new();
     for entry in w.pending.range((webhook_id, "")..).map_err(storage)? {
         let (k, _) = entry.map_err(storage)?;

@@ -2,15 +2,17 @@
 //! sizes, each from one redb read transaction (a consistent snapshot that
 //! never waits for the writer). Callers run these on the blocking pool.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::codec::{DeliveryRec, decode_attempt, decode_state};
 use super::tables::*;
 use crate::circuit::Circuit;
-use crate::store::{DeliveryFilter, DeliveryRecord, Page, QueueDepths, Status, StoreError, WebhookState};
+use crate::store::changes::{Judged, LogRead, judge};
+use crate::store::{
+    ChangeCursor, DeliveryFilter, DeliveryRecord, Page, QueueDepths, Status, StoreError, WebhookChanges, WebhookEntry,
+    WebhookSet, WebhookState,
+};
 use crate::webhooks::StoredWebhook;
 
 /// Index entries examined at most for one page; past that the page ends
@@ -193,51 +195,109 @@ pub fn queue_depths(tx: &ReadTransaction) -> Result<QueueDepths, StoreError> {
     })
 }
 
-pub fn webhooks_version(tx: &ReadTransaction) -> Result<u64, StoreError> {
+fn webhooks_version(tx: &ReadTransaction) -> Result<u64, StoreError> {
     let meta = table(tx, META)?;
     Ok(read_u64(
         meta.get(WEBHOOKS_VERSION).map_err(storage)?.map(|v| v.value().to_vec()),
     ))
 }
 
-pub type Webhooks = (u64, Vec<StoredWebhook>, HashMap<String, WebhookState>);
-
-pub fn load_webhooks(tx: &ReadTransaction) -> Result<Webhooks, StoreError> {
-    let version = webhooks_version(tx)?;
-    let mut list = Vec::new();
-    for entry in table(tx, WEBHOOKS)?.iter().map_err(storage)? {
-        let (k, v) = entry.map_err(storage)?;
-        match serde_json::from_slice::<StoredWebhook>(v.value()) {
-            Ok(w) => list.push(w),
-            Err(e) => tracing::warn!(webhook_id = %k.value(), error = %e, "unreadable stored webhook"),
-        }
-    }
-    let mut states = HashMap::new();
-    for entry in table(tx, WEBHOOK_STATE)?.iter().map_err(storage)? {
-        let (k, v) = entry.map_err(storage)?;
-        if let Ok((reason, url)) = decode_state(v.value()) {
-            states.insert(
-                k.value().to_owned(),
-                WebhookState {
-                    disabled_reason: reason,
-                    url,
-                },
-            );
-        }
-    }
-    Ok((version, list, states))
+/// The log entry numbered `seq` ("" if there is none).
+fn log_entry(tx: &ReadTransaction, seq: u64) -> Result<Option<String>, StoreError> {
+    Ok(table(tx, WEBHOOK_LOG)?
+        .get(seq)
+        .map_err(storage)?
+        .map(|v| v.value().to_owned()))
 }
 
-pub fn load_circuits(tx: &ReadTransaction) -> Result<HashMap<String, Circuit>, StoreError> {
-    let mut out = HashMap::new();
-    for entry in table(tx, CIRCUITS)?.iter().map_err(storage)? {
+fn read_webhook(id: &str, json: &[u8]) -> Option<StoredWebhook> {
+    serde_json::from_slice(json)
+        .map_err(|e| tracing::warn!(webhook_id = %id, error = %e, "unreadable stored webhook"))
+        .ok()
+}
+
+fn read_state(bytes: &[u8]) -> Option<WebhookState> {
+    let (reason, url) = decode_state(bytes).ok()?;
+    Some(WebhookState {
+        disabled_reason: reason,
+        url,
+    })
+}
+
+fn read_circuit(id: &str, json: &[u8]) -> Option<Circuit> {
+    serde_json::from_slice(json)
+        .map_err(|e| tracing::warn!(webhook_id = %id, error = %e, "unreadable circuit breaker state"))
+        .ok()
+}
+
+pub fn load_webhooks(tx: &ReadTransaction) -> Result<WebhookSet, StoreError> {
+    let seq = webhooks_version(tx)?;
+    let mut set = WebhookSet {
+        cursor: ChangeCursor {
+            seq,
+            mark: log_entry(tx, seq)?.unwrap_or_default(),
+        },
+        ..WebhookSet::default()
+    };
+    for entry in table(tx, WEBHOOKS)?.iter().map_err(storage)? {
         let (k, v) = entry.map_err(storage)?;
-        match serde_json::from_slice::<Circuit>(v.value()) {
-            Ok(c) => {
-                out.insert(k.value().to_owned(), c);
-            }
-            Err(e) => tracing::warn!(webhook_id = %k.value(), error = %e, "unreadable circuit breaker state"),
+        set.webhooks.extend(read_webhook(k.value(), v.value()));
+    }
+    for entry in table(tx, WEBHOOK_STATE)?.iter().map_err(storage)? {
+        let (k, v) = entry.map_err(storage)?;
+        if let Some(state) = read_state(v.value()) {
+            set.states.insert(k.value().to_owned(), state);
         }
     }
-    Ok(out)
+    for entry in table(tx, CIRCUITS)?.iter().map_err(storage)? {
+        let (k, v) = entry.map_err(storage)?;
+        if let Some(c) = read_circuit(k.value(), v.value()) {
+            set.circuits.insert(k.value().to_owned(), c);
+        }
+    }
+    Ok(set)
+}
+
+pub fn webhook(tx: &ReadTransaction, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
+    Ok(table(tx, WEBHOOKS)?
+        .get(id)
+        .map_err(storage)?
+        .and_then(|v| read_webhook(id, v.value())))
+}
+
+pub fn webhook_changes(tx: &ReadTransaction, since: &ChangeCursor, max: usize) -> Result<WebhookChanges, StoreError> {
+    let max = max.max(1);
+    let log = table(tx, WEBHOOK_LOG)?;
+    let mut after = Vec::new();
+    for entry in log.range(since.seq.saturating_add(1)..).map_err(storage)?.take(max) {
+        let (k, v) = entry.map_err(storage)?;
+        after.push((k.value(), v.value().to_owned()));
+    }
+    let read = LogRead {
+        current: webhooks_version(tx)?,
+        anchor: log_entry(tx, since.seq)?.into_iter().collect(),
+        after,
+    };
+    let (ids, cursor, more) = match judge(since, read, max) {
+        Judged::Resync => return Ok(WebhookChanges::Resync),
+        Judged::Apply { ids, cursor, more } => (ids, cursor, more),
+    };
+    let (hooks, states, circuits) = (table(tx, WEBHOOKS)?, table(tx, WEBHOOK_STATE)?, table(tx, CIRCUITS)?);
+    let mut entries = Vec::with_capacity(ids.len());
+    for id in ids {
+        let key = id.as_str();
+        entries.push(WebhookEntry {
+            webhook: hooks
+                .get(key)
+                .map_err(storage)?
+                .and_then(|v| read_webhook(key, v.value())),
+            state: states.get(key).map_err(storage)?.and_then(|v| read_state(v.value())),
+            circuit: circuits
+                .get(key)
+                .map_err(storage)?
+                .and_then(|v| read_circuit(key, v.value())),
+            id,
+        });
+    }
+    Ok(WebhookChanges::Changed { entries, cursor, more })
 }

@@ -18,7 +18,8 @@
 //! | `rate` | limit key | GCRA theoretical arrival time (µs), expiry |
 //! | `webhooks` | webhook id | `StoredWebhook` as JSON |
 //! | `webhook_state` | webhook id | (reason, url) of a 410 |
-//! | `circuits` | webhook id | circuit breaker (JSON) |
+//! | `circuits` | webhook id | its circuit breaker (JSON); no entry: closed |
+//! | `webhook_log` | seq | the webhook change log: `seq:nonce:webhook id`, the last `webhook_log_cap` changes (`store::changes`); `meta` `webhooks_version` is the last seq |
 //! | `stats` | (granularity, bucket, scope) | statistics row (`stats.rs`) |
 //!
 //! A delivery is in exactly one of `due_first`, `due_retry`, `leases` while
@@ -30,7 +31,9 @@
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::codec::{DeliveryRec, EventRec};
+use super::writer::Ctx;
 use crate::store::StoreError;
+use crate::store::changes::mark;
 
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
@@ -51,6 +54,7 @@ pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook
 pub const WEBHOOK_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_state");
 /// webhook id -> its circuit breaker (JSON); no entry: closed.
 pub const CIRCUITS: TableDefinition<&str, &[u8]> = TableDefinition::new("circuits");
+pub const WEBHOOK_LOG: TableDefinition<u64, &str> = TableDefinition::new("webhook_log");
 /// (granularity, bucket, scope) -> a statistics row (`embedded/stats.rs`).
 pub const STATS: TableDefinition<(u8, u64, &str), &[u8]> = TableDefinition::new("stats");
 
@@ -92,6 +96,7 @@ pub struct W<'t> {
     pub webhooks: Table<'t, &'static str, &'static [u8]>,
     pub webhook_state: Table<'t, &'static str, &'static [u8]>,
     pub circuits: Table<'t, &'static str, &'static [u8]>,
+    pub webhook_log: Table<'t, u64, &'static str>,
     pub stats: Table<'t, (u8, u64, &'static str), &'static [u8]>,
 }
 
@@ -116,6 +121,7 @@ impl<'t> W<'t> {
             webhooks: tx.open_table(WEBHOOKS).map_err(storage)?,
             webhook_state: tx.open_table(WEBHOOK_STATE).map_err(storage)?,
             circuits: tx.open_table(CIRCUITS).map_err(storage)?,
+            webhook_log: tx.open_table(WEBHOOK_LOG).map_err(storage)?,
             stats: tx.open_table(STATS).map_err(storage)?,
         })
     }
@@ -221,16 +227,31 @@ impl<'t> W<'t> {
         self.event_delivery_done(&rec.event.clone(), now, retention_ms)
     }
 
-    pub fn bump_webhooks_version(&mut self) -> Result<(), StoreError> {
-        let v = read_u64(
+    /// Logs a change of webhook `id` (its definition, state or breaker):
+    /// the next number of the webhooks version, one log entry, and the
+    /// oldest entry past `ctx.webhook_log_cap` dropped.
+    pub fn log_webhook_change(&mut self, id: &str, ctx: &Ctx) -> Result<(), StoreError> {
+        let seq = read_u64(
             self.meta
                 .get(WEBHOOKS_VERSION)
                 .map_err(storage)?
                 .map(|g| g.value().to_vec()),
-        );
+        ) + 1;
         self.meta
-            .insert(WEBHOOKS_VERSION, (v + 1).to_le_bytes().as_slice())
+            .insert(WEBHOOKS_VERSION, seq.to_le_bytes().as_slice())
             .map_err(storage)?;
+        let entry = mark(seq, super::ingest::now_us(), id);
+        self.webhook_log.insert(seq, entry.as_str()).map_err(storage)?;
+        // Numbers are dense, so one entry in, one out keeps the window;
+        // a smaller cap than before trims the rest.
+        if let Some(oldest) = seq.checked_sub(ctx.webhook_log_cap) {
+            let first = self.webhook_log.first().map_err(storage)?.map(|(k, _)| k.value());
+            if first.is_some_and(|f| f + 1 < oldest) {
+                self.webhook_log.retain_in(..=oldest, |_, _| false).map_err(storage)?;
+            } else {
+                self.webhook_log.remove(oldest).map_err(storage)?;
+            }
+        }
         Ok(())
     }
 }

@@ -102,10 +102,8 @@ fn import(w: &mut W<'_>, ctx: &Ctx, batch: &ImportBatch) -> Result<ImportStats, 
             None => w.webhook_state.remove(id),
         }
         .map_err(storage)?;
+        w.log_webhook_change(id, ctx)?;
         stats.webhooks += 1;
-    }
-    if !batch.webhooks.is_empty() {
-        w.bump_webhooks_version()?;
     }
     for e in &batch.events {
         if w.event(&e.id)?.is_none() {

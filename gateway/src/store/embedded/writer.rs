@@ -47,6 +47,8 @@ pub const REOPEN_EVERY: Duration = Duration::from_millis(200);
 pub struct Ctx {
     pub now: u64,
     pub retention_ms: u64,
+    /// Webhook change log entries kept.
+    pub webhook_log_cap: u64,
 }
 
 /// One change, applied inside a shared write transaction.
@@ -129,6 +131,7 @@ pub struct Writer {
     pub slot: Slot,
     pub path: std::path::PathBuf,
     pub retention_ms: u64,
+    pub webhook_log_cap: u64,
     pub last_durable: Instant,
     pub last_reopen: Option<Instant>,
     /// Held for the life of the thread: the folder's owner lock.
@@ -232,6 +235,7 @@ impl Writer {
         let ctx = Ctx {
             now: now_ms(),
             retention_ms: self.retention_ms,
+            webhook_log_cap: self.webhook_log_cap,
         };
         let applied = {
             let mut w = W::open(&tx)?;

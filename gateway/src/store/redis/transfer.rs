@@ -110,29 +110,17 @@ impl Transfer for RedisStore {
     async fn import(&self, batch: &ImportBatch) -> Result<ImportStats, StoreError> {
         let mut stats = ImportStats::default();
         if !batch.webhooks.is_empty() {
-            let mut pipe = ::redis::pipe();
-            pipe.atomic();
+            let mut inv = self.scripts.import_webhooks.prepare_invoke();
+            inv.arg(&self.prefix).arg(self.webhook_log_cap);
             for line in &batch.webhooks {
                 let json = serde_json::to_string(&line.webhook).map_err(|e| corrupt("webhook", e))?;
-                pipe.cmd("HSET")
-                    .arg(self.key("webhooks"))
-                    .arg(&line.webhook.id)
-                    .arg(json)
-                    .ignore();
-                match &line.disabled {
-                    Some(d) => {
-                        let state = serde_json::json!({"reason": d.reason, "url": d.url}).to_string();
-                        pipe.cmd("HSET")
-                            .arg(self.key("whstate"))
-                            .arg(&line.webhook.id)
-                            .arg(state)
-                    }
-                    None => pipe.cmd("HDEL").arg(self.key("whstate")).arg(&line.webhook.id),
-                }
-                .ignore();
+                let state = match &line.disabled {
+                    Some(d) => super::webhooks::state_json(&d.reason, &d.url)?,
+                    None => String::new(),
+                };
+                inv.arg(&line.webhook.id).arg(json).arg(state);
             }
-            pipe.cmd("INCR").arg(self.key("webhooks:version")).ignore();
-            let () = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            let _: i64 = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
             stats.webhooks = batch.webhooks.len();
         }
         if batch.events.is_empty() && batch.deliveries.is_empty() {

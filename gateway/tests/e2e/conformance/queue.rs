@@ -169,7 +169,7 @@ pub async fn disabling_a_webhook_dead_letters_its_pending_deliveries(s: Arc<dyn 
         assert_eq!(s.delivery(id).await.unwrap().unwrap().status, Status::Dead);
     }
     assert_ne!(s.delivery("d3").await.unwrap().unwrap().status, Status::Dead);
-    let (_, _, states) = s.load_webhooks().await.unwrap();
+    let states = s.load_webhooks().await.unwrap().states;
     assert_eq!(states["gone"].url, "https://e.com/h");
     let left = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
     assert!(left.iter().all(|j| j.webhook_id == "kept"));

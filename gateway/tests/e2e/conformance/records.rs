@@ -1,11 +1,9 @@
-//! Records checks: history pages, requeue and dead letters, webhooks,
-//! retention.
+//! Records checks: history pages, requeue and dead letters, retention.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookgate::store::*;
-use hookgate::webhooks::{StoredWebhook, WebhookSpec};
 
 use super::*;
 
@@ -113,49 +111,6 @@ pub async fn requeue_gives_a_fresh_budget_and_keeps_history(s: Arc<dyn Store>) {
         .unwrap();
     let rec = s.delivery("d1").await.unwrap().unwrap();
     assert_eq!((rec.status, rec.attempts.len()), (Status::Succeeded, 2));
-}
-
-pub async fn webhooks_are_stored_versioned_and_deletable(s: Arc<dyn Store>) {
-    let v0 = s.webhooks_version().await.unwrap();
-    let w = StoredWebhook {
-        id: "wh_1".into(),
-        spec: WebhookSpec {
-            name: "one".into(),
-            url: "https://e.com/h".into(),
-            events: vec!["*".into()],
-            test_mode: false,
-            enabled: true,
-            rate_limit_per_minute: None,
-            max_retries: Some(2),
-            timeout_ms: None,
-            headers: Default::default(),
-            client_identity: None,
-            plugins: Vec::new(),
-        },
-        secrets: vec![hookgate::webhooks::StoredSecret {
-            secret: "secret-123456".into(),
-            expires_at: None,
-        }],
-        created_at: 1,
-        updated_at: 1,
-    };
-    assert!(s.insert_webhook(&w).await.unwrap());
-    assert!(!s.insert_webhook(&w).await.unwrap(), "ids are unique");
-    let v1 = s.webhooks_version().await.unwrap();
-    assert_ne!(v0, v1);
-    let mut changed = w.clone();
-    changed.spec.name = "renamed".into();
-    assert!(s.replace_webhook(&changed, false).await.unwrap());
-    let (v2, list, _) = s.load_webhooks().await.unwrap();
-    assert_ne!(v1, v2);
-    assert_eq!(list, [changed]);
-    assert!(s.delete_webhook("wh_1").await.unwrap());
-    assert!(!s.delete_webhook("wh_1").await.unwrap());
-    assert!(
-        !s.replace_webhook(&w, false).await.unwrap(),
-        "no resurrection by replace"
-    );
-    assert!(s.load_webhooks().await.unwrap().1.is_empty());
 }
 
 pub async fn history_pages_per_webhook_and_dead_letters(s: Arc<dyn Store>) {
@@ -325,69 +280,4 @@ pub async fn retention_removes_what_is_final_and_keeps_what_is_pending(s: Arc<dy
         s.requeue(&["d3".into()], &[Status::Succeeded]).await.unwrap(),
         [Requeue::Missing]
     );
-}
-
-/// Circuit breakers change only by compare-and-swap: one of two racing
-/// gateways wins each transition; a change moves the webhooks version;
-/// re-enabling or deleting a webhook closes its breaker.
-pub async fn circuit_breakers_swap_only_from_what_was_seen(s: Arc<dyn Store>) {
-    use hookgate::circuit::{BreakerPolicy, Circuit};
-    let policy = BreakerPolicy {
-        failures: 3,
-        cooldown: Duration::from_secs(10),
-        max_cooldown: Duration::from_secs(60),
-        disable_after: Duration::from_secs(3600),
-    };
-    assert!(s.load_circuits().await.unwrap().is_empty());
-    let v0 = s.webhooks_version().await.unwrap();
-    let open = Circuit::opened(1_000, &policy);
-    assert!(s.swap_circuit("w", None, Some(&open)).await.unwrap());
-    assert!(!s.swap_circuit("w", None, Some(&open)).await.unwrap(), "already open");
-    assert_ne!(s.webhooks_version().await.unwrap(), v0);
-    assert_eq!(s.load_circuits().await.unwrap().get("w"), Some(&open));
-    // Two gateways race for the probe: one wins.
-    let probing = open.probing(11_000, Duration::from_secs(5));
-    let (a, b) = tokio::join!(
-        s.swap_circuit("w", Some(&open), Some(&probing)),
-        s.swap_circuit("w", Some(&open), Some(&probing))
-    );
-    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
-    assert!(
-        !s.swap_circuit("w", Some(&open), None).await.unwrap(),
-        "stale expectation"
-    );
-    assert!(s.swap_circuit("w", Some(&probing), None).await.unwrap());
-    assert!(s.load_circuits().await.unwrap().is_empty(), "closed is no entry");
-    // A stored webhook's breaker goes with re-enabling and deleting it.
-    let mut w = sample_webhook("wh_c");
-    assert!(s.insert_webhook(&w).await.unwrap());
-    assert!(s.swap_circuit("wh_c", None, Some(&open)).await.unwrap());
-    w.spec.name = "again".into();
-    assert!(s.replace_webhook(&w, true).await.unwrap());
-    assert!(s.load_circuits().await.unwrap().is_empty(), "re-enabling closes it");
-    assert!(s.swap_circuit("wh_c", None, Some(&open)).await.unwrap());
-    assert!(s.delete_webhook("wh_c").await.unwrap());
-    assert!(s.load_circuits().await.unwrap().is_empty(), "deleting removes it");
-}
-
-fn sample_webhook(id: &str) -> StoredWebhook {
-    StoredWebhook {
-        id: id.into(),
-        spec: WebhookSpec {
-            name: id.into(),
-            url: "https://e.com/h".into(),
-            events: vec!["*".into()],
-            test_mode: false,
-            enabled: true,
-            rate_limit_per_minute: None,
-            max_retries: None,
-            timeout_ms: None,
-            headers: Default::default(),
-            client_identity: None,
-            plugins: Vec::new(),
-        },
-        secrets: Vec::new(),
-        created_at: 1,
-        updated_at: 1,
-    }
 }

@@ -1,8 +1,8 @@
 -- Swaps a webhook's circuit breaker state if it is still what the caller
--- saw, and bumps the webhooks version so every gateway reloads it.
--- ARGV: prefix, webhook id, expected JSON ('' = closed), new JSON ('' = closed).
+-- saw, and logs the change so every gateway reloads it.
+-- ARGV: prefix, webhook id, expected JSON ('' = closed), new JSON ('' = closed), log cap.
 -- Returns 1 if swapped, 0 if the state had changed.
-local p, wid, expected, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p, wid, expected, new, cap = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key = p .. ':circuit'
 local cur = redis.call('HGET', key, wid)
 if not cur then cur = '' end
@@ -14,5 +14,5 @@ if new == '' then
 else
   redis.call('HSET', key, wid, new)
 end
-redis.call('INCR', p .. ':webhooks:version')
+log_change(p, wid, cap)
 return 1

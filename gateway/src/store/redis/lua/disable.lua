@@ -1,12 +1,12 @@
 -- Disables a webhook (its receiver answered 410 Gone) and dead-letters
 -- every delivery of it that is not final yet.
--- ARGV: prefix, webhook id, state JSON, retention ms.
+-- ARGV: prefix, webhook id, state JSON, retention ms, log cap.
 -- Returns how many deliveries moved to the dead-letter queue.
-local p, wid, state, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p, wid, state, retention, cap = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 redis.call('HSET', p .. ':whstate', wid, state)
-redis.call('INCR', p .. ':webhooks:version')
+log_change(p, wid, cap)
 local set = p .. ':wh:' .. wid .. ':pending'
 local ids = redis.call('SMEMBERS', set)
 for _, id in ipairs(ids) do
