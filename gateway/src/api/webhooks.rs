@@ -118,10 +118,16 @@ pub struct ListQuery {
 }
 
 /// `GET /api/webhooks`: config webhooks first, in definition order, then
-/// API webhooks by creation; `limit` (default 50, at most 500) per page and
-/// `nextCursor` to continue, as in the delivery history.
+/// API webhooks by creation; `limit` (at most 500) per page and
+/// `nextCursor` to continue, as in the delivery history. Without `limit`
+/// and `cursor` the answer is the whole list (as before pagination, so
+/// clients that do not page still see every webhook); with a `cursor`
+/// alone, pages of 50.
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
-    let limit = page_limit(q.limit.as_deref())?;
+    let limit = match (q.limit.as_deref(), q.cursor.as_deref()) {
+        (None | Some(""), None | Some("")) => usize::MAX,
+        (raw, _) => page_limit(raw)?,
+    };
     let after = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => {

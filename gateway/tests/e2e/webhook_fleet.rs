@@ -142,6 +142,18 @@ async fn webhook_list_pages_like_the_delivery_history(backend: Backend) {
             "{query}: {body}"
         );
     }
+
+    // A client that does not page still sees every webhook; one that
+    // passes a cursor alone gets pages of 50.
+    for i in 0..50 {
+        create(&gw, &rx.url("/more"), &[&format!("more{i}.*")]).await;
+    }
+    let (_, _, whole) = gw.api("GET", "/api/webhooks", None).await;
+    assert_eq!(ids(&whole).len(), 2 + 4 + 1 + 50, "every webhook without limit");
+    assert_eq!(whole["nextCursor"], Value::Null);
+    let (_, _, next) = gw.api("GET", &format!("/api/webhooks?cursor={cursor}"), None).await;
+    assert_eq!(ids(&next).len(), 50, "a cursor alone pages by 50");
+    assert!(next["nextCursor"].is_string());
     gw.stop().await;
 }
 
