@@ -93,6 +93,10 @@ pub struct StoreConfig {
     /// Seed nodes of a Redis Cluster; when not empty the store runs on
     /// that cluster and `url` is unused.
     pub cluster_nodes: Vec<String>,
+    /// Queue shards (None: 1 on a standalone Redis, 16 on a cluster).
+    pub shards: Option<usize>,
+    /// Replicas that must have ingest and completion writes (Redis `WAIT`).
+    pub wait_replicas: u32,
     pub prefix: String,
     pub retention: Duration,
 }

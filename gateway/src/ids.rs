@@ -46,6 +46,75 @@ fn encode(prefix: &str, value: u128) -> String {
     out
 }
 
+/// Ids carry a 10-bit *bucket* in the middle of their random part (bits
+/// 60..70: the 13th and 14th of the 26 characters), which the Redis store
+/// maps to a shard (`bucket % shards`). An event's deliveries share its
+/// bucket, so they live in its shard; an event with an idempotency key gets
+/// the key's bucket, so the key and the event are written in one place.
+pub const BUCKETS: u16 = 1024;
+const BUCKET_SHIFT: u32 = 60;
+
+/// A new id like [`new_id`] in `bucket` (taken modulo [`BUCKETS`]). Ids of
+/// different buckets made in the same millisecond are not in creation
+/// order (only the millisecond orders them).
+pub fn new_id_in(prefix: &str, bucket: u16) -> String {
+    let mask = u128::from(BUCKETS - 1) << BUCKET_SHIFT;
+    let value = (next_value() & !mask) | (u128::from(bucket % BUCKETS) << BUCKET_SHIFT);
+    encode(prefix, value)
+}
+
+/// The bucket of an id made by this module; 0 for any other string (ids
+/// chosen by hand, as in tests, all share one bucket).
+pub fn bucket(id: &str) -> u16 {
+    let body = id.rsplit_once('_').map_or(id, |(_, b)| b).as_bytes();
+    let digit = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|v| v as u16);
+    if body.len() == 26
+        && let (Some(hi), Some(lo)) = (digit(body[12]), digit(body[13]))
+    {
+        return (hi << 5) | lo;
+    }
+    0
+}
+
+/// The bucket an idempotency key (or any other string) hashes to.
+pub fn key_bucket(key: &[u8]) -> u16 {
+    // FNV-1a: stable across versions and hosts, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h % u32::from(BUCKETS)) as u16
+}
+
+/// A new event id: in the bucket of `idempotency_key` when there is one,
+/// else anywhere.
+pub fn new_event_id(idempotency_key: Option<&str>) -> String {
+    match idempotency_key {
+        Some(k) => new_id_in("evt", key_bucket(k.as_bytes())),
+        None => new_id("evt"),
+    }
+}
+
+/// Ids for `n` deliveries of `event_id`, in its bucket. The only delivery
+/// of an event shares the event's 26 characters (`evt_X` -> `dlv_X`), so
+/// the store can find the event from it.
+pub fn delivery_ids(event_id: &str, n: usize) -> Vec<String> {
+    match n {
+        0 => Vec::new(),
+        1 => vec![solo_delivery_id(event_id)],
+        _ => {
+            let b = bucket(event_id);
+            (0..n).map(|_| new_id_in("dlv", b)).collect()
+        }
+    }
+}
+
+/// The id the only delivery of `event_id` has (see [`delivery_ids`]).
+pub fn solo_delivery_id(event_id: &str) -> String {
+    let body = event_id.strip_prefix("evt_").unwrap_or(event_id);
+    format!("dlv_{body}")
+}
+
 /// The smallest id of `prefix` created at `ms`: every id created earlier
 /// sorts below it (used to trim time-ordered indexes).
 pub fn id_floor(prefix: &str, ms: u64) -> String {
@@ -73,5 +142,33 @@ mod tests {
         );
         let many: std::collections::HashSet<_> = (0..10_000).map(|_| new_id("x")).collect();
         assert_eq!(many.len(), 10_000);
+    }
+
+    #[test]
+    fn buckets_are_kept_and_shared_by_an_events_deliveries() {
+        for b in [0, 1, 31, 32, 517, BUCKETS - 1] {
+            let id = new_id_in("evt", b);
+            assert_eq!(bucket(&id), b, "{id}");
+            assert_eq!(id.len(), 30);
+        }
+        let keyed = new_event_id(Some("order-17"));
+        assert_eq!(bucket(&keyed), key_bucket(b"order-17"));
+        assert_eq!(
+            bucket(&new_event_id(Some("order-17"))),
+            bucket(&keyed),
+            "same key, same bucket"
+        );
+        let solo = delivery_ids(&keyed, 1);
+        assert_eq!(solo, vec![format!("dlv_{}", &keyed[4..])]);
+        let many = delivery_ids(&keyed, 50);
+        assert_eq!(many.iter().collect::<std::collections::HashSet<_>>().len(), 50);
+        assert!(
+            many.iter()
+                .all(|d| d.starts_with("dlv_") && bucket(d) == bucket(&keyed))
+        );
+        assert!(delivery_ids(&keyed, 0).is_empty());
+        // Ids chosen by hand share bucket 0.
+        assert_eq!(bucket("d1"), 0);
+        assert_eq!(bucket("evt_not-an-id"), 0);
     }
 }

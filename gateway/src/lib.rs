@@ -78,6 +78,29 @@ pub enum RunError {
 
 /// Opens the store the config names. The embedded store is opened on the
 /// blocking pool (file I/O, and a repair after an unclean shutdown).
+async fn redis_store(store: store::redis::RedisStore, config: &Config) -> Result<Arc<dyn Store>, RunError> {
+    let mut store = store.with_wait_replicas(config.store.wait_replicas);
+    if let Some(n) = config.store.shards {
+        store = store.with_shards(n);
+    }
+    match store.check_layout().await {
+        Ok(()) => {}
+        // Unreachable at start: the gateway runs (answering 503 until the
+        // store is back) without this check.
+        Err(e) if e.is_unavailable() => tracing::warn!(
+            error = %report::error_chain(&e),
+            "store: could not check the shard count the store was made with (Redis unreachable); going on"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(
+        shards = store.shard_count(),
+        wait_replicas = config.store.wait_replicas,
+        "store: Redis"
+    );
+    Ok(Arc::new(store))
+}
+
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     match config.store.backend {
         Backend::Redis if !config.store.cluster_nodes.is_empty() => {
@@ -86,17 +109,18 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
                 prefix = %config.store.prefix,
                 "store: Redis Cluster, every key in the hash slot of the prefix"
             );
-            Ok(Arc::new(store::redis::RedisStore::open_cluster(
+            let store = store::redis::RedisStore::open_cluster(
                 &config.store.cluster_nodes,
                 &config.store.prefix,
                 config.store.retention,
-            )?))
+            )?;
+            redis_store(store, config).await
         }
-        Backend::Redis => Ok(Arc::new(store::redis::RedisStore::open(
-            &config.store.url,
-            &config.store.prefix,
-            config.store.retention,
-        )?)),
+        Backend::Redis => {
+            let store =
+                store::redis::RedisStore::open(&config.store.url, &config.store.prefix, config.store.retention)?;
+            redis_store(store, config).await
+        }
         Backend::Embedded => {
             let (path, retention) = (config.store.path.clone(), config.store.retention);
             let store = tokio::task::spawn_blocking(move || store::embedded::EmbeddedStore::open(&path, retention))

@@ -30,20 +30,22 @@ pub async fn emit(
     webhook_id: &str,
     why: &str,
 ) -> Result<usize, StoreError> {
-    let deliveries: Vec<NewDelivery> = registry
-        .matching(event_type, false)
+    let matching = registry.matching(event_type, false);
+    if matching.is_empty() {
+        return Ok(0);
+    }
+    let event_id = ids::new_id("evt");
+    let deliveries: Vec<NewDelivery> = matching
         .iter()
-        .map(|w| NewDelivery {
-            id: ids::new_id("dlv"),
+        .zip(ids::delivery_ids(&event_id, matching.len()))
+        .map(|(w, id)| NewDelivery {
+            id,
             webhook_id: w.id.clone(),
         })
         .collect();
-    if deliveries.is_empty() {
-        return Ok(0);
-    }
     let data = serde_json::json!({ "webhookId": webhook_id, "reason": why });
     let event = NewEvent {
-        id: ids::new_id("evt"),
+        id: event_id,
         event_type: event_type.to_owned(),
         data: bytes::Bytes::from(data.to_string()),
         test: false,

@@ -52,12 +52,15 @@ pub enum StoreError {
     /// The store answered something this version does not understand.
     #[error("store data error: {0}")]
     Corrupt(String),
+    /// The store was set up differently (its shard count), with what to do.
+    #[error("store layout: {0}")]
+    Layout(String),
 }
 
 impl StoreError {
     /// Whether this is an outage to wait out (not unreadable data).
     pub fn is_unavailable(&self) -> bool {
-        !matches!(self, StoreError::Corrupt(_))
+        !matches!(self, StoreError::Corrupt(_) | StoreError::Layout(_))
     }
 }
 

@@ -141,18 +141,18 @@ async fn accept(
         ));
     }
     let event = NewEvent {
-        id: ids::new_id("evt"),
+        id: ids::new_event_id(key),
         event_type: input.event_type,
         data: Bytes::copy_from_slice(input.data.get().as_bytes()),
         test: input.test,
         created_at_ms: now_ms(),
     };
-    let deliveries: Vec<NewDelivery> = state
-        .registry
-        .matching(&event.event_type, event.test)
+    let matching = state.registry.matching(&event.event_type, event.test);
+    let deliveries: Vec<NewDelivery> = matching
         .iter()
-        .map(|w| NewDelivery {
-            id: ids::new_id("dlv"),
+        .zip(ids::delivery_ids(&event.id, matching.len()))
+        .map(|(w, id)| NewDelivery {
+            id,
             webhook_id: w.id.clone(),
         })
         .collect();

@@ -373,7 +373,7 @@ pub async fn test(
         created_at_ms: now_ms(),
     };
     let delivery = NewDelivery {
-        id: ids::new_id("dlv"),
+        id: ids::solo_delivery_id(&event.id),
         webhook_id: hook.id.clone(),
     };
     store_event(&state, &event, std::slice::from_ref(&delivery), None, None).await?;

@@ -69,6 +69,8 @@ pub struct RawStore {
     pub path: Option<S>,
     pub url: Option<S>,
     pub cluster_nodes: Option<Spanned<Vec<S>>>,
+    pub shards: Option<N>,
+    pub wait_replicas: Option<N>,
     pub prefix: Option<S>,
     pub retention: Option<S>,
 }

@@ -155,6 +155,12 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
             },
         );
     let cluster_nodes = validate_cluster_nodes(ctx, s, backend);
+    let max_shards = crate::store::redis::MAX_SHARDS as i64;
+    let shards = s
+        .shards
+        .as_ref()
+        .map(|n| ctx.int(Some(n), 1usize, 1..max_shards + 1, "store.shards"));
+    let wait_replicas = ctx.int(s.wait_replicas.as_ref(), 0u32, 0..17, "store.wait_replicas");
     let prefix = s
         .prefix
         .as_ref()
@@ -179,6 +185,8 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         ),
         url,
         cluster_nodes,
+        shards,
+        wait_replicas,
         prefix,
         retention: ctx.duration(s.retention.as_ref(), Duration::from_secs(7 * 86_400), "store.retention"),
     }

@@ -9,29 +9,31 @@
 //! and rate-limit slots. Scripts build key names from the prefix (`ARGV[1]`).
 //!
 //! It runs on a standalone Redis or on a Redis Cluster (`[store]
-//! cluster_nodes`, `conn.rs`). On a cluster every key of the store is in ONE
-//! hash slot: the prefix the keys are built from is `{P}` instead of `P`
-//! (`{P}:q:first`, `{P}:evt:...`: Redis hashes only the part in braces), so
-//! scripts and pipelines touch one slot, and every script declares
-//! `P:q:first` (the route key) as `KEYS[1]`, which is how the cluster client
-//! knows the node to send it to (it is unused in Lua). On a standalone Redis
-//! the key names are `P:...` as they always were. One slot means one master
-//! holds the whole store: the cluster gives failover to a replica, not more
-//! capacity. Spreading the queues over slots (shards, each a hash tag of its
-//! own) is the next step and not done here.
+//! cluster_nodes`, `conn.rs`). The per-delivery keys are split into
+//! `[store] shards` (`shards.rs`): each shard has a prefix of its own, a
+//! hash tag on a cluster, so every script touches one shard's keys, in one
+//! slot. The store-wide keys (webhooks, their state and change log, circuit
+//! breakers, rate limits, statistics) are under the store's own prefix:
+//! `P`, or `{P}` on a cluster. Every script declares a route key as
+//! `KEYS[1]` (`<prefix>:q:first` of its shard, or of the store), which is how
+//! the cluster client knows the node to send it to (unused in Lua).
 //!
-//! Key layout (`P` = `[store] prefix`, `{P}` on a cluster):
+//! Key layout (`S` = a shard's prefix, `P` = the store's; with one shard,
+//! `S` is `P`):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:evt:{id}` | hash | `type`, `data` (raw JSON), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final |
-//! | `P:dlv:{id}` | hash | `event`, `webhook`, `type`, `test`, `status`, `attempts`, `retryBase`, `createdAt`, `updatedAt`, `due`, `lease` (owner or ""), `att` (attempt records as JSON lines, oldest first), optional `payload`; expires `retention` after it is final |
-//! | `P:q:first` | zset | delivery id -> due ms, first attempts |
-//! | `P:q:retry` | zset | delivery id -> due ms, retries |
-//! | `P:leases` | zset | delivery id -> lease expiry ms, claimed deliveries |
-//! | `P:wh:{webhook}:pending` | set | delivery ids not final yet (dead-lettered on 410) |
-//! | `P:dead` | zset | delivery id -> ms it died: the dead-letter queue |
-//! | `P:idx:dlv`, `P:idx:wh:{webhook}` | zset | delivery id -> created ms, for history; trimmed to `retention` |
+//! | `S:evt:{id}` | hash | `type`, `data` (raw JSON), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final. Not written for an event with one delivery (that delivery holds the data) |
+//! | `S:dlv:{id}` | hash | `event`, `webhook`, `type`, `test`, `status`, `attempts`, `retryBase`, `createdAt`, `updatedAt`, `due`, attempt records (`a<n>`, and `x<ms>.<i>` for attempts whose lease was lost; JSON), optional `payload`; `solo` = "1" and `data` when it is its event's only delivery; expires `retention` after it is final |
+//! | `S:q:first` | zset | delivery id -> due ms, first attempts |
+//! | `S:q:retry` | zset | delivery id -> due ms, retries |
+//! | `S:leases` | zset | delivery id -> lease expiry ms, claimed deliveries |
+//! | `S:lo` | hash | delivery id -> "owner solo": who holds the lease |
+//! | `S:wh:{webhook}:pending` | set | delivery ids not final yet (dead-lettered on 410) |
+//! | `S:dead` | zset | delivery id -> 0: the dead-letter queue |
+//! | `S:idx:dlv`, `S:idx:wh:{webhook}` | zset | delivery id -> 0, for history (ordered by the time-sortable id); trimmed to `retention` |
+//! | `S:idem:{key}` | string | an idempotency key's first answer |
+//! | `P:meta` | hash | `shards`: the shard count the store was made with |
 //! | `P:whstate` | hash | webhook id -> JSON state (disabled by 410) |
 //! | `P:circuit` | hash | webhook id -> JSON circuit breaker (absent: closed) |
 //! | `P:webhooks` | hash | API webhook id -> `StoredWebhook` JSON |
@@ -48,12 +50,16 @@ mod decode;
 mod history;
 mod ingest;
 mod limits;
+mod shards;
 mod stats;
 mod transfer;
 mod webhooks;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use futures_util::future::join_all;
 
 use ::redis::{Script, ScriptInvocation, Value};
 use async_trait::async_trait;
@@ -61,6 +67,8 @@ use async_trait::async_trait;
 use super::*;
 use conn::Conn;
 use decode::as_int;
+pub use shards::MAX_SHARDS;
+use shards::{Shard, Shards};
 
 /// A Lua script whose invocations declare the store's route key as
 /// `KEYS[1]` (see the module docs).
@@ -77,10 +85,17 @@ impl RoutedScript {
         }
     }
 
-    /// An invocation with the route key; add the arguments.
+    /// An invocation routed to the store-wide keys; add the arguments.
     pub(crate) fn prepare_invoke(&self) -> ScriptInvocation<'_> {
         let mut inv = self.script.prepare_invoke();
         inv.key(&self.route_key);
+        inv
+    }
+
+    /// An invocation routed to `shard`, its prefix the first argument.
+    pub(crate) fn on(&self, shard: &Shard) -> ScriptInvocation<'_> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(&shard.route).arg(&shard.prefix);
         inv
     }
 }
@@ -92,6 +107,7 @@ pub(crate) struct Scripts {
     pub(crate) disable: RoutedScript,
     pub(crate) gcra: RoutedScript,
     pub(crate) requeue: RoutedScript,
+    pub(crate) dead_letter: RoutedScript,
     pub(crate) circuit: RoutedScript,
     pub(crate) stats: RoutedScript,
     pub(crate) import: RoutedScript,
@@ -102,15 +118,19 @@ pub(crate) struct Scripts {
 impl Scripts {
     fn new(route_key: &str) -> Self {
         let script = |code| RoutedScript::new(code, route_key);
+        // Shard scripts: the variadic helper in front.
+        let bulk =
+            |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/bulk.lua")), route_key);
         // Scripts that change webhooks: the change log's function in front.
         let logging =
             |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")), route_key);
         Scripts {
-            claim: script(include_str!("redis/lua/claim.lua")),
-            complete: script(include_str!("redis/lua/complete.lua")),
+            claim: bulk(include_str!("redis/lua/claim.lua")),
+            complete: bulk(include_str!("redis/lua/complete.lua")),
             disable: logging(include_str!("redis/lua/disable.lua")),
             gcra: script(include_str!("redis/lua/gcra.lua")),
             requeue: script(include_str!("redis/lua/requeue.lua")),
+            dead_letter: script(include_str!("redis/lua/dead_letter.lua")),
             circuit: logging(include_str!("redis/lua/circuit.lua")),
             stats: script(include_str!("redis/lua/stats.lua")),
             import: script(include_str!("redis/lua/import.lua")),
@@ -123,12 +143,20 @@ impl Scripts {
 /// A store on one Redis or one Redis Cluster, under one key prefix.
 pub struct RedisStore {
     pub(crate) conn: Conn,
-    /// The prefix key names are built from: `P`, or `{P}` on a cluster.
+    /// The prefix store-wide key names are built from: `P`, or `{P}` on a
+    /// cluster.
     pub(crate) prefix: String,
+    /// The configured prefix (`P`).
+    name: String,
+    pub(crate) shards: Arc<Shards>,
     pub(crate) retention_ms: u64,
     pub(crate) scripts: Scripts,
     /// Webhook change log entries kept.
     pub(crate) webhook_log_cap: u64,
+    /// Replicas that must confirm ingest and completion writes (`WAIT`).
+    pub(crate) wait_replicas: u32,
+    /// Where the next claim starts among the shards.
+    next_shard: Arc<AtomicUsize>,
     ingest: Arc<ingest::Ingest>,
 }
 
@@ -136,6 +164,7 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("shards", &self.shards.len())
             .finish_non_exhaustive()
     }
 }
@@ -144,35 +173,79 @@ pub(crate) fn unavailable(e: ::redis::RedisError) -> StoreError {
     StoreError::Redis(Arc::new(e))
 }
 
+/// Deliveries a claim asks one shard for, at least (fewer shards are asked
+/// when the budget is small, so each script does a useful amount of work).
+const MIN_CLAIM_PER_SHARD: usize = 32;
+/// How long ingest and completions wait for replicas (`WAIT`).
+const WAIT_REPLICAS_TIMEOUT_MS: u64 = 2_000;
+
 impl RedisStore {
     /// A store on the standalone Redis at `url` (not connected yet: the
     /// first command connects, and a lost connection is re-established on
-    /// demand with backoff).
+    /// demand with backoff), with one shard.
     pub fn open(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
         let conn = Conn::single(url).map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
-        Ok(Self::with_conn(conn, prefix.to_owned(), retention))
+        Ok(Self::with_conn(conn, prefix.to_owned(), prefix, retention, 1))
     }
 
     /// A store on the Redis Cluster that the seed nodes `nodes` belong to,
-    /// all its keys in the hash slot of `{prefix}`. Connects in the
-    /// background; needs a Tokio runtime.
+    /// with [`DEFAULT_CLUSTER_SHARDS`] shards. Connects in the background;
+    /// needs a Tokio runtime.
     pub fn open_cluster(nodes: &[String], prefix: &str, retention: Duration) -> Result<Self, StoreError> {
         let conn =
             Conn::cluster(nodes).map_err(|e| StoreError::Unavailable(format!("invalid store.cluster_nodes: {e}")))?;
-        Ok(Self::with_conn(conn, format!("{{{prefix}}}"), retention))
+        Ok(Self::with_conn(
+            conn,
+            format!("{{{prefix}}}"),
+            prefix,
+            retention,
+            DEFAULT_CLUSTER_SHARDS,
+        ))
     }
 
-    fn with_conn(conn: Conn, prefix: String, retention: Duration) -> Self {
+    fn with_conn(conn: Conn, prefix: String, name: &str, retention: Duration, shards: usize) -> Self {
         let retention_ms = retention.as_millis().max(1) as u64;
         let route_key = format!("{prefix}:q:first");
+        let shards = Arc::new(Shards::new(&prefix, name, shards));
         RedisStore {
-            ingest: ingest::Ingest::new(conn.clone(), prefix.clone(), &route_key, retention_ms),
+            ingest: ingest::Ingest::new(conn.clone(), shards.clone(), &route_key, &prefix, retention_ms, 0),
+            next_shard: Arc::new(AtomicUsize::new(0)),
+            shards,
             conn,
             prefix,
+            name: name.to_owned(),
             retention_ms,
             scripts: Scripts::new(&route_key),
             webhook_log_cap: WEBHOOK_LOG_CAP,
+            wait_replicas: 0,
         }
+    }
+
+    /// Splits the per-delivery keys into `n` shards (1..=[`MAX_SHARDS`])
+    /// instead of the default (1 on a standalone Redis,
+    /// [`DEFAULT_CLUSTER_SHARDS`] on a cluster). Every gateway on the store
+    /// must use the same count; [`RedisStore::check_layout`] refuses another.
+    pub fn with_shards(self, n: usize) -> Self {
+        let retention = Duration::from_millis(self.retention_ms);
+        let (cap, wait) = (self.webhook_log_cap, self.wait_replicas);
+        let mut s = Self::with_conn(self.conn, self.prefix, &self.name, retention, n);
+        s.webhook_log_cap = cap;
+        s.with_wait_replicas(wait)
+    }
+
+    /// Answers ingest and completions only once `n` replicas have their
+    /// writes (Redis `WAIT`); 0 does not wait.
+    pub fn with_wait_replicas(mut self, n: u32) -> Self {
+        self.wait_replicas = n;
+        self.ingest = ingest::Ingest::new(
+            self.conn.clone(),
+            self.shards.clone(),
+            &self.route_key(),
+            &self.prefix,
+            self.retention_ms,
+            n,
+        );
+        self
     }
 
     /// Keeps `cap` webhook change log entries instead of
@@ -182,13 +255,169 @@ impl RedisStore {
         self
     }
 
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     pub(crate) fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.prefix)
     }
 
-    /// The key whose slot holds the whole store (see the module docs).
+    /// The key whose slot holds the store-wide keys (see the module docs).
     pub(crate) fn route_key(&self) -> String {
         self.key("q:first")
+    }
+
+    /// Records the shard count in a new store, and refuses to run on a
+    /// store made with another one (its deliveries would not be found).
+    pub async fn check_layout(&self) -> Result<(), StoreError> {
+        let meta = self.key("meta");
+        let n = self.shards.len();
+        let stored: Option<usize> = ::redis::cmd("HGET")
+            .arg(&meta)
+            .arg("shards")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let stored = match stored {
+            Some(s) => s,
+            None => {
+                // A store from before shards were recorded used one shard,
+                // under the store's own prefix.
+                let old: u64 = ::redis::cmd("EXISTS")
+                    .arg(
+                        ["q:first", "q:retry", "leases", "dead", "idx:dlv"]
+                            .map(|k| self.key(k))
+                            .to_vec(),
+                    )
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(unavailable)?;
+                let made = if old > 0 { 1 } else { n };
+                let _: i64 = ::redis::cmd("HSETNX")
+                    .arg(&meta)
+                    .arg("shards")
+                    .arg(made)
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(unavailable)?;
+                ::redis::cmd("HGET")
+                    .arg(&meta)
+                    .arg("shards")
+                    .query_async::<Option<usize>>(&mut self.conn.clone())
+                    .await
+                    .map_err(unavailable)?
+                    .unwrap_or(made)
+            }
+        };
+        if stored == n {
+            return Ok(());
+        }
+        Err(StoreError::Layout(format!(
+            "the store under prefix \"{}\" was made with shards = {stored}, and this gateway is set to {n}; \
+             set [store] shards = {stored}, or move the data to a store with the new count: stop the gateways, \
+             `hookgate store export`, then `hookgate store import` into a new prefix (or an empty Redis) with the new shards",
+            self.name
+        )))
+    }
+
+    /// Waits until `wait_replicas` replicas have this connection's writes
+    /// to `shard` (nothing when 0).
+    pub(crate) async fn wait_for_replicas(&self, route: &str) -> Result<(), StoreError> {
+        wait_for_replicas(&self.conn, route, self.wait_replicas).await
+    }
+
+    /// The shards a claim asks, in turn from a rotating start, and how many
+    /// to ask at once for `budget`: every shard when the budget allows
+    /// [`MIN_CLAIM_PER_SHARD`] each, else fewer.
+    fn claim_order(&self) -> Vec<usize> {
+        let n = self.shards.len();
+        let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        (0..n).map(|i| (start + i) % n).collect()
+    }
+
+    async fn claim_shard(&self, index: usize, share: usize, req: &ClaimRequest) -> Result<ClaimBatch, StoreError> {
+        let shard = &self.shards.all()[index];
+        let reply: Value = self
+            .scripts
+            .claim
+            .on(shard)
+            .arg(share)
+            .arg(req.retry.min(share))
+            .arg(req.lease.as_millis() as u64)
+            .arg(&req.owner)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        decode::claim_batch(reply)
+    }
+
+    async fn complete_shard(&self, shard: &Shard, batch: &[&Completion]) -> Result<Vec<bool>, StoreError> {
+        let mut inv = self.scripts.complete.on(shard);
+        inv.arg(self.retention_ms).arg(batch.len());
+        for c in batch {
+            let (kind, delay) = match &c.outcome {
+                Outcome::Succeeded => ("s", 0),
+                Outcome::Filtered => ("f", 0),
+                Outcome::Dead => ("d", 0),
+                Outcome::Retry(d) => ("r", d.as_millis() as u64),
+                Outcome::Defer(d) => ("w", d.as_millis() as u64),
+            };
+            let (attempt, number) = match &c.attempt {
+                Some(a) => (
+                    serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    a.attempt,
+                ),
+                None => (String::new(), 0),
+            };
+            inv.arg(&c.delivery_id)
+                .arg(&c.owner)
+                .arg(kind)
+                .arg(delay)
+                .arg(attempt)
+                .arg(number)
+                .arg(&c.event_id)
+                .arg(&c.webhook_id);
+            match &c.payload {
+                Some(p) => inv.arg("1").arg(p.as_ref()),
+                None => inv.arg("0").arg(""),
+            };
+        }
+        let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+        if let Err(e) = self.wait_for_replicas(&shard.route).await {
+            // The outcome is applied on the master; a failover before a
+            // replica has it can only repeat a delivery, never lose one.
+            tracing::warn!(error = %e, "completions were applied before enough replicas confirmed them");
+        }
+        match reply {
+            Value::Array(items) if items.len() == batch.len() => {
+                Ok(items.iter().map(|v| as_int(v) == Some(1)).collect())
+            }
+            other => Err(StoreError::Corrupt(format!("complete: unexpected reply {other:?}"))),
+        }
+    }
+}
+
+/// The default shard count on a Redis Cluster.
+pub const DEFAULT_CLUSTER_SHARDS: usize = 16;
+
+/// `WAIT n` on the node that holds `route`'s slot: the writes this
+/// connection made there reach `n` replicas, or an error after a while.
+pub(crate) async fn wait_for_replicas(conn: &Conn, route: &str, n: u32) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let acked = conn
+        .wait(route, n, WAIT_REPLICAS_TIMEOUT_MS)
+        .await
+        .map_err(unavailable)?;
+    if acked >= u64::from(n) {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "only {acked} of {n} replicas confirmed the write within {WAIT_REPLICAS_TIMEOUT_MS} ms"
+        )))
     }
 }
 
@@ -205,57 +434,73 @@ impl DeliveryQueue for RedisStore {
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError> {
-        let budget = req.first.max(req.retry);
-        let reply: Value = self
-            .scripts
-            .claim
-            .prepare_invoke()
-            .arg(&self.prefix)
-            .arg(budget)
-            .arg(req.retry.min(budget))
-            .arg(req.lease.as_millis() as u64)
-            .arg(&req.owner)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        decode::claim_batch(reply)
+        // Shards are asked in rounds: as many at once as the budget gives
+        // each a useful share, then the next ones with what is left, until
+        // the budget is used or every shard was asked.
+        let mut remaining = req.first.max(req.retry);
+        let mut order = self.claim_order().into_iter();
+        let mut out = ClaimBatch {
+            jobs: Vec::new(),
+            next_due_in: None,
+        };
+        let mut failed = None;
+        while remaining > 0 {
+            let k = remaining.div_ceil(MIN_CLAIM_PER_SHARD).max(1);
+            let round: Vec<usize> = order.by_ref().take(k).collect();
+            if round.is_empty() {
+                break;
+            }
+            let shares: Vec<(usize, usize)> = round
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| (i, remaining / round.len() + usize::from(j < remaining % round.len())))
+                .filter(|(_, share)| *share > 0)
+                .collect();
+            let answers = join_all(shares.iter().map(|&(i, share)| self.claim_shard(i, share, req))).await;
+            for answer in answers {
+                match answer {
+                    Ok(b) => {
+                        remaining = remaining.saturating_sub(b.jobs.len());
+                        out.jobs.extend(b.jobs);
+                        out.next_due_in = match (out.next_due_in, b.next_due_in) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
+        if let Some(e) = failed
+            && out.jobs.is_empty()
+        {
+            return Err(e);
+        }
+        if order.next().is_some() {
+            // Shards not asked this time may have due work: come back at once.
+            out.next_due_in = Some(Duration::ZERO);
+        }
+        Ok(out)
     }
 
     async fn complete(&self, batch: &[Completion]) -> Result<Vec<bool>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = self.scripts.complete.prepare_invoke();
-        inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.len());
-        for c in batch {
-            let (kind, delay) = match &c.outcome {
-                Outcome::Succeeded => ("s", 0),
-                Outcome::Filtered => ("f", 0),
-                Outcome::Dead => ("d", 0),
-                Outcome::Retry(d) => ("r", d.as_millis() as u64),
-                Outcome::Defer(d) => ("w", d.as_millis() as u64),
-            };
-            let attempt = match &c.attempt {
-                Some(a) => serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                None => String::new(),
-            };
-            inv.arg(&c.delivery_id)
-                .arg(&c.owner)
-                .arg(kind)
-                .arg(delay)
-                .arg(attempt)
-                .arg(&c.event_id)
-                .arg(&c.webhook_id);
-            match &c.payload {
-                Some(p) => inv.arg("1").arg(p.as_ref()),
-                None => inv.arg("0").arg(""),
-            };
+        let positions: Vec<(usize, &Completion)> = batch.iter().enumerate().collect();
+        let groups = self.shards.group(positions, |(_, c)| c.delivery_id.as_str());
+        let answers = join_all(groups.iter().map(|(shard, items)| {
+            let cs: Vec<&Completion> = items.iter().map(|(_, c)| *c).collect();
+            async move { self.complete_shard(shard, &cs).await }
+        }))
+        .await;
+        let mut out = vec![false; batch.len()];
+        for ((_, items), answer) in groups.iter().zip(answers) {
+            for ((pos, _), applied) in items.iter().zip(answer?) {
+                out[*pos] = applied;
+            }
         }
-        let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        match reply {
-            Value::Array(items) => Ok(items.iter().map(|v| as_int(v) == Some(1)).collect()),
-            other => Err(StoreError::Corrupt(format!("complete: unexpected reply {other:?}"))),
-        }
+        Ok(out)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -263,23 +508,33 @@ impl DeliveryQueue for RedisStore {
     }
 
     async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
-        let (pending, failed, in_flight, dead): (u64, u64, u64, u64) = ::redis::pipe()
-            .cmd("ZCARD")
-            .arg(self.key("q:first"))
-            .cmd("ZCARD")
-            .arg(self.key("q:retry"))
-            .cmd("ZCARD")
-            .arg(self.key("leases"))
-            .cmd("ZCARD")
-            .arg(self.key("dead"))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(QueueDepths {
-            pending,
-            failed,
-            in_flight,
-            dead,
-        })
+        let answers = join_all(self.shards.all().iter().map(|shard| async move {
+            ::redis::pipe()
+                .cmd("ZCARD")
+                .arg(shard.key("q:first"))
+                .cmd("ZCARD")
+                .arg(shard.key("q:retry"))
+                .cmd("ZCARD")
+                .arg(shard.key("leases"))
+                .cmd("ZCARD")
+                .arg(shard.key("dead"))
+                .query_async::<(u64, u64, u64, u64)>(&mut self.conn.clone())
+                .await
+        }))
+        .await;
+        let mut d = QueueDepths {
+            pending: 0,
+            failed: 0,
+            in_flight: 0,
+            dead: 0,
+        };
+        for answer in answers {
+            let (pending, failed, in_flight, dead) = answer.map_err(unavailable)?;
+            d.pending += pending;
+            d.failed += failed;
+            d.in_flight += in_flight;
+            d.dead += dead;
+        }
+        Ok(d)
     }
 }

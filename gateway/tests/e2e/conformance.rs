@@ -1,5 +1,6 @@
 //! The store contract, as ONE suite every backend runs unchanged:
-//! `redis_store_conforms` against a real Redis,
+//! `redis_store_conforms` against a real Redis (and
+//! `sharded_redis_store_conforms` with its queues split into five shards),
 //! `redis_cluster_store_conforms` against a real Redis Cluster (three
 //! masters, three replicas), `embedded_store_conforms` against the embedded
 //! store in a fresh folder per check.
@@ -7,6 +8,7 @@
 mod leases;
 mod queue;
 mod records;
+mod spread;
 mod stats;
 mod webhooks;
 
@@ -95,6 +97,7 @@ pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>) {
     webhooks::a_cursor_the_log_cannot_reach_means_resync(make(RETENTION, 3), fresh(), fresh()).await;
     webhooks::circuit_breakers_swap_only_from_what_was_seen(fresh()).await;
     stats::statistics_add_up_per_minute_hour_and_webhook(fresh()).await;
+    spread::work_in_every_bucket_is_claimed_once_listed_in_order_and_dead_lettered(fresh()).await;
     records::retention_removes_what_is_final_and_keeps_what_is_pending(make(
         Duration::from_millis(300),
         WEBHOOK_LOG_CAP,
@@ -109,6 +112,18 @@ async fn redis_store_conforms() {
     run_suite(|retention, log_cap| {
         let store = hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
         Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
+    })
+    .await;
+}
+
+/// The same suite on one Redis with its queues split into shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_redis_store_conforms() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    run_suite(|retention, log_cap| {
+        let store = hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
+        Arc::new(store.with_shards(5).with_webhook_log_cap(log_cap)) as Arc<dyn Store>
     })
     .await;
 }
@@ -137,4 +152,75 @@ async fn embedded_store_conforms() {
         store as Arc<dyn Store>
     })
     .await;
+}
+
+/// A store remembers its shard count; a gateway set to another refuses to
+/// start on it (its deliveries would not be found), saying what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_store_refuses_another_shard_count() {
+    use hookgate::store::redis::RedisStore;
+    let redis = RedisServer::start();
+    let prefix = format!("layout{}", unique());
+    let open = |n: usize| {
+        RedisStore::open(&redis.url(), &prefix, RETENTION)
+            .unwrap()
+            .with_shards(n)
+    };
+    open(4).check_layout().await.unwrap();
+    open(4).check_layout().await.unwrap();
+    let err = open(1).check_layout().await.unwrap_err().to_string();
+    assert!(err.contains("shards = 4") && err.contains("store export"), "{err}");
+    // A store from before shard counts were recorded has one shard.
+    let old = format!("old{}", unique());
+    let one = RedisStore::open(&redis.url(), &old, RETENTION).unwrap();
+    one.enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
+        .await
+        .unwrap();
+    let err = RedisStore::open(&redis.url(), &old, RETENTION)
+        .unwrap()
+        .with_shards(8)
+        .check_layout()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shards = 1"), "{err}");
+    one.check_layout().await.unwrap();
+}
+
+/// `wait_replicas`: ingest is acknowledged only once replicas have it. A
+/// Redis without replicas answers "unavailable" (the API's 503) instead of
+/// acknowledging; the cluster's replicas confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_waits_for_replicas_when_asked() {
+    use hookgate::store::redis::RedisStore;
+    let redis = RedisServer::start();
+    let alone = RedisStore::open(&redis.url(), &format!("wait{}", unique()), RETENTION)
+        .unwrap()
+        .with_wait_replicas(1);
+    let err = alone
+        .enqueue(&event("e1"), &[delivery("d1", "w")], None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_unavailable() && err.to_string().contains("0 of 1 replicas"),
+        "{err}"
+    );
+
+    let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.unwrap();
+    let store = RedisStore::open_cluster(&cluster.urls(), &format!("wait{}", unique()), RETENTION)
+        .unwrap()
+        .with_wait_replicas(1);
+    let e = hookgate::ids::new_event_id(None);
+    let d = hookgate::ids::delivery_ids(&e, 1);
+    let mut ev = event("");
+    ev.id = e;
+    let (answer, _) = store.enqueue(&ev, &[delivery(&d[0], "w")], None, None).await.unwrap();
+    assert_eq!(answer, Enqueued::Created);
+    let jobs = store.claim(&claim_req("A", 4, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    let applied = store
+        .complete(&[completion(&jobs[0], "A", Outcome::Succeeded, Some(1))])
+        .await
+        .unwrap();
+    assert_eq!(applied, [true]);
 }

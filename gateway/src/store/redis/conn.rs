@@ -8,7 +8,7 @@
 //! refreshes the slot map after a failover, reconnects, and
 //! `Script::invoke_async` loads a script again where a node answers NOSCRIPT
 //! (a promoted replica has not seen it). The two commands without a key
-//! the store sends, `PING` and `SCAN`, are sent here to the master of the
+//! the store sends, `PING`, `WAIT` and `SCAN`, are sent here to the master of the
 //! store's slot ([`Conn::ping`], [`Conn::scan`]).
 
 use std::time::Duration;
@@ -71,6 +71,19 @@ impl Conn {
             Conn::Cluster(c) => ::redis::from_redis_value(c.clone().route_command(cmd, route_to(route_key)).await?)?,
         };
         Ok(())
+    }
+
+    /// `WAIT n timeout_ms` on the Redis, or on the master serving
+    /// `route_key`'s slot: how many replicas have this connection's writes.
+    pub(crate) async fn wait(&self, route_key: &str, n: u32, timeout_ms: u64) -> RedisResult<u64> {
+        let mut cmd = ::redis::cmd("WAIT");
+        cmd.arg(n).arg(timeout_ms);
+        match self {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => Ok(::redis::from_redis_value(
+                c.clone().route_command(cmd, route_to(route_key)).await?,
+            )?),
+        }
     }
 
     /// Every key matching `pattern` (a `SCAN` loop), on the Redis or on the

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ::redis::Value;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::future::join_all;
 
 use super::decode::{as_int, as_string, field_map};
 use super::{RedisStore, unavailable};
@@ -63,8 +64,42 @@ pub(super) fn record_from_fields(id: &str, f: &HashMap<String, Vec<u8>>) -> Opti
     })
 }
 
+/// The attempt records among a delivery's fields (`a<n>`, `x<ms>.<i>`,
+/// and the older `att` JSON lines), oldest first.
+pub(super) fn attempts_from_fields(f: &HashMap<String, Vec<u8>>) -> Result<Vec<AttemptRecord>, StoreError> {
+    let parse = |a: &[u8]| {
+        serde_json::from_slice::<AttemptRecord>(a).map_err(|e| StoreError::Corrupt(format!("attempt record: {e}")))
+    };
+    let mut out = Vec::new();
+    for (k, v) in f {
+        let is_attempt = |p: &str| {
+            k.strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        if k == "att" {
+            for line in v.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                out.push(parse(line)?);
+            }
+        } else if is_attempt("a") || is_attempt("x") {
+            out.push(parse(v)?);
+        }
+    }
+    out.sort_by_key(|a| (a.started_at, a.attempt));
+    Ok(out)
+}
+
+/// One shard's part of a history page: ids below the cursor, newest first.
+struct Run {
+    ids: Vec<String>,
+    /// Whether the shard may hold more below the last id.
+    more: bool,
+}
+
 impl RedisStore {
-    /// Pages through an index newest first, keeping records `keep` accepts.
+    /// Pages through an index (`index` names the key within each shard)
+    /// newest first, keeping records `keep` accepts. Each shard's index is
+    /// read in runs; the runs are merged by id (ids sort by creation time),
+    /// taking only ids that no unread part of another shard can precede.
     async fn page(
         &self,
         index: &str,
@@ -77,40 +112,54 @@ impl RedisStore {
         let mut from = cursor.map_or_else(|| "+".to_owned(), |c| format!("({c}"));
         let mut scanned = 0;
         loop {
-            let ids: Vec<String> = ::redis::cmd("ZREVRANGEBYLEX")
-                .arg(index)
-                .arg(&from)
-                .arg("-")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(SCAN_BATCH)
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(unavailable)?;
+            let runs = join_all(self.shards.all().iter().map(|shard| {
+                let key = shard.key(index);
+                let from = from.clone();
+                async move {
+                    let ids: Vec<String> = ::redis::cmd("ZREVRANGEBYLEX")
+                        .arg(key)
+                        .arg(from)
+                        .arg("-")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(SCAN_BATCH)
+                        .query_async(&mut self.conn.clone())
+                        .await?;
+                    let more = ids.len() == SCAN_BATCH;
+                    Ok::<_, ::redis::RedisError>(Run { ids, more })
+                }
+            }))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<Run>, _>>()
+            .map_err(unavailable)?;
+            // Below the highest last id of a shard with more to read, that
+            // shard's unread ids could come first: stop there this round.
+            let floor = runs
+                .iter()
+                .filter(|r| r.more)
+                .filter_map(|r| r.ids.last())
+                .max()
+                .cloned();
+            let any_more = floor.is_some();
+            let mut ids: Vec<String> = runs
+                .into_iter()
+                .flat_map(|r| r.ids)
+                .filter(|id| floor.as_ref().is_none_or(|f| id >= f))
+                .collect();
+            ids.sort_unstable_by(|a, b| b.cmp(a));
             if ids.is_empty() {
                 return Ok(Page {
                     items,
                     next_cursor: None,
                 });
             }
-            let mut pipe = ::redis::pipe();
-            for id in &ids {
-                pipe.cmd("HMGET")
-                    .arg(self.key(&format!("dlv:{id}")))
-                    .arg(&LIST_FIELDS[..]);
-            }
-            let rows: Vec<Vec<Option<Vec<u8>>>> =
-                pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-            for (id, row) in ids.iter().zip(rows) {
+            let records = self.list_records(&ids).await?;
+            for (id, rec) in ids.iter().zip(records) {
                 scanned += 1;
-                let fields: HashMap<String, Vec<u8>> = LIST_FIELDS
-                    .iter()
-                    .zip(row)
-                    .filter_map(|(k, v)| Some(((*k).to_owned(), v?)))
-                    .collect();
-                // Records past retention are gone (every field nil); their
-                // index entries are trimmed by purge_history.
-                if let Some(rec) = record_from_fields(id, &fields)
+                // Records past retention are gone; their index entries are
+                // trimmed by purge_history.
+                if let Some(rec) = rec
                     && keep(&rec)
                 {
                     items.push(rec);
@@ -123,7 +172,7 @@ impl RedisStore {
                 }
             }
             let last = ids.last().cloned().unwrap_or_default();
-            if ids.len() < SCAN_BATCH {
+            if !any_more {
                 return Ok(Page {
                     items,
                     next_cursor: None,
@@ -138,13 +187,45 @@ impl RedisStore {
             from = format!("({last}");
         }
     }
+
+    /// The listed fields of deliveries, one pipeline per shard.
+    async fn list_records(&self, ids: &[String]) -> Result<Vec<Option<DeliveryRecord>>, StoreError> {
+        let positions: Vec<(usize, &String)> = ids.iter().enumerate().collect();
+        let groups = self.shards.group(positions, |(_, id)| id.as_str());
+        let answers = join_all(groups.iter().map(|(shard, items)| {
+            let mut pipe = ::redis::pipe();
+            for (_, id) in items {
+                pipe.cmd("HMGET")
+                    .arg(shard.key(&format!("dlv:{id}")))
+                    .arg(&LIST_FIELDS[..]);
+            }
+            async move {
+                pipe.query_async::<Vec<Vec<Option<Vec<u8>>>>>(&mut self.conn.clone())
+                    .await
+            }
+        }))
+        .await;
+        let mut out: Vec<Option<DeliveryRecord>> = vec![None; ids.len()];
+        for ((_, items), rows) in groups.iter().zip(answers) {
+            for ((pos, id), row) in items.iter().zip(rows.map_err(unavailable)?) {
+                let fields: HashMap<String, Vec<u8>> = LIST_FIELDS
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(k, v)| Some(((*k).to_owned(), v?)))
+                    .collect();
+                out[*pos] = record_from_fields(id, &fields);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]
 impl Records for RedisStore {
     async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        let shard = self.shards.of(id);
         let fields: Value = ::redis::cmd("HGETALL")
-            .arg(self.key(&format!("dlv:{id}")))
+            .arg(shard.key(&format!("dlv:{id}")))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -155,20 +236,18 @@ impl Records for RedisStore {
         let mut rec = record_from_fields(id, &f)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unreadable record")))?;
         if !f.contains_key("payload") {
-            let data: Option<Vec<u8>> = ::redis::cmd("HGET")
-                .arg(self.key(&format!("evt:{}", rec.event_id)))
-                .arg("data")
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(unavailable)?;
+            let data: Option<Vec<u8>> = match f.get("data") {
+                Some(d) => Some(d.clone()),
+                None => ::redis::cmd("HGET")
+                    .arg(shard.key(&format!("evt:{}", rec.event_id)))
+                    .arg("data")
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(unavailable)?,
+            };
             rec.payload = Bytes::from(data.unwrap_or_default());
         }
-        let log = f.get("att").map(Vec::as_slice).unwrap_or_default();
-        rec.attempts = log
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.is_empty())
-            .map(|a| serde_json::from_slice(a).map_err(|e| StoreError::Corrupt(format!("attempt record: {e}"))))
-            .collect::<Result<Vec<AttemptRecord>, _>>()?;
+        rec.attempts = attempts_from_fields(&f)?;
         Ok(Some(rec))
     }
 
@@ -179,8 +258,8 @@ impl Records for RedisStore {
         cursor: Option<&str>,
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let index = match &filter.webhook_id {
-            Some(w) => self.key(&format!("idx:wh:{w}")),
-            None => self.key("idx:dlv"),
+            Some(w) => format!("idx:wh:{w}"),
+            None => "idx:dlv".to_owned(),
         };
         let filter = filter.clone();
         self.page(&index, limit, cursor, move |r| {
@@ -198,7 +277,7 @@ impl Records for RedisStore {
         cursor: Option<&str>,
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let webhook = webhook_id.map(str::to_owned);
-        self.page(&self.key("dead"), limit, cursor, move |r| {
+        self.page("dead", limit, cursor, move |r| {
             r.status == Status::Dead && webhook.as_ref().is_none_or(|w| *w == r.webhook_id)
         })
         .await
@@ -208,37 +287,47 @@ impl Records for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let mut inv = self.scripts.requeue.prepare_invoke();
-        inv.arg(&self.prefix).arg(allowed.join(","));
-        for id in ids {
-            inv.arg(id);
+        let allowed = from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+        let positions: Vec<(usize, &String)> = ids.iter().enumerate().collect();
+        let groups = self.shards.group(positions, |(_, id)| id.as_str());
+        let answers = join_all(groups.iter().map(|(shard, items)| {
+            let mut inv = self.scripts.requeue.on(shard);
+            inv.arg(&allowed);
+            for (_, id) in items {
+                inv.arg(*id);
+            }
+            async move { inv.invoke_async::<Vec<Value>>(&mut self.conn.clone()).await }
+        }))
+        .await;
+        let mut out = vec![Requeue::Missing; ids.len()];
+        for ((_, items), reply) in groups.iter().zip(answers) {
+            for ((pos, _), v) in items.iter().zip(reply.map_err(unavailable)?) {
+                out[*pos] = match (as_int(&v), as_string(&v)) {
+                    (Some(1), _) => Requeue::Queued,
+                    (Some(-2), _) => Requeue::EventGone,
+                    (_, Some(s)) if Status::parse(&s).is_some() => {
+                        Requeue::WrongStatus(Status::parse(&s).unwrap_or(Status::Pending))
+                    }
+                    _ => Requeue::Missing,
+                };
+            }
         }
-        let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        Ok(reply
-            .iter()
-            .map(|v| match (as_int(v), as_string(v)) {
-                (Some(1), _) => Requeue::Queued,
-                (Some(-2), _) => Requeue::EventGone,
-                (_, Some(s)) if Status::parse(&s).is_some() => {
-                    Requeue::WrongStatus(Status::parse(&s).unwrap_or(Status::Pending))
-                }
-                _ => Requeue::Missing,
-            })
-            .collect())
+        Ok(out)
     }
 
     async fn purge_history(&self, retention: Duration) -> Result<(), StoreError> {
         let cutoff = crate::store::now_ms().saturating_sub(retention.as_millis() as u64);
         let bound = format!("({}", crate::ids::id_floor("dlv", cutoff));
-        let mut keys = vec![self.key("idx:dlv"), self.key("dead")];
-        let pattern = self.key("idx:wh:*");
-        keys.extend(self.conn.scan(&pattern, &self.route_key()).await.map_err(unavailable)?);
-        let mut pipe = ::redis::pipe();
-        for k in &keys {
-            pipe.cmd("ZREMRANGEBYLEX").arg(k).arg("-").arg(&bound).ignore();
+        for shard in self.shards.all() {
+            let mut keys = vec![shard.key("idx:dlv"), shard.key("dead")];
+            let pattern = shard.key("idx:wh:*");
+            keys.extend(self.conn.scan(&pattern, &shard.route).await.map_err(unavailable)?);
+            let mut pipe = ::redis::pipe();
+            for k in &keys {
+                pipe.cmd("ZREMRANGEBYLEX").arg(k).arg("-").arg(&bound).ignore();
+            }
+            let () = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         }
-        let () = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         Ok(())
     }
 }

@@ -1,27 +1,32 @@
 //! Group commit for ingest: events accepted at the same time are written by
-//! one `enqueue.lua` call.
+//! one `enqueue.lua` call per shard.
 //!
 //! Each call to [`RedisStore::enqueue`](super::RedisStore) queues its event
 //! and waits for its own answer. At most [`MAX_IN_FLIGHT`] scripts run at
 //! once; while they do, new events wait in the queue, and the next script
 //! takes all of them (up to [`MAX_BATCH`] events or [`MAX_BATCH_BYTES`] of
 //! data). A lone event is written at once, so this adds no latency at low
-//! load, and under load Redis runs one script (one `TIME`, one read and one
-//! write of each caller's rate-limit state) per batch instead of per event.
+//! load, and under load Redis runs one script per shard (one `TIME`, one
+//! variadic write per queue and index) per batch instead of per event.
+//! Callers' API rate limits are checked first, for the whole batch, with
+//! one `gcra.lua` call on the store-wide keys (each state read and written
+//! once); events over their limit are answered and not written.
 //!
 //! Batches run on their own tasks, so a caller that goes away (its client
 //! disconnected) never strands the others; its event is still written, as it
 //! would be if it had disconnected just after the write.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ::redis::Value;
 use tokio::sync::oneshot;
 
+use futures_util::future::join_all;
+
 use super::conn::Conn;
 use super::decode::{self, as_int};
-use super::{RoutedScript, unavailable};
+use super::shards::{Shard, Shards};
+use super::{RoutedScript, unavailable, wait_for_replicas};
 use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError};
 
 /// Scripts running at once; more events wait and go in the next batch.
@@ -53,19 +58,34 @@ struct Queue {
 /// The shared queue of events waiting for a script.
 pub(crate) struct Ingest {
     conn: Conn,
+    shards: Arc<Shards>,
     script: RoutedScript,
+    gcra: RoutedScript,
+    /// The store-wide prefix (rate-limit keys).
     prefix: String,
     retention_ms: u64,
+    wait_replicas: u32,
     queue: Mutex<Queue>,
 }
 
 impl Ingest {
-    pub(crate) fn new(conn: Conn, prefix: String, route_key: &str, retention_ms: u64) -> Arc<Self> {
+    pub(crate) fn new(
+        conn: Conn,
+        shards: Arc<Shards>,
+        route_key: &str,
+        prefix: &str,
+        retention_ms: u64,
+        wait_replicas: u32,
+    ) -> Arc<Self> {
+        let bulk = include_str!("lua/bulk.lua");
         Arc::new(Ingest {
             conn,
-            script: RoutedScript::new(include_str!("lua/enqueue.lua"), route_key),
-            prefix,
+            shards,
+            script: RoutedScript::new(&format!("{bulk}\n{}", include_str!("lua/enqueue.lua")), route_key),
+            gcra: RoutedScript::new(include_str!("lua/gcra.lua"), route_key),
+            prefix: prefix.to_owned(),
             retention_ms,
+            wait_replicas,
             queue: Mutex::new(Queue::default()),
         })
     }
@@ -78,6 +98,13 @@ impl Ingest {
         idempotency: Option<&Idempotency>,
         limit: Option<&RateRequest>,
     ) -> Answer {
+        let shard = self.shards.index_of(&event.id);
+        if let Some(d) = deliveries.iter().find(|d| self.shards.index_of(&d.id) != shard) {
+            return Err(StoreError::Corrupt(format!(
+                "delivery {} is not in the bucket of its event {} (make ids with ids::delivery_ids)",
+                d.id, event.id
+            )));
+        }
         let (reply, answer) = oneshot::channel();
         let item = Item {
             event: event.clone(),
@@ -154,9 +181,67 @@ impl Ingest {
     }
 
     async fn write(&self, batch: Vec<Item>) {
-        let mut inv = self.script.prepare_invoke();
-        inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.len());
-        for it in &batch {
+        // API rate limits first: over-limit events are answered here.
+        let batch = match self.limit(batch).await {
+            Ok(allowed) => allowed,
+            Err((e, batch)) => {
+                for (it, _) in batch {
+                    let _ = it.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let groups = self.shards.group(batch, |(it, _)| it.event.id.as_str());
+        join_all(groups.into_iter().map(|(shard, items)| self.write_shard(shard, items))).await;
+    }
+
+    /// Takes the API rate limit of every limited event in `batch`, answers
+    /// those over it, and returns the others with their limit state.
+    async fn limit(
+        &self,
+        batch: Vec<Item>,
+    ) -> Result<Vec<(Item, Option<RateState>)>, (StoreError, Vec<(Item, Option<RateState>)>)> {
+        let limited: Vec<&RateRequest> = batch.iter().filter_map(|it| it.limit.as_ref()).collect();
+        if limited.is_empty() {
+            return Ok(batch.into_iter().map(|it| (it, None)).collect());
+        }
+        let mut inv = self.gcra.prepare_invoke();
+        inv.arg(&self.prefix).arg(limited.len());
+        for r in &limited {
+            inv.arg(&r.key).arg(r.limit.interval_us).arg(r.limit.tolerance_us);
+        }
+        let flat: Vec<i64> = match inv.invoke_async::<Vec<i64>>(&mut self.conn.clone()).await {
+            Ok(flat) if flat.len() == limited.len() * 3 => flat,
+            Ok(_) => {
+                let e = StoreError::Corrupt("gcra: unexpected reply length".into());
+                return Err((e, batch.into_iter().map(|it| (it, None)).collect()));
+            }
+            Err(e) => return Err((unavailable(e), batch.into_iter().map(|it| (it, None)).collect())),
+        };
+        let mut states = super::limits::rate_states(&flat);
+        let mut allowed = Vec::with_capacity(batch.len());
+        for it in batch {
+            if it.limit.is_none() {
+                allowed.push((it, None));
+                continue;
+            }
+            let Some(state) = states.next() else {
+                let _ = it.reply.send(Err(StoreError::Corrupt("gcra: short reply".into())));
+                continue;
+            };
+            if state.decision == RateDecision::Allow {
+                allowed.push((it, Some(state)));
+            } else {
+                let _ = it.reply.send(Ok((Enqueued::RateLimited, Some(state))));
+            }
+        }
+        Ok(allowed)
+    }
+
+    async fn write_shard(&self, shard: &Shard, batch: Vec<(Item, Option<RateState>)>) {
+        let mut inv = self.script.on(shard);
+        inv.arg(self.retention_ms).arg(batch.len());
+        for (it, _) in &batch {
             let e = &it.event;
             inv.arg(&e.id)
                 .arg(&e.event_type)
@@ -170,31 +255,33 @@ impl Ingest {
                     .arg(i.ttl.as_millis() as u64),
                 None => inv.arg("").arg("").arg("").arg(0),
             };
-            match &it.limit {
-                Some(l) => inv.arg(&l.key).arg(l.limit.interval_us).arg(l.limit.tolerance_us),
-                None => inv.arg("").arg(0).arg(0),
-            };
             inv.arg(it.deliveries.len());
             for d in &it.deliveries {
                 inv.arg(&d.id).arg(&d.webhook_id);
             }
         }
-        match inv.invoke_async::<Vec<Value>>(&mut self.conn.clone()).await {
+        let written = match inv.invoke_async::<Vec<Value>>(&mut self.conn.clone()).await {
             Ok(replies) if replies.len() == batch.len() => {
-                for (it, reply) in batch.into_iter().zip(replies) {
-                    let answer = decode_one(reply, it.limit.is_some());
-                    let _ = it.reply.send(answer);
+                match wait_for_replicas(&self.conn, &shard.route, self.wait_replicas).await {
+                    Ok(()) => Ok(replies),
+                    Err(e) => Err(e),
                 }
             }
+            Ok(replies) => Err(StoreError::Corrupt(format!(
+                "enqueue: {} answers for {} events",
+                replies.len(),
+                batch.len()
+            ))),
+            Err(e) => Err(unavailable(e)),
+        };
+        match written {
             Ok(replies) => {
-                let e = StoreError::Corrupt(format!("enqueue: {} answers for {} events", replies.len(), batch.len()));
-                for it in batch {
-                    let _ = it.reply.send(Err(e.clone()));
+                for ((it, state), reply) in batch.into_iter().zip(replies) {
+                    let _ = it.reply.send(decode_one(reply, state));
                 }
             }
             Err(e) => {
-                let e = unavailable(e);
-                for it in batch {
+                for (it, _) in batch {
                     let _ = it.reply.send(Err(e.clone()));
                 }
             }
@@ -218,24 +305,12 @@ fn take_batch(waiting: &mut Vec<Item>) -> Vec<Item> {
 }
 
 /// One event's answer from the script's reply.
-fn decode_one(reply: Value, limited: bool) -> Answer {
+fn decode_one(reply: Value, state: Option<RateState>) -> Answer {
     let Value::Array(reply) = reply else {
         return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
     };
-    let num = |i: usize| reply.get(i).and_then(as_int).unwrap_or(0).max(0) as u64;
-    let state = |decision: RateDecision, at: usize| {
-        limited.then(|| RateState {
-            decision,
-            tat_us: num(at),
-            now_us: num(at + 1),
-        })
-    };
     match reply.first().and_then(as_int) {
-        Some(1) => Ok((Enqueued::Created, state(RateDecision::Allow, 1))),
-        Some(2) => Ok((
-            Enqueued::RateLimited,
-            state(RateDecision::Wait(Duration::from_micros(num(1))), 2),
-        )),
+        Some(1) => Ok((Enqueued::Created, state)),
         Some(0) => {
             let seen = reply.get(1).and_then(decode::as_string).unwrap_or_default();
             let (fingerprint, answer) = seen.split_once('\n').unwrap_or(("", &seen));
@@ -243,7 +318,7 @@ fn decode_one(reply: Value, limited: bool) -> Answer {
                 fingerprint: fingerprint.to_owned(),
                 answer: answer.to_owned(),
             };
-            Ok((repeated, state(RateDecision::Allow, 2)))
+            Ok((repeated, state))
         }
         _ => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
     }
@@ -251,6 +326,8 @@ fn decode_one(reply: Value, limited: bool) -> Answer {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
     use bytes::Bytes;
 
@@ -266,7 +343,11 @@ mod tests {
             .set_response_timeout(Some(Duration::from_secs(60)));
         let conn =
             ConnectionManager::new_lazy_with_config(::redis::Client::open(url.as_str()).unwrap(), config).unwrap();
-        (Ingest::new(Conn::Single(conn), "t".into(), "t:q:first", 1000), silent)
+        let shards = Arc::new(Shards::new("t", "t", 1));
+        (
+            Ingest::new(Conn::Single(conn), shards, "t:q:first", "t", 1000, 0),
+            silent,
+        )
     }
 
     fn waiting_item() -> (Item, oneshot::Receiver<Answer>) {

@@ -18,19 +18,21 @@ impl RedisStore {
         if flat.len() != reqs.len() * 3 {
             return Err(StoreError::Corrupt("gcra: unexpected reply length".into()));
         }
-        Ok(flat
-            .chunks(3)
-            .map(|c| RateState {
-                decision: if c[0] <= 0 {
-                    RateDecision::Allow
-                } else {
-                    RateDecision::Wait(Duration::from_micros(c[0] as u64))
-                },
-                tat_us: c[1].max(0) as u64,
-                now_us: c[2].max(0) as u64,
-            })
-            .collect())
+        Ok(rate_states(&flat).collect())
     }
+}
+
+/// The states in a `gcra.lua` reply (three integers per request).
+pub(super) fn rate_states(flat: &[i64]) -> impl Iterator<Item = RateState> + '_ {
+    flat.chunks(3).map(|c| RateState {
+        decision: if c[0] <= 0 {
+            RateDecision::Allow
+        } else {
+            RateDecision::Wait(Duration::from_micros(c[0] as u64))
+        },
+        tat_us: c[1].max(0) as u64,
+        now_us: c[2].max(0) as u64,
+    })
 }
 
 #[async_trait]

@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::decode::{as_int, field_map};
-use super::history::record_from_fields;
+use super::history::{attempts_from_fields, record_from_fields};
+use super::shards::Shard;
 use super::{RedisStore, unavailable};
+use crate::store::StoreError;
 use crate::store::transfer::{
     DeliveryLine, EventLine, ImportBatch, ImportStats, Transfer, payload_base64, payload_bytes,
 };
-use crate::store::{AttemptRecord, StoreError};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -22,89 +23,96 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 #[async_trait]
 impl Transfer for RedisStore {
     async fn export_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut pipe = ::redis::pipe();
-        for key in ["q:first", "q:retry", "leases", "dead"] {
-            pipe.cmd("ZRANGE").arg(self.key(key)).arg(0).arg(-1);
+        let mut all = BTreeSet::new();
+        for shard in self.shards.all() {
+            let mut pipe = ::redis::pipe();
+            for key in ["q:first", "q:retry", "leases", "dead"] {
+                pipe.cmd("ZRANGE").arg(shard.key(key)).arg(0).arg(-1);
+            }
+            let lists: Vec<Vec<String>> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            all.extend(lists.into_iter().flatten());
         }
-        let lists: Vec<Vec<String>> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        Ok(lists
-            .into_iter()
-            .flatten()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect())
+        Ok(all.into_iter().collect())
     }
 
     async fn export_deliveries(&self, ids: &[String]) -> Result<Vec<DeliveryLine>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
-        for id in ids {
-            pipe.cmd("HGETALL").arg(self.key(&format!("dlv:{id}")));
-        }
-        let rows: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         let mut out = Vec::with_capacity(ids.len());
-        for (id, row) in ids.iter().zip(rows) {
-            let f = field_map(row);
-            let Some(rec) = record_from_fields(id, &f) else {
-                continue;
-            };
-            let log = f.get("att").map(Vec::as_slice).unwrap_or_default();
-            let attempts = log
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(|l| serde_json::from_slice::<AttemptRecord>(l).map_err(|e| corrupt("attempt record", e)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let retry_base = f
-                .get("retryBase")
-                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                .unwrap_or(0);
-            out.push(DeliveryLine {
-                id: id.clone(),
-                event_id: rec.event_id,
-                webhook_id: rec.webhook_id,
-                event_type: rec.event_type,
-                status: rec.status,
-                test: rec.test,
-                attempt_count: rec.attempt_count,
-                retry_base,
-                created_at: rec.created_at_ms,
-                updated_at: rec.updated_at_ms,
-                next_attempt_at: rec.next_attempt_at_ms,
-                payload_base64: f.get("payload").map(|p| payload_base64(p)),
-                attempts,
-            });
+        for (shard, ids) in self.shards.group(ids, |id| id.as_str()) {
+            let mut pipe = ::redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGETALL").arg(shard.key(&format!("dlv:{id}")));
+            }
+            let rows: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            for (id, row) in ids.iter().zip(rows) {
+                let f = field_map(row);
+                let Some(rec) = record_from_fields(id, &f) else {
+                    continue;
+                };
+                let retry_base = f
+                    .get("retryBase")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                    .unwrap_or(0);
+                out.push(DeliveryLine {
+                    id: (*id).clone(),
+                    event_id: rec.event_id,
+                    webhook_id: rec.webhook_id,
+                    event_type: rec.event_type,
+                    status: rec.status,
+                    test: rec.test,
+                    attempt_count: rec.attempt_count,
+                    retry_base,
+                    created_at: rec.created_at_ms,
+                    updated_at: rec.updated_at_ms,
+                    next_attempt_at: rec.next_attempt_at_ms,
+                    payload_base64: f.get("payload").map(|p| payload_base64(p)),
+                    attempts: attempts_from_fields(&f)?,
+                });
+            }
         }
         Ok(out)
     }
 
     async fn export_events(&self, ids: &[String]) -> Result<Vec<EventLine>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
-        for id in ids {
-            pipe.cmd("HMGET")
-                .arg(self.key(&format!("evt:{id}")))
-                .arg(&["type", "data", "test", "createdAt"][..]);
-        }
-        let rows: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        let text = |v: &Option<Vec<u8>>| v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
-        Ok(ids
-            .iter()
-            .zip(rows)
-            .filter_map(|(id, row)| {
-                let data = text(row.get(1)?)?;
-                Some(EventLine {
-                    id: id.clone(),
-                    event_type: text(row.first()?).unwrap_or_default(),
+        let mut out = Vec::with_capacity(ids.len());
+        for (shard, ids) in self.shards.group(ids, |id| id.as_str()) {
+            // An event's key, and the delivery that holds the data of an
+            // event with one delivery (see `ids::delivery_ids`).
+            let mut pipe = ::redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(shard.key(&format!("evt:{id}")))
+                    .arg(&["type", "data", "test", "createdAt"][..]);
+                pipe.cmd("HMGET")
+                    .arg(shard.key(&format!("dlv:{}", crate::ids::solo_delivery_id(id))))
+                    .arg(&["type", "data", "test", "createdAt", "solo", "event"][..]);
+            }
+            let rows: Vec<Vec<Option<Vec<u8>>>> =
+                pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            let text = |v: &Option<Vec<u8>>| v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
+            for (id, pair) in ids.iter().zip(rows.chunks(2)) {
+                let [event, solo] = pair else { continue };
+                let row = if event.get(1).is_some_and(Option::is_some) {
+                    event
+                } else if solo.get(4).and_then(text).as_deref() == Some("1")
+                    && solo.get(5).and_then(text).as_deref() == Some(id.as_str())
+                {
+                    solo
+                } else {
+                    continue;
+                };
+                let Some(data) = row.get(1).and_then(text) else {
+                    continue;
+                };
+                out.push(EventLine {
+                    id: (*id).clone(),
+                    event_type: row.first().and_then(text).unwrap_or_default(),
                     data,
-                    test: text(row.get(2)?).as_deref() == Some("1"),
-                    created_at: text(row.get(3)?).and_then(|t| t.parse().ok()).unwrap_or(0),
-                })
-            })
-            .collect())
+                    test: row.get(2).and_then(text).as_deref() == Some("1"),
+                    created_at: row.get(3).and_then(text).and_then(|t| t.parse().ok()).unwrap_or(0),
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn import(&self, batch: &ImportBatch) -> Result<ImportStats, StoreError> {
@@ -126,17 +134,57 @@ impl Transfer for RedisStore {
         if batch.events.is_empty() && batch.deliveries.is_empty() {
             return Ok(stats);
         }
-        let mut inv = self.scripts.import.prepare_invoke();
-        inv.arg(&self.prefix).arg(self.retention_ms).arg(batch.events.len());
+        // Each shard gets its deliveries and the events they need (an
+        // event whose id is in another shard is written to both: ids from
+        // elsewhere need not share a bucket), and the events of its own.
+        let events: std::collections::HashMap<&str, &EventLine> =
+            batch.events.iter().map(|e| (e.id.as_str(), e)).collect();
+        let mut per_shard: Vec<(Vec<&EventLine>, Vec<&DeliveryLine>)> =
+            (0..self.shards.len()).map(|_| (Vec::new(), Vec::new())).collect();
         for e in &batch.events {
+            per_shard[self.shards.index_of(&e.id)].0.push(e);
+        }
+        for d in &batch.deliveries {
+            let i = self.shards.index_of(&d.id);
+            if self.shards.index_of(&d.event_id) != i
+                && let Some(e) = events.get(d.event_id.as_str())
+                && !per_shard[i].0.iter().any(|x| x.id == e.id)
+            {
+                per_shard[i].0.push(e);
+            }
+            per_shard[i].1.push(d);
+        }
+        for (shard, (events, deliveries)) in self.shards.all().iter().zip(per_shard) {
+            if events.is_empty() && deliveries.is_empty() {
+                continue;
+            }
+            let (e, d, skipped) = self.import_shard(shard, &events, &deliveries).await?;
+            stats.events += e;
+            stats.deliveries += d;
+            stats.skipped += skipped;
+        }
+        Ok(stats)
+    }
+}
+
+impl RedisStore {
+    async fn import_shard(
+        &self,
+        shard: &Shard,
+        events: &[&EventLine],
+        deliveries: &[&DeliveryLine],
+    ) -> Result<(usize, usize, usize), StoreError> {
+        let mut inv = self.scripts.import.on(shard);
+        inv.arg(self.retention_ms).arg(events.len());
+        for e in events {
             inv.arg(&e.id)
                 .arg(&e.event_type)
                 .arg(e.data.as_bytes())
                 .arg(if e.test { "1" } else { "0" })
                 .arg(e.created_at);
         }
-        inv.arg(batch.deliveries.len());
-        for d in &batch.deliveries {
+        inv.arg(deliveries.len());
+        for d in deliveries {
             let mut att = Vec::new();
             for a in &d.attempts {
                 if !att.is_empty() {
@@ -163,9 +211,6 @@ impl Transfer for RedisStore {
         }
         let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         let n = |i: usize| reply.get(i).and_then(as_int).unwrap_or(0).max(0) as usize;
-        stats.events = n(0);
-        stats.deliveries = n(1);
-        stats.skipped = n(2);
-        Ok(stats)
+        Ok((n(0), n(1), n(2)))
     }
 }

@@ -107,19 +107,33 @@ pub(super) fn state_json(reason: &str, url: &str) -> Result<String, StoreError> 
 #[async_trait]
 impl WebhookStore for RedisStore {
     async fn disable_webhook(&self, webhook_id: &str, url: &str, reason: &str) -> Result<u64, StoreError> {
-        let moved: i64 = self
+        // The state first, so gateways stop claiming for it; then each
+        // shard's waiting deliveries become dead letters.
+        let _: i64 = self
             .scripts
             .disable
             .prepare_invoke()
             .arg(&self.prefix)
             .arg(webhook_id)
             .arg(state_json(reason, url)?)
-            .arg(self.retention_ms)
             .arg(self.webhook_log_cap)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        Ok(moved.max(0) as u64)
+        let mut moved = 0;
+        for shard in self.shards.all() {
+            let n: i64 = self
+                .scripts
+                .dead_letter
+                .on(shard)
+                .arg(webhook_id)
+                .arg(self.retention_ms)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            moved += n.max(0) as u64;
+        }
+        Ok(moved)
     }
 
     async fn load_webhooks(&self) -> Result<WebhookSet, StoreError> {

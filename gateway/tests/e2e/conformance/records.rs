@@ -10,7 +10,7 @@ use super::*;
 pub async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for i in 0..7 {
-        let id = hookgate::ids::new_id("dlv");
+        let id = hookgate::ids::new_id_in("dlv", 0);
         let webhook = if i % 2 == 0 { "even" } else { "odd" };
         s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None, None)
             .await
@@ -24,7 +24,7 @@ pub async fn history_pages_newest_first_with_filters(s: Arc<dyn Store>) {
     // A new delivery arriving between pages does not disturb them.
     s.enqueue(
         &event("late"),
-        &[delivery(&hookgate::ids::new_id("dlv"), "odd")],
+        &[delivery(&hookgate::ids::new_id_in("dlv", 0), "odd")],
         None,
         None,
     )
@@ -116,7 +116,7 @@ pub async fn requeue_gives_a_fresh_budget_and_keeps_history(s: Arc<dyn Store>) {
 pub async fn history_pages_per_webhook_and_dead_letters(s: Arc<dyn Store>) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for i in 0..9 {
-        let id = hookgate::ids::new_id("dlv");
+        let id = hookgate::ids::new_id_in("dlv", 0);
         let webhook = if i % 2 == 0 { "a" } else { "b" };
         s.enqueue(&event(&format!("e{i}")), &[delivery(&id, webhook)], None, None)
             .await

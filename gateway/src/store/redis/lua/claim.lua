@@ -1,9 +1,14 @@
--- Claims due deliveries under a lease, after putting expired leases back.
--- ARGV: prefix, budget (max jobs), max retries among them, lease ms, owner.
+-- Claims due deliveries of one shard under a lease.
+-- ARGV: shard prefix, budget (max jobs), max retries among them, lease ms,
+-- owner. Expired leases are put back in their queue first.
 -- Returns {next_due_in_ms or -1, job, job, ...}; a job is
 -- {id, event, webhook, type, test, attempts, retryBase, createdAt, data}
 -- where data is the event's data the first time an event appears in the
--- batch, 0 when repeated, and nil when the event is gone.
+-- batch, 0 when repeated, and nil when the event is gone. next_due is 0
+-- when the budget was filled (more may be due).
+-- The lease owner of each claimed delivery is kept in the shard's 'lo'
+-- hash (id -> "owner solo"), so completions check it without reading the
+-- delivery.
 local p = ARGV[1]
 local budget, max_retry = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms, owner = tonumber(ARGV[4]), ARGV[5]
@@ -11,19 +16,25 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Times go to Redis as integer strings (it would format numbers as doubles).
 local nows, until_s = string.format('%d', now), string.format('%d', now + lease_ms)
-local leases, qf, qr = p .. ':leases', p .. ':q:first', p .. ':q:retry'
+local leases, qf, qr, lo = p .. ':leases', p .. ':q:first', p .. ':q:retry', p .. ':lo'
 
 -- Expired leases: the claimer died or stalled. Due again now.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', nows, 'LIMIT', 0, 500)) do
-  redis.call('ZREM', leases, id)
-  local k = p .. ':dlv:' .. id
-  local cur = redis.call('HMGET', k, 'attempts', 'status')
-  if cur[2] == 'pending' or cur[2] == 'failed' then
-    redis.call('HSET', k, 'lease', '', 'due', nows)
-    if (tonumber(cur[1]) or 0) > 0 then
-      redis.call('ZADD', qr, nows, id)
-    else
-      redis.call('ZADD', qf, nows, id)
+do
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', nows, 'LIMIT', 0, 500)
+  if #expired > 0 then
+    bulk('ZREM', leases, expired)
+    bulk('HDEL', lo, expired)
+    for _, id in ipairs(expired) do
+      local k = p .. ':dlv:' .. id
+      local cur = redis.call('HMGET', k, 'attempts', 'status')
+      if cur[2] == 'pending' or cur[2] == 'failed' then
+        redis.call('HSET', k, 'due', nows)
+        if (tonumber(cur[1]) or 0) > 0 then
+          redis.call('ZADD', qr, nows, id)
+        else
+          redis.call('ZADD', qf, nows, id)
+        end
+      end
     end
   end
 end
@@ -45,35 +56,48 @@ if #firsts == budget - quota and #firsts + #retries < budget then
   local more = redis.call('ZRANGEBYSCORE', qf, '-inf', nows, 'LIMIT', #firsts, budget - #firsts - #retries)
   for _, id in ipairs(more) do firsts[#firsts + 1] = id end
 end
+bulk('ZREM', qf, firsts)
+bulk('ZREM', qr, retries)
 
 local out = {-1}
 local seen = {}
-local function take(id, q)
-  redis.call('ZREM', q, id)
+local leased, owners = {}, {}
+local function take(id)
   local k = p .. ':dlv:' .. id
-  local f = redis.call('HMGET', k, 'event', 'webhook', 'type', 'test', 'attempts', 'retryBase', 'createdAt', 'status')
+  local f = redis.call('HMGET', k, 'event', 'webhook', 'type', 'test', 'attempts', 'retryBase', 'createdAt', 'status',
+    'solo', 'data')
   if not f[1] or (f[8] ~= 'pending' and f[8] ~= 'failed') then
     return
   end
-  redis.call('ZADD', leases, until_s, id)
-  redis.call('HSET', k, 'lease', owner)
+  leased[#leased + 1] = until_s
+  leased[#leased + 1] = id
+  owners[#owners + 1] = id
+  owners[#owners + 1] = owner .. ' ' .. (f[9] or '0')
   local data = 0
-  if not seen[f[1]] then
+  if f[9] == '1' then
+    data = f[10]
+  elseif not seen[f[1]] then
     seen[f[1]] = true
     data = redis.call('HGET', p .. ':evt:' .. f[1], 'data')
   end
   out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7], data}
 end
-for _, id in ipairs(firsts) do take(id, qf) end
-for _, id in ipairs(retries) do take(id, qr) end
+for _, id in ipairs(firsts) do take(id) end
+for _, id in ipairs(retries) do take(id) end
+bulk('ZADD', leases, leased)
+bulk('HSET', lo, owners)
 
-local next_due = nil
-for _, key in ipairs({qf, qr, leases}) do
-  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if head[2] then
-    local s = tonumber(head[2])
-    if next_due == nil or s < next_due then next_due = s end
+if #firsts + #retries >= budget then
+  out[1] = 0
+else
+  local next_due = nil
+  for _, key in ipairs({qf, qr, leases}) do
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if head[2] then
+      local s = tonumber(head[2])
+      if next_due == nil or s < next_due then next_due = s end
+    end
   end
+  if next_due ~= nil then out[1] = math.max(0, next_due - now) end
 end
-if next_due ~= nil then out[1] = math.max(0, next_due - now) end
 return out

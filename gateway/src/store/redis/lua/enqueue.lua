@@ -1,78 +1,74 @@
--- Stores a batch of events, each with all its deliveries, due now. Each
--- event is all-or-nothing; the batch is one atomic script.
--- ARGV: prefix, retention ms, m (events), then m groups:
+-- Stores a batch of events of one shard, each with all its deliveries, due
+-- now. Each event is all-or-nothing; the batch is one atomic script.
+-- ARGV: shard prefix, retention ms, m (events), then m groups:
 --   event id, type, data, test ("1"/"0"),
 --   idempotency key ('' for none), fingerprint, answer, key ttl ms,
---   API rate-limit key ('' for none), its GCRA interval us, tolerance us,
 --   n, then n pairs (delivery id, webhook id).
--- The caller's API rate limit is checked first (the same GCRA as gcra.lua),
--- so ingest is one round trip. Returns one array per event:
--- {2, wait us, tat, now} when over the limit (nothing written),
--- {0, "fingerprint\nanswer", tat, now} when the idempotency key was seen
--- before (nothing written), else {1, tat, now}.
+-- The only delivery of an event holds the event's data itself ('solo'):
+-- one key per event. Queue and index entries are written with one
+-- variadic command per batch (per webhook for the per-webhook keys).
+-- Returns one array per event: {0, "fingerprint\nanswer"} when the
+-- idempotency key was seen before (nothing written), else {1}.
 local p, retention, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = redis.call('TIME')
 -- Times as integer strings, formatted once: Redis would format every Lua
 -- number argument as a double.
 local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local qf, idx = p .. ':q:first', p .. ':idx:dlv'
--- GCRA state per rate-limit key, read once and written once per batch.
-local tats, ttls = {}, {}
+local queued, indexed, per_webhook = {}, {}, {}
 local out = {}
 local a = 4
 for e = 1, m do
   local eid, typ, data, test = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local ikey, fingerprint, answer, ittl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local rl, n = ARGV[a + 8], tonumber(ARGV[a + 11])
-  local first = a + 12
+  local n = tonumber(ARGV[a + 8])
+  local first = a + 9
   a = first + 2 * n
-  local tat_out, result = 0, nil
-  if rl ~= '' then
-    local interval, tolerance = tonumber(ARGV[first - 3]), tonumber(ARGV[first - 2])
-    local tat = tats[rl]
-    if tat == nil then tat = tonumber(redis.call('GET', p .. ':rl:' .. rl)) or now_us end
-    if tat < now_us then tat = now_us end
-    if tat - now_us > tolerance then
-      tats[rl] = tat
-      result = {2, tat - tolerance - now_us, tat, now_us}
-    else
-      tat_out = tat + interval
-      tats[rl] = tat_out
-      ttls[rl] = true
-    end
-  end
-  if result == nil and ikey ~= '' then
-    local seen = redis.call('GET', p .. ':idem:' .. ikey)
-    if seen then result = {0, seen, tat_out, now_us} end
-  end
-  if result == nil then
-    local ek = p .. ':evt:' .. eid
-    redis.call('HSET', ek, 'type', typ, 'data', data, 'test', test, 'createdAt', now, 'pending', n)
-    if n == 0 then
-      redis.call('PEXPIRE', ek, retention)
+  local seen = nil
+  if ikey ~= '' then seen = redis.call('GET', p .. ':idem:' .. ikey) end
+  if seen then
+    out[e] = {0, seen}
+  else
+    if n ~= 1 then
+      local ek = p .. ':evt:' .. eid
+      redis.call('HSET', ek, 'type', typ, 'data', data, 'test', test, 'createdAt', now, 'pending', n)
+      if n == 0 then redis.call('PEXPIRE', ek, retention) end
     end
     for i = 0, n - 1 do
       local did, wid = ARGV[first + 2 * i], ARGV[first + 1 + 2 * i]
-      redis.call('HSET', p .. ':dlv:' .. did,
-        'event', eid, 'webhook', wid, 'type', typ, 'test', test, 'status', 'pending',
-        'attempts', '0', 'retryBase', '0', 'createdAt', now, 'updatedAt', now, 'due', now, 'lease', '')
-      redis.call('ZADD', qf, now, did)
-      redis.call('SADD', p .. ':wh:' .. wid .. ':pending', did)
+      local k = p .. ':dlv:' .. did
+      local f = {'event', eid, 'webhook', wid, 'type', typ, 'test', test, 'status', 'pending',
+        'attempts', '0', 'retryBase', '0', 'createdAt', now, 'updatedAt', now, 'due', now}
+      if n == 1 then
+        f[#f + 1] = 'solo'
+        f[#f + 1] = '1'
+        f[#f + 1] = 'data'
+        f[#f + 1] = data
+      end
+      redis.call('HSET', k, unpack(f))
+      queued[#queued + 1] = now
+      queued[#queued + 1] = did
       -- History indexes: score 0, ordered by the time-sortable id.
-      redis.call('ZADD', idx, 0, did)
-      redis.call('ZADD', p .. ':idx:wh:' .. wid, 0, did)
+      indexed[#indexed + 1] = 0
+      indexed[#indexed + 1] = did
+      local w = per_webhook[wid]
+      if w == nil then w = {}; per_webhook[wid] = w end
+      w[#w + 1] = did
     end
     if ikey ~= '' then
       redis.call('SET', p .. ':idem:' .. ikey, fingerprint .. '\n' .. answer, 'PX', ittl)
     end
-    result = {1, tat_out, now_us}
+    out[e] = {1}
   end
-  out[e] = result
 end
-for rl in pairs(ttls) do
-  local tat = tats[rl]
-  redis.call('SET', p .. ':rl:' .. rl, string.format('%.0f', tat), 'PX',
-    string.format('%d', math.ceil((tat - now_us) / 1000) + 1000))
+bulk('ZADD', p .. ':q:first', queued)
+bulk('ZADD', p .. ':idx:dlv', indexed)
+for wid, ids in pairs(per_webhook) do
+  bulk('SADD', p .. ':wh:' .. wid .. ':pending', ids)
+  local scored = {}
+  for _, id in ipairs(ids) do
+    scored[#scored + 1] = 0
+    scored[#scored + 1] = id
+  end
+  bulk('ZADD', p .. ':idx:wh:' .. wid, scored)
 end
 return out

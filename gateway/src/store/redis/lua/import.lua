@@ -1,6 +1,7 @@
--- Imports events and deliveries (hookgate store import). Events already
--- stored are kept; deliveries already stored are skipped.
--- ARGV: prefix, retention ms, ne, then ne groups of 5:
+-- Imports events and deliveries of one shard (hookgate store import).
+-- Events already stored are kept; deliveries already stored are skipped.
+-- Imported deliveries keep their event in an event key (never 'solo').
+-- ARGV: shard prefix, retention ms, ne, then ne groups of 5:
 --   event id, type, data, test ('1'/'0'), createdAt;
 -- then nd, then nd groups of 14:
 --   delivery id, event id, webhook id, type, status, test, attempts,
@@ -41,7 +42,7 @@ for _ = 1, nd do
     if live and due == '' then due = now end
     if not live then due = '' end
     redis.call('HSET', k, 'event', eid, 'webhook', wid, 'type', typ, 'test', test, 'status', status,
-      'attempts', attempts, 'retryBase', base, 'createdAt', created, 'updatedAt', updated, 'due', due, 'lease', '')
+      'attempts', attempts, 'retryBase', base, 'createdAt', created, 'updatedAt', updated, 'due', due)
     if att ~= '' then redis.call('HSET', k, 'att', att) end
     if has_payload == '1' then redis.call('HSET', k, 'payload', payload) end
     redis.call('ZADD', p .. ':idx:dlv', 0, id)

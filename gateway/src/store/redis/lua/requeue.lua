@@ -1,5 +1,6 @@
--- Queues deliveries again: same id, fresh retry budget, history kept.
--- ARGV: prefix, allowed statuses (comma-separated), then delivery ids.
+-- Queues deliveries of one shard again: same id, fresh retry budget,
+-- history kept.
+-- ARGV: shard prefix, allowed statuses (comma-separated), then delivery ids.
 -- Returns per id: 1 queued, -1 missing, -2 event gone, or the current
 -- status (a string) when it is not one of the allowed ones.
 local p, allowed = ARGV[1], ',' .. ARGV[2] .. ','
@@ -9,16 +10,18 @@ local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local k = p .. ':dlv:' .. id
-  local f = redis.call('HMGET', k, 'status', 'attempts', 'event', 'webhook')
+  local f = redis.call('HMGET', k, 'status', 'attempts', 'event', 'webhook', 'solo')
+  local solo = f[5] == '1'
+  local ek = p .. ':evt:' .. (f[3] or '')
   if not f[1] then
     out[#out + 1] = -1
   elseif not string.find(allowed, ',' .. f[1] .. ',', 1, true) then
     out[#out + 1] = f[1]
-  elseif redis.call('HEXISTS', p .. ':evt:' .. f[3], 'data') == 0 then
+  elseif (solo and redis.call('HEXISTS', k, 'data') == 0) or (not solo and redis.call('HEXISTS', ek, 'data') == 0) then
     out[#out + 1] = -2
   else
     local attempts = tonumber(f[2]) or 0
-    redis.call('HSET', k, 'status', 'pending', 'retryBase', string.format('%d', attempts), 'lease', '', 'due', now, 'updatedAt', now)
+    redis.call('HSET', k, 'status', 'pending', 'retryBase', string.format('%d', attempts), 'due', now, 'updatedAt', now)
     redis.call('PERSIST', k)
     if attempts > 0 then
       redis.call('ZADD', p .. ':q:retry', now, id)
@@ -27,9 +30,10 @@ for i = 3, #ARGV do
     end
     redis.call('SADD', p .. ':wh:' .. f[4] .. ':pending', id)
     redis.call('ZREM', p .. ':dead', id)
-    local ek = p .. ':evt:' .. f[3]
-    redis.call('HINCRBY', ek, 'pending', 1)
-    redis.call('PERSIST', ek)
+    if not solo then
+      redis.call('HINCRBY', ek, 'pending', 1)
+      redis.call('PERSIST', ek)
+    end
     out[#out + 1] = 1
   end
 end
