@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_on_redis_cluster_delivers_with_every_key_in_one_slot() {
+async fn a_gateway_on_redis_cluster_delivers_with_its_shards_on_every_master() {
     let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.unwrap();
     let rx = Receiver::start().await;
     let hooks = [
@@ -69,24 +69,37 @@ async fn a_gateway_on_redis_cluster_delivers_with_every_key_in_one_slot() {
     assert_eq!(page["data"].as_array().map(Vec::len), Some(5), "{page}");
     assert!(page["nextCursor"].is_string(), "{page}");
 
-    // Every key of this gateway is on the master of `{prefix}`'s slot, and
+    // The store-wide keys are on the master of `{prefix}`'s slot; the
+    // shards' keys (`{prefix:i:salt}:...`) are spread over every master;
     // none is named the standalone way.
     let tagged = format!("{{{prefix}}}");
+    let sharded = format!("{{{prefix}:");
     let c = cluster.clone();
-    let (holders, master, untagged) = tokio::task::spawn_blocking(move || {
-        let holders: Vec<(u16, u64)> = c
-            .keys_per_master(&format!("{tagged}:*"))
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .collect();
+    let (store_wide, shards, master, untagged) = tokio::task::spawn_blocking(move || {
+        let on = |pattern: &str| -> Vec<(u16, u64)> {
+            c.keys_per_master(pattern).into_iter().filter(|(_, n)| *n > 0).collect()
+        };
         let untagged: u64 = c.keys_per_master(&format!("{prefix}:*")).iter().map(|(_, n)| n).sum();
-        (holders, c.master_of(&tagged), untagged)
+        (
+            on(&format!("{tagged}:*")),
+            on(&format!("{sharded}*")),
+            c.master_of(&tagged),
+            untagged,
+        )
     })
     .await
     .unwrap();
-    assert_eq!(holders.len(), 1, "one master holds the store: {holders:?}");
-    assert_eq!(holders[0].0, master);
-    assert!(holders[0].1 > 40, "events, deliveries, queues and indexes: {holders:?}");
+    assert_eq!(
+        store_wide.len(),
+        1,
+        "one master holds the store-wide keys: {store_wide:?}"
+    );
+    assert_eq!(store_wide[0].0, master);
+    assert_eq!(shards.len(), 3, "every master holds shards: {shards:?}");
+    assert!(
+        shards.iter().map(|(_, n)| n).sum::<u64>() > 40,
+        "deliveries, queues and indexes: {shards:?}"
+    );
     assert_eq!(untagged, 0);
     gw.stop().await;
 }
