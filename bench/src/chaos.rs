@@ -15,10 +15,17 @@
 //! * `receiver-faults`: the receiver answers 500, then answers after the
 //!   gateway's timeout, then drops connections, then answers slowly, each
 //!   for a while, then recovers.
+//! * `cluster-failover`: the gateways run on a local Redis Cluster (3
+//!   masters + 3 replicas, append-only file with fsync on every write);
+//!   the master holding the most keys is killed a third into the load, its
+//!   replica takes over, and the killed node is started again and rejoins
+//!   as a replica ([`failover`]). `--wait-replicas N` writes
+//!   `[store] wait_replicas = N` into the gateways' config.
 //!
 //! `--short` is the size `.ci/run` runs (via `bench/tests/chaos.rs`); the
 //! default is the full suite (see BENCHMARKS.md for its figures).
 
+pub mod failover;
 pub mod fleet;
 pub mod producer;
 pub mod receiver;
@@ -33,7 +40,8 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
-use fleet::{Gateway, Redis};
+use crate::cluster::Cluster;
+use fleet::{Gateway, Redis, cluster_store, standalone_store};
 use producer::{ProducerSpec, produce};
 use receiver::{Fault, FaultReceiver};
 
@@ -43,6 +51,7 @@ pub enum Scenario {
     GatewayKill,
     RedisRestart,
     ReceiverFaults,
+    ClusterFailover,
 }
 
 impl Scenario {
@@ -51,6 +60,7 @@ impl Scenario {
             Scenario::GatewayKill => "gateway-kill",
             Scenario::RedisRestart => "redis-restart",
             Scenario::ReceiverFaults => "receiver-faults",
+            Scenario::ClusterFailover => "cluster-failover",
         }
     }
 }
@@ -58,14 +68,14 @@ impl Scenario {
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "hookgate-chaos",
-    about = "Chaos scenarios against two hookgate gateways on one Redis"
+    about = "Chaos scenarios against two hookgate gateways on one Redis (or a local Redis Cluster)"
 )]
 pub struct ChaosArgs {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "gateway-kill,redis-restart,receiver-faults"
+        default_value = "gateway-kill,redis-restart,receiver-faults,cluster-failover"
     )]
     pub scenarios: Vec<Scenario>,
     /// The CI size: a few hundred events, faults a second or two apart.
@@ -83,6 +93,10 @@ pub struct ChaosArgs {
     /// The redis-server binary.
     #[arg(long, default_value = "redis-server")]
     pub redis_server: String,
+    /// cluster-failover: write `[store] wait_replicas = N` into the
+    /// gateways' config (0: leave it out). Needs a gateway that knows it.
+    #[arg(long, default_value_t = 0)]
+    pub wait_replicas: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -171,6 +185,12 @@ impl fmt::Display for ScenarioReport {
     }
 }
 
+/// The store a scenario runs on.
+enum Store {
+    Standalone(Redis),
+    Cluster(Cluster),
+}
+
 /// Runs one scenario from start to report.
 pub async fn run_scenario(args: &ChaosArgs, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
     let started = Instant::now();
@@ -208,12 +228,19 @@ async fn run_in(
             args.gateway_bin.display()
         )
     })?;
-    let mut redis = Redis::start(&args.redis_server, dir).await?;
+    let mut store = match scenario {
+        Scenario::ClusterFailover => Store::Cluster(failover::start_cluster(&args.redis_server, dir).await?),
+        _ => Store::Standalone(Redis::start(&args.redis_server, dir).await?),
+    };
+    let store_toml = match &store {
+        Store::Standalone(r) => standalone_store(&r.url()),
+        Store::Cluster(c) => cluster_store(&c.urls(), args.wait_replicas),
+    };
     let rx = FaultReceiver::start()?;
     let timeout = Duration::from_secs(1);
     let mut gateways = vec![
-        Gateway::start(&gateway_bin, dir, "gateway-a", &redis, rx.addr(), timeout).await?,
-        Gateway::start(&gateway_bin, dir, "gateway-b", &redis, rx.addr(), timeout).await?,
+        Gateway::start(&gateway_bin, dir, "gateway-a", &store_toml, rx.addr(), timeout).await?,
+        Gateway::start(&gateway_bin, dir, "gateway-b", &store_toml, rx.addr(), timeout).await?,
     ];
     let targets = Arc::new(gateways.iter().map(|g| g.target.clone()).collect::<Vec<_>>());
     let events = args.events();
@@ -227,8 +254,8 @@ async fn run_in(
     let producer = tokio::spawn(produce(targets, spec));
 
     let beat = args.beat();
-    let chaos = match scenario {
-        Scenario::GatewayKill => {
+    let chaos = match (scenario, &mut store) {
+        (Scenario::GatewayKill, _) => {
             let mut kills = 0usize;
             loop {
                 tokio::time::sleep(beat).await;
@@ -243,7 +270,7 @@ async fn run_in(
                 beat.as_millis()
             )
         }
-        Scenario::RedisRestart => {
+        (Scenario::RedisRestart, Store::Standalone(redis)) => {
             tokio::time::sleep(load_time / 3).await;
             redis.kill();
             let down = Instant::now();
@@ -254,7 +281,7 @@ async fn run_in(
                 down.elapsed().as_secs_f64()
             )
         }
-        Scenario::ReceiverFaults => {
+        (Scenario::ReceiverFaults, _) => {
             let phases = [
                 Fault::Status500,
                 Fault::Hang(timeout + Duration::from_millis(500)),
@@ -273,6 +300,18 @@ async fn run_in(
                 names.join("; "),
                 beat.as_millis()
             )
+        }
+        (Scenario::ClusterFailover, Store::Cluster(cluster)) => {
+            tokio::time::sleep(load_time / 3).await;
+            let f = failover::kill_master_and_rejoin(cluster).await?;
+            let waited = match args.wait_replicas {
+                0 => "gateways without wait_replicas".to_owned(),
+                n => format!("gateways with wait_replicas = {n}"),
+            };
+            format!("{}; {waited}", f.describe())
+        }
+        (Scenario::RedisRestart, Store::Cluster(_)) | (Scenario::ClusterFailover, Store::Standalone(_)) => {
+            anyhow::bail!("{} started on the wrong kind of store", scenario.name())
         }
     };
     let produced = producer.await.context("the producer task failed")?;
@@ -303,7 +342,7 @@ async fn run_in(
             .map_or(0.0, |t| t.saturating_duration_since(load_end).as_secs_f64())
     });
     drop(gateways);
-    drop(redis);
+    drop(store);
     Ok(ScenarioReport {
         scenario: scenario.name(),
         accepted: expected.len(),

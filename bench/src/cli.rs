@@ -15,6 +15,16 @@ pub enum StoreKind {
     Redis,
     /// The embedded store, in a data folder in the run's folder.
     Embedded,
+    /// A local Redis Cluster (3 masters + 3 replicas) started for the run;
+    /// the gateway gets its nodes as `[store] cluster_nodes`.
+    RedisCluster,
+}
+
+impl StoreKind {
+    /// Whether the gateway runs on Redis (standalone or cluster).
+    pub fn is_redis(self) -> bool {
+        matches!(self, StoreKind::Redis | StoreKind::RedisCluster)
+    }
 }
 
 /// Whether the gateway's two HTTP legs speak TLS.
@@ -72,6 +82,20 @@ pub struct Args {
     /// backend, back to back, and compares them side by side.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "redis")]
     pub store: Vec<StoreKind>,
+    /// `[store] shards = N` in the spawned gateway's config (Redis runs
+    /// only); left out of the config when not given.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+    /// Before the measured phase, fill the store with this many finished
+    /// deliveries through the gateway (the same load, closed loop, not
+    /// measured). A comma-separated list runs the scenario once per count
+    /// and compares them side by side (`--history 0,1000000`).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub history: Vec<usize>,
+    /// The `--history` fill stops sending after this many seconds (and waits
+    /// at most as long again for its deliveries).
+    #[arg(long, default_value_t = 1800)]
+    pub history_max_seconds: u64,
     /// HTTPS on both legs with certificates from a CA made for the run: the
     /// gateway serves its listener over TLS (the driver trusts the run's CA)
     /// and delivers to an HTTPS receiver (`[delivery] ca_file`). `both` runs
@@ -201,7 +225,19 @@ impl Args {
             _ => {}
         }
         if self.store.is_empty() {
-            bail!("--store needs at least one of redis, embedded");
+            bail!("--store needs at least one of redis, embedded, redis-cluster");
+        }
+        if self.store.contains(&StoreKind::RedisCluster) && (self.redis_url.is_some() || self.gateway_url.is_some()) {
+            bail!("--store redis-cluster starts its own cluster and gateway: drop --redis-url and --gateway-url");
+        }
+        if self.shards.is_some() && !self.store.iter().any(|s| s.is_redis()) {
+            bail!("--shards is a Redis store setting: add redis or redis-cluster to --store");
+        }
+        if self.shards.is_some() && self.gateway_url.is_some() {
+            bail!("--shards goes into the config of a gateway this tool spawns; drop --gateway-url");
+        }
+        if self.history.is_empty() {
+            bail!("--history needs at least one count (0: none)");
         }
         if self.gateway_url.is_some() && self.store.len() > 1 {
             bail!("--gateway-url runs against one gateway: give one --store");
@@ -234,6 +270,11 @@ impl Args {
         self.webhooks.first().copied().unwrap_or(0)
     }
 
+    /// The finished deliveries stored before the load (the first of `--history`).
+    pub fn history_count(&self) -> usize {
+        self.history.first().copied().unwrap_or(0)
+    }
+
     /// The store of this run (the first of `--store`).
     pub fn store_kind(&self) -> StoreKind {
         self.store.first().copied().unwrap_or(StoreKind::Redis)
@@ -247,33 +288,33 @@ impl Args {
         }
     }
 
-    /// The runs `--store`, `--webhooks` and `--tls` ask for, in order:
-    /// every store, every webhook count, each plain before TLS with
-    /// `--tls both`.
+    /// The runs `--store`, `--webhooks`, `--history` and `--tls` ask for,
+    /// in order: every store, every webhook count, every history count,
+    /// each plain before TLS with `--tls both`.
     pub fn runs(&self) -> Vec<Args> {
         let modes: &[TlsMode] = match self.tls {
             TlsMode::Both => &[TlsMode::Off, TlsMode::On],
             TlsMode::Off => &[TlsMode::Off],
             TlsMode::On => &[TlsMode::On],
         };
-        let counts = if self.webhooks.is_empty() {
-            vec![0]
-        } else {
-            self.webhooks.clone()
-        };
-        self.store
-            .iter()
-            .flat_map(|&kind| {
-                let counts = counts.clone();
-                counts.into_iter().flat_map(move |n| {
-                    modes.iter().map(move |&tls| Args {
-                        tls,
-                        webhooks: vec![n],
-                        ..self.for_store(kind)
-                    })
-                })
-            })
-            .collect()
+        let or_zero = |v: &[usize]| if v.is_empty() { vec![0] } else { v.to_vec() };
+        let (counts, histories) = (or_zero(&self.webhooks), or_zero(&self.history));
+        let mut out = Vec::new();
+        for &kind in &self.store {
+            for &n in &counts {
+                for &h in &histories {
+                    for &tls in modes {
+                        out.push(Args {
+                            tls,
+                            webhooks: vec![n],
+                            history: vec![h],
+                            ..self.for_store(kind)
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Whether this run speaks TLS (after [`Args::runs`] split `both`).
@@ -370,6 +411,36 @@ mod tests {
         let attached = ["--gateway-url", "http://127.0.0.1:1", "--token", "t"];
         assert!(args(&[&attached[..], &["--webhooks", "10"]].concat()).check().is_err());
         assert!(args(&[&attached[..], &["--webhooks", "0"]].concat()).check().is_ok());
+    }
+
+    #[test]
+    fn cluster_store_shards_and_history() {
+        let a = args(&["--store", "redis,redis-cluster", "--history", "0,1000000"]);
+        assert!(a.check().is_ok());
+        let shape: Vec<_> = a.runs().iter().map(|r| (r.store_kind(), r.history_count())).collect();
+        assert_eq!(
+            shape,
+            [
+                (StoreKind::Redis, 0),
+                (StoreKind::Redis, 1_000_000),
+                (StoreKind::RedisCluster, 0),
+                (StoreKind::RedisCluster, 1_000_000)
+            ]
+        );
+        assert_eq!(args(&[]).shards, None);
+        assert_eq!(args(&["--shards", "16"]).shards, Some(16));
+        assert!(Args::try_parse_from(["hookgate-bench", "--shards", "0"]).is_err());
+        assert!(args(&["--store", "embedded", "--shards", "4"]).check().is_err());
+        assert!(
+            args(&["--store", "embedded,redis-cluster", "--shards", "4"])
+                .check()
+                .is_ok()
+        );
+        let err = args(&["--store", "redis-cluster", "--redis-url", "redis://127.0.0.1:6379"])
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("redis-cluster"), "{err}");
+        assert!(StoreKind::RedisCluster.is_redis() && !StoreKind::Embedded.is_redis());
     }
 
     #[test]

@@ -36,8 +36,18 @@ const UNREACHABLE_RATE_PER_MINUTE: u64 = 60_000_000;
 /// The `[store]` of the written config.
 #[derive(Debug, Clone)]
 pub enum StoreSpec {
-    Redis { url: String, prefix: String },
-    Embedded { path: PathBuf },
+    Redis {
+        url: String,
+        prefix: String,
+    },
+    /// A Redis Cluster: its seed nodes (`cluster_nodes`).
+    RedisCluster {
+        nodes: Vec<String>,
+        prefix: String,
+    },
+    Embedded {
+        path: PathBuf,
+    },
 }
 
 /// What goes into the written config.
@@ -56,6 +66,8 @@ pub struct ConfigSpec {
     /// HTTPS on both legs: the listener's pair and the CA the receiver's
     /// certificate chains to.
     pub tls: Option<TlsFiles>,
+    /// `[store] shards` (Redis only); not written when `None`.
+    pub shards: Option<u32>,
 }
 
 /// A TOML basic string.
@@ -111,17 +123,28 @@ pub fn config_toml(spec: &ConfigSpec) -> anyhow::Result<String> {
     match &spec.store {
         StoreSpec::Redis { url, prefix } => writeln!(
             t,
-            "[store]\nbackend = \"redis\"\nurl = {}\nprefix = {}\nretention = {}\n",
+            "[store]\nbackend = \"redis\"\nurl = {}\nprefix = {}\nretention = {}",
             toml_str(url),
+            toml_str(prefix),
+            toml_str(&spec.retention)
+        )?,
+        StoreSpec::RedisCluster { nodes, prefix } => writeln!(
+            t,
+            "[store]\nbackend = \"redis\"\ncluster_nodes = [{}]\nprefix = {}\nretention = {}",
+            nodes.iter().map(|n| toml_str(n)).collect::<Vec<_>>().join(", "),
             toml_str(prefix),
             toml_str(&spec.retention)
         )?,
         StoreSpec::Embedded { path } => writeln!(
             t,
-            "[store]\nbackend = \"embedded\"\npath = {}\nretention = {}\n",
+            "[store]\nbackend = \"embedded\"\npath = {}\nretention = {}",
             toml_str(&path.to_string_lossy()),
             toml_str(&spec.retention)
         )?,
+    }
+    match (spec.shards, &spec.store) {
+        (Some(n), StoreSpec::Redis { .. } | StoreSpec::RedisCluster { .. }) => writeln!(t, "shards = {n}\n")?,
+        _ => writeln!(t)?,
     }
     writeln!(
         t,
@@ -319,7 +342,40 @@ mod tests {
             plugin_wasm: wasm.map(PathBuf::from),
             plugin_cache: PathBuf::from("/tmp/run/cache"),
             tls: None,
+            shards: None,
         }
+    }
+
+    #[test]
+    fn cluster_config_names_the_nodes_and_shards_only_when_asked() {
+        let cluster = ConfigSpec {
+            store: StoreSpec::RedisCluster {
+                nodes: vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()],
+                prefix: "bench".into(),
+            },
+            ..spec(PluginMode::None, None)
+        };
+        let t = config_toml(&cluster).unwrap();
+        assert!(t.contains(
+            "[store]\nbackend = \"redis\"\ncluster_nodes = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n\
+             prefix = \"bench\"\nretention = \"1h\"\n\n[delivery]"
+        ));
+        assert!(!t.contains("url = \"redis") && !t.contains("shards"));
+        let sharded = config_toml(&ConfigSpec {
+            shards: Some(16),
+            ..cluster
+        })
+        .unwrap();
+        assert!(sharded.contains("retention = \"1h\"\nshards = 16\n\n[delivery]"));
+        let embedded = config_toml(&ConfigSpec {
+            store: StoreSpec::Embedded {
+                path: PathBuf::from("/d"),
+            },
+            shards: Some(16),
+            ..spec(PluginMode::None, None)
+        })
+        .unwrap();
+        assert!(!embedded.contains("shards"), "not a Redis setting there");
     }
 
     #[test]

@@ -17,7 +17,13 @@
 //! * [`driver`]: the load generator and its per-request records.
 //! * [`receiver`]: the webhook receiver: arrivals, signatures, failures.
 //! * [`ceiling`]: the 204 sink and the loopback-ceiling measurement.
-//! * [`redis`]: a `redis-server` child and `INFO` snapshots.
+//! * [`redis`]: a `redis-server` child, RESP commands and `INFO` snapshots.
+//! * [`cluster`]: `--store redis-cluster`: a local 3 + 3 Redis Cluster.
+//! * [`redis_figures`]: commands, CPU, memory per delivery and each
+//!   master's share of the commands, from every Redis node's readings.
+//! * [`settle`]: waiting until the gateway records every delivery as final.
+//! * [`history`]: `--history N`: the store filled with N finished
+//!   deliveries before the measured phase.
 //! * [`disk`]: the embedded store's data folder size through the run.
 //! * [`gateway`]: the gateway config, the gateway child, API-made webhooks.
 //! * [`fleet`]: `--webhooks N`: creating many webhooks, and what changes
@@ -30,7 +36,8 @@
 //! * [`tls`]: `--tls`: the run's CA and certificates, TLS on both ends,
 //!   connection and handshake counts.
 //! * [`chaos`]: `hookgate-chaos`: two gateways under load while processes
-//!   are killed, Redis restarts and the receiver misbehaves.
+//!   are killed, Redis restarts (or a cluster master fails over) and the
+//!   receiver misbehaves.
 //!
 //! All traffic goes to loopback addresses only, and every loop is bounded in
 //! count and in time.
@@ -41,16 +48,20 @@ pub mod ceiling;
 pub mod chaos;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod disk;
 pub mod driver;
 pub mod fleet;
 pub mod gateway;
+pub mod history;
 pub mod http;
 pub mod procfs;
 pub mod receiver;
 pub mod redis;
+pub mod redis_figures;
 pub mod report;
 pub mod run;
+pub mod settle;
 pub mod stats;
 pub mod table;
 pub mod tls;

@@ -1,11 +1,13 @@
 //! Redis for the run: a `redis-server` child on a free port (killed on
 //! drop), or an existing one on loopback, and `INFO` snapshots of it over a
-//! few lines of RESP (command counts, CPU, peak memory).
+//! few lines of RESP (command counts, CPU, memory, role).
 //!
 //! `INFO commandstats` counts the commands scripts run as well as the ones
 //! clients send, so the report gives both the total and the `evalsha` count:
 //! every store operation of the gateway on its hot path is one `EVALSHA`, so
-//! `evalsha` per delivery is its round trips per delivery.
+//! `evalsha` per delivery is its round trips per delivery. Housekeeping is
+//! left out of the counts ([`HOUSEKEEPING`]): this tool's `INFO`, clients'
+//! `PING`s and `CLUSTER` topology queries, and replication's own traffic.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -86,38 +88,62 @@ pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
         .addr)
 }
 
-/// The text of `INFO <section>`.
-pub async fn info(addr: SocketAddr, section: &str) -> anyhow::Result<String> {
+/// Longest wait for one command's answer.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends one command to `addr` and returns a simple, integer or bulk-string
+/// reply as text; an error reply is an error. Bounded by [`COMMAND_TIMEOUT`].
+pub async fn command(addr: SocketAddr, args: &[&str]) -> anyhow::Result<String> {
     let fut = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
-        stream.write_all(cmd.as_bytes()).await?;
+        let mut request = format!("*{}\r\n", args.len());
+        for a in args {
+            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        stream.write_all(request.as_bytes()).await?;
         let mut reader = BufReader::new(stream);
         let mut header = String::new();
         reader.read_line(&mut header).await?;
-        let len: usize = header
-            .strip_prefix('$')
-            .and_then(|n| n.trim().parse().ok())
-            .with_context(|| format!("unexpected INFO reply: {}", header.trim()))?;
-        let mut body = vec![0u8; len + 2];
-        reader.read_exact(&mut body).await?;
-        body.truncate(len);
-        anyhow::Ok(String::from_utf8_lossy(&body).into_owned())
+        let line = header.trim_end();
+        let (kind, rest) = line.split_at(line.len().min(1));
+        match kind {
+            "+" | ":" => Ok(rest.to_owned()),
+            "-" => bail!("{rest}"),
+            "$" => {
+                let len: usize = rest.parse().with_context(|| format!("unexpected reply: {line}"))?;
+                let mut body = vec![0u8; len + 2];
+                reader.read_exact(&mut body).await?;
+                body.truncate(len);
+                Ok(String::from_utf8_lossy(&body).into_owned())
+            }
+            _ => bail!("unexpected reply: {line}"),
+        }
     };
-    tokio::time::timeout(Duration::from_secs(5), fut)
+    let name = args.first().copied().unwrap_or_default();
+    tokio::time::timeout(COMMAND_TIMEOUT, fut)
         .await
-        .with_context(|| format!("INFO {section} on {addr}: timed out"))?
+        .with_context(|| format!("{name} on {addr}: no answer within {COMMAND_TIMEOUT:?}"))?
+        .with_context(|| format!("{name} on {addr}"))
+}
+
+/// The text of `INFO <section>`.
+pub async fn info(addr: SocketAddr, section: &str) -> anyhow::Result<String> {
+    command(addr, &["INFO", section]).await
 }
 
 /// What Redis said at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RedisSnapshot {
-    /// Calls per command (`cmdstat_<name>`), this tool's own `info` excluded.
+    /// Calls per command (`cmdstat_<name>`), [`HOUSEKEEPING`] excluded.
     pub calls: BTreeMap<String, u64>,
     /// used_cpu_user + used_cpu_sys.
     pub cpu_s: f64,
+    /// Bytes the allocator holds for data, buffers and overhead.
+    pub used_memory: u64,
     pub used_memory_peak: u64,
     pub pid: Option<u32>,
+    /// `role:master` (a standalone Redis is one).
+    pub master: bool,
 }
 
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
@@ -126,21 +152,33 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Reads command counts, CPU, peak memory and pid.
+/// Reads command counts, CPU, memory, pid and role.
 pub async fn snapshot(addr: SocketAddr) -> anyhow::Result<RedisSnapshot> {
     let stats = info(addr, "commandstats").await?;
     let cpu = info(addr, "cpu").await?;
     let memory = info(addr, "memory").await?;
     let server = info(addr, "server").await?;
+    let replication = info(addr, "replication").await?;
     let num = |t: &str, k: &str| field(t, k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let int = |t: &str, k: &str| field(t, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Ok(RedisSnapshot {
         calls: parse_commandstats(&stats),
         cpu_s: num(&cpu, "used_cpu_user") + num(&cpu, "used_cpu_sys"),
-        used_memory_peak: field(&memory, "used_memory_peak")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        used_memory: int(&memory, "used_memory"),
+        used_memory_peak: int(&memory, "used_memory_peak"),
         pid: field(&server, "process_id").and_then(|v| v.parse().ok()),
+        master: field(&replication, "role") == Some("master"),
     })
+}
+
+/// Commands that are not the gateway's store traffic: this tool's `INFO`,
+/// clients' `PING`s and `CLUSTER ...` topology queries (`cluster|slots`,
+/// `cluster|nodes`, ...), and replication's handshake and acknowledgements.
+pub const HOUSEKEEPING: &[&str] = &["info", "ping", "cluster", "replconf", "psync", "sync"];
+
+fn housekeeping(name: &str) -> bool {
+    let base = name.split('|').next().unwrap_or(name);
+    HOUSEKEEPING.contains(&base)
 }
 
 /// `cmdstat_evalsha:calls=12,usec=...` lines -> `{"evalsha": 12}`.
@@ -149,7 +187,7 @@ fn parse_commandstats(text: &str) -> BTreeMap<String, u64> {
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
             let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
-            (name != "info").then(|| (name.to_owned(), calls))
+            (!housekeeping(name)).then(|| (name.to_owned(), calls))
         })
         .collect()
 }
@@ -173,11 +211,14 @@ mod tests {
     #[test]
     fn parses_commandstats_and_excludes_info() {
         let text = "# Commandstats\r\ncmdstat_evalsha:calls=12,usec=30,usec_per_call=2.5,rejected_calls=0,failed_calls=0\r\n\
-                    cmdstat_info:calls=3,usec=1\r\ncmdstat_config|resetstat:calls=1,usec=5\r\n";
+                    cmdstat_info:calls=3,usec=1\r\ncmdstat_config|resetstat:calls=1,usec=5\r\n\
+                    cmdstat_cluster|slots:calls=9,usec=1\r\ncmdstat_ping:calls=4,usec=1\r\n\
+                    cmdstat_replconf:calls=7,usec=1\r\ncmdstat_wait:calls=2,usec=1\r\n";
         let m = parse_commandstats(text);
         assert_eq!(m.get("evalsha"), Some(&12));
         assert_eq!(m.get("config|resetstat"), Some(&1));
-        assert!(!m.contains_key("info"));
+        assert_eq!(m.get("wait"), Some(&2), "WAIT is the gateway's own");
+        assert_eq!(m.len(), 3, "info, cluster|slots, ping and replconf left out: {m:?}");
     }
 
     #[test]

@@ -11,9 +11,11 @@ use crate::cli::{Args, PluginMode, StoreKind};
 use crate::disk::DiskFigures;
 use crate::driver::LoadResult;
 use crate::fleet::FleetFigures;
+use crate::history::HistoryFigures;
 use crate::procfs::ProcSample;
 use crate::receiver::ReceiverStats;
-use crate::redis::{RedisSnapshot, calls_between};
+use crate::redis_figures::NodeReadings;
+pub use crate::redis_figures::RedisFigures;
 use crate::stats::{DeliveryJoin, Summary};
 use crate::tls::ConnStats;
 
@@ -28,7 +30,10 @@ pub struct Measured {
     pub connections: Connections,
     pub gateway: Option<(ProcSample, ProcSample)>,
     pub gateway_pid: Option<u32>,
-    pub redis: Option<(RedisSnapshot, RedisSnapshot)>,
+    /// Every Redis node's readings (none on the embedded store).
+    pub redis: Vec<NodeReadings>,
+    /// Whether every delivery was final when Redis was read after the load.
+    pub redis_settled: Option<bool>,
     /// The embedded store's data folder through the run.
     pub disk: Option<DiskFigures>,
     /// This process (driver + receiver).
@@ -43,6 +48,8 @@ pub struct Measured {
     pub wall_s: f64,
     /// `--webhooks`: creating them and changing them.
     pub fleet: Option<FleetFigures>,
+    /// `--history`: the store filled before the load.
+    pub history: Option<HistoryFigures>,
 }
 
 /// Connections on both legs, and their TLS handshakes: with keep-alive and
@@ -76,6 +83,10 @@ pub struct Scenario {
     pub gateway_concurrency: Option<u32>,
     /// API webhooks created before the load (`--webhooks`).
     pub webhooks: usize,
+    /// Finished deliveries stored before the load (`--history`).
+    pub history: usize,
+    /// `[store] shards` written into the gateway's config (`--shards`).
+    pub shards: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,16 +139,8 @@ pub struct MachineFigures {
     pub other_s: f64,
 }
 
-#[derive(Debug, Serialize)]
-pub struct RedisFigures {
-    /// All commands, including those run inside scripts.
-    pub commands_per_delivery: f64,
-    /// EVALSHA calls: the gateway's store round trips.
-    pub evalsha_per_delivery: f64,
-    pub by_command_per_delivery: BTreeMap<String, f64>,
-    pub cpu_s_per_1000_deliveries: f64,
-    pub used_memory_peak_mib: f64,
-}
+/// The cluster target, as the table says it.
+const SHARE_TARGET_TEXT: &str = "every cluster master serves 25% to 42% of the commands (uniform load)";
 
 /// One of the targets, as far as this run can tell.
 #[derive(Debug, Serialize)]
@@ -165,6 +168,7 @@ pub struct Report {
     pub disturbed: bool,
     pub targets: Vec<TargetCheck>,
     pub fleet: Option<FleetFigures>,
+    pub history: Option<HistoryFigures>,
     pub wall_s: f64,
 }
 
@@ -204,28 +208,15 @@ impl Report {
             cpu_s_per_1000_deliveries: per(b.cpu_s - a.cpu_s, delivered) * 1000.0,
             peak_rss_mib: rss.then(|| mib(b.hwm_kib)),
         };
-        let redis = m.redis.as_ref().map(|(a, b)| {
-            let calls = calls_between(a, b);
-            let total: u64 = calls.values().sum();
-            RedisFigures {
-                commands_per_delivery: per(total as f64, delivered),
-                evalsha_per_delivery: per(calls.get("evalsha").copied().unwrap_or(0) as f64, delivered),
-                by_command_per_delivery: calls
-                    .iter()
-                    .map(|(k, &v)| (k.clone(), per(v as f64, delivered)))
-                    .collect(),
-                cpu_s_per_1000_deliveries: per(b.cpu_s - a.cpu_s, delivered) * 1000.0,
-                used_memory_peak_mib: b.used_memory_peak as f64 / (1024.0 * 1024.0),
-            }
-        });
-        let redis_server = m.redis.as_ref().map(|(a, b)| ProcessFigures {
-            cpu_s: b.cpu_s - a.cpu_s,
-            cpu_s_per_1000_deliveries: per(b.cpu_s - a.cpu_s, delivered) * 1000.0,
+        let redis = RedisFigures::new(&m.redis, delivered, m.redis_settled);
+        let redis_cpu_s: f64 = m.redis.iter().map(|n| n.after.cpu_s - n.before.cpu_s).sum();
+        let redis_server = (!m.redis.is_empty()).then(|| ProcessFigures {
+            cpu_s: redis_cpu_s,
+            cpu_s_per_1000_deliveries: per(redis_cpu_s, delivered) * 1000.0,
             peak_rss_mib: None,
         });
-        let accounted = m.gateway.map_or(0.0, |(a, b)| b.cpu_s - a.cpu_s)
-            + m.redis.as_ref().map_or(0.0, |(a, b)| b.cpu_s - a.cpu_s)
-            + (m.own.1.cpu_s - m.own.0.cpu_s);
+        let accounted =
+            m.gateway.map_or(0.0, |(a, b)| b.cpu_s - a.cpu_s) + redis_cpu_s + (m.own.1.cpu_s - m.own.0.cpu_s);
         let machine = MachineFigures {
             measured_s: m.measured_s,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -247,6 +238,8 @@ impl Report {
                 rate: args.rate,
                 gateway_concurrency: (!m.attached).then_some(args.gateway_concurrency),
                 webhooks: args.webhook_count(),
+                history: args.history_count(),
+                shards: args.shards.filter(|_| args.store_kind().is_redis()),
             },
             ingest: Ingest {
                 requests_ok: m.load.ok,
@@ -273,6 +266,7 @@ impl Report {
             disturbed: false,
             targets: Vec::new(),
             fleet: m.fleet.clone(),
+            history: m.history.clone(),
             wall_s: m.wall_s,
         };
         report.targets = report.check_targets(args);
@@ -346,6 +340,13 @@ impl Report {
                 measured: format!("{:.2} EVALSHA/delivery", r.evalsha_per_delivery),
                 met: (args.fail_ratio == 0.0).then_some(r.evalsha_per_delivery <= 4.0),
             });
+            if r.masters.len() > 1 {
+                out.push(TargetCheck {
+                    target: SHARE_TARGET_TEXT,
+                    measured: format!("{} of the commands", r.shares_text()),
+                    met: r.shares_even(),
+                });
+            }
         }
         out
     }

@@ -13,15 +13,19 @@ use anyhow::{Context, bail};
 use crate::ceiling::{self, Ceiling};
 use crate::cli::{Args, PluginMode, StoreKind, TlsMode};
 use crate::clock::Clock;
+use crate::cluster::{Aof, Cluster, ClusterSpec};
 use crate::disk;
 use crate::driver::{self, LoadSpec};
 use crate::fleet;
 use crate::gateway::{self, ConfigSpec, GatewayProc, StoreSpec};
+use crate::history;
 use crate::http::Target;
 use crate::procfs::{self, ProcSample};
 use crate::receiver::{Receiver, ReceiverOptions};
 use crate::redis::{self, RedisProc, RedisSnapshot};
+use crate::redis_figures::NodeReadings;
 use crate::report::{Measured, Report};
+use crate::settle;
 use crate::stats;
 use crate::tls;
 
@@ -31,6 +35,12 @@ const CEILING_MAX_TIME: Duration = Duration::from_secs(30);
 const WARMUP_DRAIN: Duration = Duration::from_secs(60);
 /// The drain gives up when nothing arrives for this long.
 const DRAIN_STALL: Duration = Duration::from_secs(30);
+/// After the drain, the gateway gets this long to record every delivery
+/// as final before Redis is read.
+const SETTLE_MAX: Duration = Duration::from_secs(30);
+/// `cluster-node-timeout` of `--store redis-cluster` (long enough that a
+/// busy 2-core machine does not fail a master over by mistake).
+const BENCH_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A folder for the run's files; removed on drop unless kept.
 struct RunDir {
@@ -61,11 +71,13 @@ impl Drop for RunDir {
 pub struct Stack {
     gateway: Option<GatewayProc>,
     _redis: Option<RedisProc>,
+    _cluster: Option<Cluster>,
     target: Target,
     token: String,
     event_type: String,
     gateway_pid: Option<u32>,
-    redis_addr: Option<SocketAddr>,
+    /// The Redis processes to read: one, or every node of a cluster.
+    redis_nodes: Vec<SocketAddr>,
     /// The embedded store's data folder (a spawned gateway's).
     data_dir: Option<PathBuf>,
     /// Webhooks created through the API of an attached gateway.
@@ -82,11 +94,12 @@ impl Stack {
         Stack {
             gateway: None,
             _redis: None,
+            _cluster: None,
             target,
             token: token.to_owned(),
             event_type: event_type.to_owned(),
             gateway_pid: None,
-            redis_addr: None,
+            redis_nodes: Vec::new(),
             data_dir: None,
             api_webhooks: Vec::new(),
             config: None,
@@ -117,16 +130,18 @@ async fn start_stack(
         return Ok(Stack {
             gateway: None,
             _redis: None,
+            _cluster: None,
             target,
             token,
             event_type,
             gateway_pid: args.gateway_pid,
-            redis_addr,
+            redis_nodes: redis_addr.into_iter().collect(),
             data_dir: None,
             api_webhooks,
             config: None,
         });
     }
+    let mut cluster = None;
     let (redis_proc, store) = match (args.store_kind(), &args.redis_url) {
         (StoreKind::Embedded, _) => (
             None,
@@ -134,6 +149,24 @@ async fn start_stack(
                 path: dir.path.join("data"),
             },
         ),
+        (StoreKind::RedisCluster, _) => {
+            let c = Cluster::start(ClusterSpec {
+                redis_server: args.redis_server.clone(),
+                dir: dir.path.join("cluster"),
+                node_timeout: BENCH_NODE_TIMEOUT,
+                aof: if args.redis_aof { Aof::EverySec } else { Aof::Off },
+            })
+            .await?;
+            let nodes = c.urls();
+            cluster = Some(c);
+            (
+                None,
+                StoreSpec::RedisCluster {
+                    nodes,
+                    prefix: "hookgate-bench".to_owned(),
+                },
+            )
+        }
         (StoreKind::Redis, Some(url)) => {
             redis::parse_url(url)?;
             let prefix = format!("hookgate-bench-{}", std::process::id());
@@ -168,6 +201,7 @@ async fn start_stack(
         plugin_wasm: plugin,
         plugin_cache: dir.path.join("plugin-cache"),
         tls: tls_files,
+        shards: args.shards,
     })?;
     let config_path = dir.path.join("config.toml");
     std::fs::write(&config_path, config)?;
@@ -182,20 +216,23 @@ async fn start_stack(
         None => Target::local(listen),
     };
     gw.wait_healthy(&target, Duration::from_secs(60)).await?;
+    let redis_nodes = match &store {
+        StoreSpec::Redis { url, .. } => vec![redis::parse_url(url)?],
+        StoreSpec::RedisCluster { .. } => cluster.as_ref().map(Cluster::addrs).unwrap_or_default(),
+        StoreSpec::Embedded { .. } => Vec::new(),
+    };
     Ok(Stack {
         gateway_pid: Some(gw.pid()),
         gateway: Some(gw),
         _redis: redis_proc,
+        _cluster: cluster,
         target,
         token: gateway::TOKEN.to_owned(),
         event_type: gateway::EVENT_TYPE.to_owned(),
-        redis_addr: match &store {
-            StoreSpec::Redis { url, .. } => Some(redis::parse_url(url)?),
-            StoreSpec::Embedded { .. } => None,
-        },
+        redis_nodes,
         data_dir: match store {
             StoreSpec::Embedded { path } => Some(path),
-            StoreSpec::Redis { .. } => None,
+            StoreSpec::Redis { .. } | StoreSpec::RedisCluster { .. } => None,
         },
         api_webhooks: Vec::new(),
         config: Some((config_path, listen)),
@@ -207,7 +244,7 @@ async fn start_stack(
 /// every other gateway of a fleet. `None` on the embedded store (one
 /// process per data folder).
 async fn spawn_follower(args: &Args, dir: &RunDir, stack: &Stack) -> anyhow::Result<Option<GatewayProc>> {
-    let (Some((path, listen)), true) = (&stack.config, stack.redis_addr.is_some()) else {
+    let (Some((path, listen)), true) = (&stack.config, !stack.redis_nodes.is_empty()) else {
         return Ok(None);
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -265,7 +302,8 @@ async fn many_webhooks(
 /// A moment's readings of every process involved.
 struct Snap {
     gateway: Option<ProcSample>,
-    redis: Option<RedisSnapshot>,
+    /// Each Redis node's reading, in `Stack::redis_nodes` order.
+    redis: Vec<RedisSnapshot>,
     own: ProcSample,
     at: Instant,
     /// Busy CPU seconds of the whole machine.
@@ -275,9 +313,12 @@ struct Snap {
 async fn snap(stack: &Stack) -> anyhow::Result<Snap> {
     Ok(Snap {
         gateway: stack.gateway_pid.map(|p| procfs::sample(Some(p))).transpose()?,
-        redis: match stack.redis_addr {
-            Some(a) => Some(redis::snapshot(a).await?),
-            None => None,
+        redis: {
+            let mut all = Vec::with_capacity(stack.redis_nodes.len());
+            for &a in &stack.redis_nodes {
+                all.push(redis::snapshot(a).await?);
+            }
+            all
         },
         own: procfs::sample(None)?,
         at: Instant::now(),
@@ -350,8 +391,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     .await?;
     let dir = RunDir::create(args.keep)?;
     let stack = start_stack(args, &dir, receiver.addr(), tls.as_ref()).await?;
-    let redis_pid = match stack.redis_addr {
-        Some(a) => redis::snapshot(a).await.ok().and_then(|s| s.pid),
+    let redis_pid = match stack.redis_nodes.first() {
+        Some(&a) => redis::snapshot(a).await.ok().and_then(|s| s.pid),
         None => None,
     };
     // For attaching profilers (bench/profile.sh reads this line).
@@ -415,6 +456,14 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
             );
         }
     }
+    let history = match args.history_count() {
+        0 => None,
+        n => {
+            // Every event goes to the `--fanout` bench webhooks.
+            let max = Duration::from_secs(args.history_max_seconds);
+            Some(history::fill(clock, receiver, &spec(n, None), n, u64::from(args.fanout), max).await?)
+        }
+    };
     let base = receiver.stats();
     let base_conns = receiver.connections();
     let sampler = stack
@@ -427,6 +476,12 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
     let drained = receiver
         .wait_for(expected, Duration::from_secs(args.drain_seconds), DRAIN_STALL)
         .await;
+    // Redis's memory is read once every delivery is final.
+    let redis_settled = if stack.redis_nodes.is_empty() {
+        None
+    } else {
+        settle::wait_settled(&stack.target, SETTLE_MAX).await
+    };
     let s1 = snap(stack).await?;
     let arrivals = receiver.arrivals();
     let disk = match sampler {
@@ -460,7 +515,13 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         connections,
         gateway: s0.gateway.zip(s1.gateway),
         gateway_pid: stack.gateway_pid,
-        redis: s0.redis.zip(s1.redis),
+        redis: stack
+            .redis_nodes
+            .iter()
+            .zip(s0.redis.into_iter().zip(s1.redis))
+            .map(|(&addr, (before, after))| NodeReadings { addr, before, after })
+            .collect(),
+        redis_settled,
         disk,
         own: (s0.own, s1.own),
         machine_busy_s: s1.machine_s - s0.machine_s,
@@ -470,5 +531,6 @@ pub async fn measure(args: &Args, clock: Clock, receiver: &Receiver, stack: &Sta
         ceiling_after: None,
         wall_s: 0.0,
         fleet: None,
+        history,
     })
 }

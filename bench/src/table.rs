@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::fleet::FleetFigures;
-use crate::report::{ProcessFigures, Report, per};
+use crate::report::{ProcessFigures, RedisFigures, Report, per};
 use crate::tls::ConnStats;
 
 fn ms(us: u64) -> String {
@@ -59,12 +59,24 @@ impl std::fmt::Display for Report {
         );
         let _ = writeln!(
             t,
-            "  {} events over {} connections ({}), gateway concurrency {}\n",
+            "  {} events over {} connections ({}), gateway concurrency {}{}{}\n",
             s.events,
             s.concurrency,
             s.rate.map_or("closed loop".into(), |r| format!("{r:.0} events/s")),
-            s.gateway_concurrency.map_or("(attached)".into(), |c| c.to_string())
+            s.gateway_concurrency.map_or("(attached)".into(), |c| c.to_string()),
+            s.shards.map(|n| format!(", [store] shards = {n}")).unwrap_or_default(),
+            match s.history {
+                0 => String::new(),
+                n => format!(", {n} finished deliveries stored first"),
+            }
         );
+        if let Some(h) = &self.history {
+            let _ = writeln!(
+                t,
+                "  history                {} deliveries of {} events stored before the load, in {:.0} s ({:.0}/s)\n",
+                h.deliveries, h.accepted_events, h.seconds, h.deliveries_per_sec
+            );
+        }
         if let Some(c) = &self.ceiling {
             let after = c
                 .after
@@ -170,11 +182,11 @@ impl std::fmt::Display for Report {
             );
         }
         if let (Some(p), Some(r)) = (&self.redis_server, &self.redis) {
-            proc_line(
-                "redis-server",
-                p,
-                format!("   peak memory {:.1} MiB", r.used_memory_peak_mib),
-            );
+            let name = match r.nodes {
+                1 => "redis-server".to_owned(),
+                n => format!("redis-server x{n}"),
+            };
+            proc_line(&name, p, format!("   peak memory {:.1} MiB", r.used_memory_peak_mib));
         }
         proc_line("driver + receiver", &self.driver_and_receiver, String::new());
         let mc = &self.machine;
@@ -216,11 +228,28 @@ impl std::fmt::Display for Report {
             let top: Vec<String> = top.iter().take(8).map(|(k, v)| format!("{k} {v:.2}")).collect();
             let _ = writeln!(
                 t,
-                "\n  Redis per delivery     {:.2} commands (incl. inside scripts), {:.2} EVALSHA round trips\n    {}",
+                "\n  Redis per delivery     {:.2} commands (incl. inside scripts{}), {:.2} EVALSHA round trips\n    {}",
                 r.commands_per_delivery,
+                if r.masters.len() > 1 { ", all masters" } else { "" },
                 r.evalsha_per_delivery,
                 top.join(", ")
             );
+            let _ = writeln!(
+                t,
+                "    {:.3} ms Redis CPU ({} process{}); memory {}",
+                r.cpu_s_per_1000_deliveries,
+                r.nodes,
+                if r.nodes == 1 { "" } else { "es" },
+                memory_text(r)
+            );
+            if r.masters.len() > 1 {
+                let shares: Vec<String> = r
+                    .masters
+                    .iter()
+                    .map(|m| format!("{} {:.1}%", m.addr, m.share * 100.0))
+                    .collect();
+                let _ = writeln!(t, "    commands by master: {}", shares.join(", "));
+            }
         }
         let _ = writeln!(t, "\n  targets");
         for c in &self.targets {
@@ -253,6 +282,14 @@ pub fn side_by_side(reports: &[Report]) -> String {
         "API webhooks",
         cell(&|r| r.scenario.webhooks.to_string())
     );
+    if reports.iter().any(|r| r.scenario.history > 0) {
+        let _ = writeln!(
+            t,
+            "  {:<30}{}",
+            "stored deliveries first",
+            cell(&|r| r.scenario.history.to_string())
+        );
+    }
     if reports.iter().any(|r| r.fleet.is_some()) {
         let fleet_rows: [(&str, &Column); 4] = [
             ("create p50 first / last 1,000", &|r| {
@@ -320,6 +357,30 @@ pub fn side_by_side(reports: &[Report]) -> String {
     for (name, f) in rows {
         let _ = writeln!(t, "  {name:<30}{}", cell(f));
     }
+    if reports.iter().any(|r| r.redis.is_some()) {
+        let redis_rows: [(&str, &Column); 3] = [
+            ("Redis commands/delivery", &|r| {
+                r.redis
+                    .as_ref()
+                    .map_or("-".into(), |x| format!("{:.2}", x.commands_per_delivery))
+            }),
+            ("Redis bytes/delivery", &|r| {
+                r.redis
+                    .as_ref()
+                    .and_then(|x| x.bytes_per_delivery)
+                    .map_or("-".into(), |b| format!("{b:.0}"))
+            }),
+            ("commands by master", &|r| {
+                r.redis
+                    .as_ref()
+                    .filter(|x| x.masters.len() > 1)
+                    .map_or("-".into(), RedisFigures::shares_text)
+            }),
+        ];
+        for (name, f) in redis_rows {
+            let _ = writeln!(t, "  {name:<30}{}", cell(f));
+        }
+    }
     let _ = writeln!(
         t,
         "  {:<30}{}",
@@ -331,6 +392,22 @@ pub fn side_by_side(reports: &[Report]) -> String {
     );
     t.push_str(&tls_ratios(reports));
     t
+}
+
+/// `N B per delivery (+X MiB ...)`.
+fn memory_text(r: &RedisFigures) -> String {
+    let settled = match r.settled {
+        Some(true) => "every delivery final",
+        Some(false) => "SOME DELIVERIES STILL OPEN",
+        None => "final state unknown",
+    };
+    match r.bytes_per_delivery {
+        Some(b) => format!(
+            "{b:.0} B per delivery ({:+.1} MiB over the measured phase, {settled})",
+            r.used_memory_delta_bytes as f64 / (1024.0 * 1024.0)
+        ),
+        None => "- (nothing delivered)".into(),
+    }
 }
 
 fn cpu_ms(v: Option<f64>) -> String {

@@ -2,10 +2,11 @@
 //! through `cargo test --workspace`): two real gateway processes (the debug
 //! build of this workspace) on a real redis-server, a steady producer and a
 //! real receiver, while gateways are killed with SIGKILL, Redis is killed
-//! and restarted, and the receiver misbehaves. Nothing accepted may be
-//! lost, every backlog must drain by itself, and while Redis is down the
-//! API must answer 503 with `Retry-After` rather than hang. The full suite
-//! is `hookgate-chaos` (BENCHMARKS.md).
+//! and restarted, a Redis Cluster master is killed (its replica takes over
+//! and it rejoins as a replica), and the receiver misbehaves. Nothing
+//! accepted may be lost, every backlog must drain by itself, and while
+//! Redis is down the API must answer 503 with `Retry-After` rather than
+//! hang. The full suite is `hookgate-chaos` (BENCHMARKS.md).
 
 use std::path::PathBuf;
 
@@ -33,7 +34,12 @@ fn gateway_bin() -> PathBuf {
 async fn short_chaos_suite_loses_nothing() {
     let bin = gateway_bin();
     let args = ChaosArgs::parse_from(["hookgate-chaos", "--short", "--gateway-bin", bin.to_str().unwrap()]);
-    for scenario in [Scenario::GatewayKill, Scenario::RedisRestart, Scenario::ReceiverFaults] {
+    for scenario in [
+        Scenario::GatewayKill,
+        Scenario::RedisRestart,
+        Scenario::ReceiverFaults,
+        Scenario::ClusterFailover,
+    ] {
         let report = run_scenario(&args, scenario).await.expect("the scenario runs");
         println!("{report}");
         assert!(report.accepted > 0, "{report}");
@@ -50,6 +56,12 @@ async fn short_chaos_suite_loses_nothing() {
             assert!(
                 report.max_503_ms < 3_000,
                 "503s come quickly, not after a hang: {report}"
+            );
+        }
+        if scenario == Scenario::ClusterFailover {
+            assert!(
+                report.chaos.contains("its replica took over") && report.chaos.contains("rejoined as a replica"),
+                "{report}"
             );
         }
         if scenario == Scenario::GatewayKill {

@@ -1,8 +1,8 @@
 //! What a chaos scenario runs: a standalone `redis-server` with an
 //! append-only file fsync'd on every write (so a `kill -9` of Redis loses
-//! nothing it acknowledged), two gateway processes on it, and the
-//! receiver; each process can be killed with SIGKILL and started again on
-//! the same port and files.
+//! nothing it acknowledged), or a Redis Cluster ([`crate::cluster`]), two
+//! gateway processes on it, and the receiver; each process can be killed
+//! with SIGKILL and started again on the same port and files.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -115,18 +115,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Writes its config (`delivery_timeout` per attempt) and starts it.
+    /// Writes its config (`store`: the `[store]` lines, `delivery_timeout`
+    /// per attempt) and starts it.
     pub async fn start(
         bin: &Path,
         dir: &Path,
         name: &str,
-        redis: &Redis,
+        store: &str,
         receiver: SocketAddr,
         delivery_timeout: Duration,
     ) -> anyhow::Result<Self> {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, config_toml(listen, &redis.url(), receiver, delivery_timeout))?;
+        std::fs::write(&config, config_toml(listen, store, receiver, delivery_timeout))?;
         let mut g = Gateway {
             target: Target::local(listen),
             bin: bin.to_owned(),
@@ -161,11 +162,30 @@ impl Gateway {
     }
 }
 
-/// The chaos gateways' config: one webhook to the receiver, short retry
-/// waits and a short circuit-breaker cool-down so faults clear within
-/// seconds, a lease short enough that a killed gateway's deliveries are
-/// handed out again quickly.
-pub fn config_toml(listen: SocketAddr, redis_url: &str, receiver: SocketAddr, timeout: Duration) -> String {
+/// The `[store]` lines for a standalone Redis.
+pub fn standalone_store(url: &str) -> String {
+    format!("[store]\nbackend = \"redis\"\nurl = \"{url}\"\nprefix = \"chaos\"\n")
+}
+
+/// The `[store]` lines for a Redis Cluster (`nodes`: seed URLs), with
+/// `wait_replicas = N` when `wait_replicas` > 0.
+pub fn cluster_store(nodes: &[String], wait_replicas: u32) -> String {
+    let nodes: Vec<String> = nodes.iter().map(|n| format!("\"{n}\"")).collect();
+    let mut t = format!(
+        "[store]\nbackend = \"redis\"\ncluster_nodes = [{}]\nprefix = \"chaos\"\n",
+        nodes.join(", ")
+    );
+    if wait_replicas > 0 {
+        t.push_str(&format!("wait_replicas = {wait_replicas}\n"));
+    }
+    t
+}
+
+/// The chaos gateways' config: `store` (its `[store]` lines), one webhook
+/// to the receiver, short retry waits and a short circuit-breaker
+/// cool-down so faults clear within seconds, a lease short enough that a
+/// killed gateway's deliveries are handed out again quickly.
+pub fn config_toml(listen: SocketAddr, store: &str, receiver: SocketAddr, timeout: Duration) -> String {
     format!(
         r#"[server]
 listen = "{listen}"
@@ -174,11 +194,7 @@ listen = "{listen}"
 tokens = ["{TOKEN}"]
 rate_limit_per_minute = 60000000
 
-[store]
-backend = "redis"
-url = "{redis_url}"
-prefix = "chaos"
-
+{store}
 [delivery]
 allow_private_destinations = true
 timeout = "{timeout_ms}ms"
@@ -199,4 +215,31 @@ secret = "hookgate-chaos-secret-0123456789"
 "#,
         timeout_ms = timeout.as_millis()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_lines_for_standalone_and_cluster() {
+        let rx = "127.0.0.1:9".parse().unwrap();
+        let gw = "127.0.0.1:8".parse().unwrap();
+        let one = config_toml(
+            gw,
+            &standalone_store("redis://127.0.0.1:6379"),
+            rx,
+            Duration::from_secs(1),
+        );
+        assert!(one.contains(
+            "[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"chaos\"\n\n[delivery]"
+        ));
+        let nodes = ["redis://127.0.0.1:7000".to_owned(), "redis://127.0.0.1:7001".to_owned()];
+        let c = config_toml(gw, &cluster_store(&nodes, 0), rx, Duration::from_secs(1));
+        assert!(c.contains(
+            "cluster_nodes = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\nprefix = \"chaos\"\n\n"
+        ));
+        assert!(!c.contains("wait_replicas") && !c.contains("url = \"redis"));
+        assert!(cluster_store(&nodes, 1).ends_with("prefix = \"chaos\"\nwait_replicas = 1\n"));
+    }
 }
