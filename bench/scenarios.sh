@@ -5,6 +5,7 @@
 #   cargo build --release -p hookgate -p hookgate-bench
 #   bench/scenarios.sh                      # all scenarios
 #   bench/scenarios.sh baseline fanout-10   # some of them
+#   bench/scenarios.sh history-1m           # only by name: fills the store with 1,000,000 deliveries first
 #
 # Plugin scenarios need the plugin components:
 #   (cd plugins && cargo build --target wasm32-wasip2 --release)
@@ -40,9 +41,12 @@ declare -A SCENARIOS=(
   [plugin-redact]="--events 20000 --plugins redact --plugin-wasm $REDACT_WASM"
   [concurrency-1024]="--events 40000 --gateway-concurrency 1024"
   [webhooks-50k]="--events 20000 --webhooks 0,50000"
+  [cluster]="--events 40000 --store redis,redis-cluster"
+  [cluster-256]="--events 40000 --payload 256 --store redis,redis-cluster"
+  [history-1m]="--events 40000 --payload 256 --history 0,1000000"
 )
 ORDER=(baseline rate-5k rate-10k payload-256 payload-64k fanout-10 slow-50ms fail-10pct pending-100k
-  plugin-pass plugin-redact concurrency-1024 webhooks-50k)
+  plugin-pass plugin-redact concurrency-1024 webhooks-50k cluster cluster-256)
 
 [ -x "$BENCH" ] || { echo "build first: cargo build --release -p hookgate -p hookgate-bench" >&2; exit 1; }
 mkdir -p "$OUT"

@@ -35,6 +35,8 @@ pub struct MasterShare {
     pub commands: u64,
     /// Of all masters' commands, 0..1.
     pub share: f64,
+    /// This master's commands by name (what makes one busier than another).
+    pub by_command: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,10 +78,10 @@ impl RedisFigures {
         let mut per_master = Vec::with_capacity(masters.len());
         for m in &masters {
             let c = calls_between(&m.before, &m.after);
-            per_master.push((m.addr, c.values().sum::<u64>()));
-            for (k, v) in c {
-                *calls.entry(k).or_default() += v;
+            for (k, &v) in &c {
+                *calls.entry(k.clone()).or_default() += v;
             }
+            per_master.push((m.addr, c));
         }
         let total: u64 = calls.values().sum();
         let cpu_s: f64 = nodes.iter().map(|n| n.after.cpu_s - n.before.cpu_s).sum();
@@ -103,10 +105,14 @@ impl RedisFigures {
             settled,
             masters: per_master
                 .into_iter()
-                .map(|(addr, commands)| MasterShare {
-                    addr: addr.to_string(),
-                    commands,
-                    share: per(commands as f64, total),
+                .map(|(addr, by_command)| {
+                    let commands = by_command.values().sum::<u64>();
+                    MasterShare {
+                        addr: addr.to_string(),
+                        commands,
+                        share: per(commands as f64, total),
+                        by_command,
+                    }
                 })
                 .collect(),
         })
@@ -170,6 +176,8 @@ mod tests {
         assert_eq!(f.used_memory_delta_bytes, 6000);
         assert_eq!(f.bytes_per_delivery, Some(60.0));
         assert_eq!(f.shares_text(), "50/33/17%");
+        assert_eq!(f.masters[0].by_command.get("hset"), Some(&200));
+        assert_eq!(f.masters[2].by_command.get("evalsha"), None, "only commands that grew");
         assert_eq!(f.shares_even(), Some(false));
         let even = [
             node(7000, snap(0, 0, 0.0, 0, true), snap(33, 0, 0.0, 0, true)),

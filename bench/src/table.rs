@@ -319,13 +319,14 @@ pub fn side_by_side(reports: &[Report]) -> String {
             let _ = writeln!(t, "  {name:<30}{}", cell(f));
         }
     }
-    let rows: [(&str, &Column); 12] = [
+    let rows: [(&str, &Column); 13] = [
         ("ingest req/s", &|r| format!("{:.0}", r.ingest.requests_per_sec)),
         ("ingest p50", &|r| ms(r.ingest.latency_us.p50)),
         ("ingest p99", &|r| ms(r.ingest.latency_us.p99)),
         ("end-to-end deliveries/s", &|r| {
             format!("{:.0}", r.delivery.join.deliveries_per_sec)
         }),
+        ("end-to-end of ceiling", &|r| pct(r.delivery.of_ceiling)),
         ("delivery lag p99", &|r| ms(r.delivery.join.lag_us.p99)),
         ("missing / duplicates", &|r| {
             format!("{} / {}", r.delivery.join.missing, r.receiver.duplicates)
