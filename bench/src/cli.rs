@@ -164,7 +164,7 @@ pub struct Args {
     /// The redis-server binary to start.
     #[arg(long, default_value = "redis-server")]
     pub redis_server: String,
-    /// Start Redis with an append-only file (fsync every second).
+    /// Start Redis (every node of a cluster) with an append-only file (fsync every second).
     #[arg(long)]
     pub redis_aof: bool,
     /// The spawned gateway's RUST_LOG.
