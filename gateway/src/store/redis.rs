@@ -39,7 +39,7 @@
 //! | `P:webhooks` | hash | API webhook id -> `StoredWebhook` JSON |
 //! | `P:webhooks:version` | string | the number of the last webhook change |
 //! | `P:webhooks:log` | zset | the webhook change log: `seq:nonce:webhook id` -> seq, the last `webhook_log_cap` changes (`store::changes`) |
-//! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle |
+//! | `P:rl:{key}` | string | GCRA theoretical arrival time (µs); expires when idle. On a cluster `{P:rl:key}`: each rate limit in a slot of its own (`limits.rs`) |
 //! | `P:st:...` | hash, set | delivery statistics (`redis/stats.rs`) |
 //!
 //! A delivery is in exactly one of `q:first`, `q:retry`, `leases` while its
@@ -92,6 +92,13 @@ impl RoutedScript {
         inv
     }
 
+    /// An invocation routed to the slot of `key`; add the arguments.
+    pub(crate) fn on_key(&self, key: &str) -> ScriptInvocation<'_> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(key);
+        inv
+    }
+
     /// An invocation routed to `shard`, its prefix the first argument.
     pub(crate) fn on(&self, shard: &Shard) -> ScriptInvocation<'_> {
         let mut inv = self.script.prepare_invoke();
@@ -105,7 +112,6 @@ pub(crate) struct Scripts {
     pub(crate) claim: RoutedScript,
     pub(crate) complete: RoutedScript,
     pub(crate) disable: RoutedScript,
-    pub(crate) gcra: RoutedScript,
     pub(crate) requeue: RoutedScript,
     pub(crate) dead_letter: RoutedScript,
     pub(crate) circuit: RoutedScript,
@@ -128,7 +134,6 @@ impl Scripts {
             claim: bulk(include_str!("redis/lua/claim.lua")),
             complete: bulk(include_str!("redis/lua/complete.lua")),
             disable: logging(include_str!("redis/lua/disable.lua")),
-            gcra: script(include_str!("redis/lua/gcra.lua")),
             requeue: script(include_str!("redis/lua/requeue.lua")),
             dead_letter: script(include_str!("redis/lua/dead_letter.lua")),
             circuit: logging(include_str!("redis/lua/circuit.lua")),
@@ -148,6 +153,8 @@ pub struct RedisStore {
     pub(crate) prefix: String,
     /// The configured prefix (`P`).
     name: String,
+    /// On a Redis Cluster.
+    cluster: bool,
     pub(crate) shards: Arc<Shards>,
     pub(crate) retention_ms: u64,
     pub(crate) scripts: Scripts,
@@ -155,6 +162,8 @@ pub struct RedisStore {
     pub(crate) webhook_log_cap: u64,
     /// Replicas that must confirm ingest and completion writes (`WAIT`).
     pub(crate) wait_replicas: u32,
+    /// Rate limits (`limits.rs`).
+    limiter: Arc<limits::Limiter>,
     /// Where the next claim starts among the shards.
     next_shard: Arc<AtomicUsize>,
     ingest: Arc<ingest::Ingest>,
@@ -185,7 +194,7 @@ impl RedisStore {
     /// demand with backoff), with one shard.
     pub fn open(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
         let conn = Conn::single(url).map_err(|e| StoreError::Unavailable(format!("invalid store.url: {e}")))?;
-        Ok(Self::with_conn(conn, prefix.to_owned(), prefix, retention, 1))
+        Ok(Self::with_conn(conn, prefix.to_owned(), prefix, retention, 1, false))
     }
 
     /// A store on the Redis Cluster that the seed nodes `nodes` belong to,
@@ -200,15 +209,26 @@ impl RedisStore {
             prefix,
             retention,
             DEFAULT_CLUSTER_SHARDS,
+            true,
         ))
     }
 
-    fn with_conn(conn: Conn, prefix: String, name: &str, retention: Duration, shards: usize) -> Self {
+    fn with_conn(conn: Conn, prefix: String, name: &str, retention: Duration, shards: usize, cluster: bool) -> Self {
         let retention_ms = retention.as_millis().max(1) as u64;
         let route_key = format!("{prefix}:q:first");
         let shards = Arc::new(Shards::new(&prefix, name, shards));
+        let limiter = Arc::new(limits::Limiter::new(name, &prefix, cluster));
         RedisStore {
-            ingest: ingest::Ingest::new(conn.clone(), shards.clone(), &route_key, &prefix, retention_ms, 0),
+            ingest: ingest::Ingest::new(
+                conn.clone(),
+                shards.clone(),
+                limiter.clone(),
+                &route_key,
+                retention_ms,
+                0,
+            ),
+            limiter,
+            cluster,
             next_shard: Arc::new(AtomicUsize::new(0)),
             shards,
             conn,
@@ -228,7 +248,7 @@ impl RedisStore {
     pub fn with_shards(self, n: usize) -> Self {
         let retention = Duration::from_millis(self.retention_ms);
         let (cap, wait) = (self.webhook_log_cap, self.wait_replicas);
-        let mut s = Self::with_conn(self.conn, self.prefix, &self.name, retention, n);
+        let mut s = Self::with_conn(self.conn, self.prefix, &self.name, retention, n, self.cluster);
         s.webhook_log_cap = cap;
         s.with_wait_replicas(wait)
     }
@@ -240,8 +260,8 @@ impl RedisStore {
         self.ingest = ingest::Ingest::new(
             self.conn.clone(),
             self.shards.clone(),
+            self.limiter.clone(),
             &self.route_key(),
-            &self.prefix,
             self.retention_ms,
             n,
         );

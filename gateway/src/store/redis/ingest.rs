@@ -9,7 +9,7 @@
 //! load, and under load Redis runs one script per shard (one `TIME`, one
 //! variadic write per queue and index) per batch instead of per event.
 //! Callers' API rate limits are checked first, for the whole batch, with
-//! one `gcra.lua` call on the store-wide keys (each state read and written
+//! one `gcra.lua` call (per slot on a cluster; each state read and written
 //! once); events over their limit are answered and not written.
 //!
 //! Batches run on their own tasks, so a caller that goes away (its client
@@ -25,6 +25,7 @@ use futures_util::future::join_all;
 
 use super::conn::Conn;
 use super::decode::{self, as_int};
+use super::limits::Limiter;
 use super::shards::{Shard, Shards};
 use super::{RoutedScript, unavailable, wait_for_replicas};
 use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError};
@@ -60,9 +61,7 @@ pub(crate) struct Ingest {
     conn: Conn,
     shards: Arc<Shards>,
     script: RoutedScript,
-    gcra: RoutedScript,
-    /// The store-wide prefix (rate-limit keys).
-    prefix: String,
+    limiter: Arc<Limiter>,
     retention_ms: u64,
     wait_replicas: u32,
     queue: Mutex<Queue>,
@@ -72,8 +71,8 @@ impl Ingest {
     pub(crate) fn new(
         conn: Conn,
         shards: Arc<Shards>,
+        limiter: Arc<Limiter>,
         route_key: &str,
-        prefix: &str,
         retention_ms: u64,
         wait_replicas: u32,
     ) -> Arc<Self> {
@@ -82,8 +81,7 @@ impl Ingest {
             conn,
             shards,
             script: RoutedScript::new(&format!("{bulk}\n{}", include_str!("lua/enqueue.lua")), route_key),
-            gcra: RoutedScript::new(include_str!("lua/gcra.lua"), route_key),
-            prefix: prefix.to_owned(),
+            limiter,
             retention_ms,
             wait_replicas,
             queue: Mutex::new(Queue::default()),
@@ -205,20 +203,11 @@ impl Ingest {
         if limited.is_empty() {
             return Ok(batch.into_iter().map(|it| (it, None)).collect());
         }
-        let mut inv = self.gcra.prepare_invoke();
-        inv.arg(&self.prefix).arg(limited.len());
-        for r in &limited {
-            inv.arg(&r.key).arg(r.limit.interval_us).arg(r.limit.tolerance_us);
-        }
-        let flat: Vec<i64> = match inv.invoke_async::<Vec<i64>>(&mut self.conn.clone()).await {
-            Ok(flat) if flat.len() == limited.len() * 3 => flat,
-            Ok(_) => {
-                let e = StoreError::Corrupt("gcra: unexpected reply length".into());
-                return Err((e, batch.into_iter().map(|it| (it, None)).collect()));
-            }
-            Err(e) => return Err((unavailable(e), batch.into_iter().map(|it| (it, None)).collect())),
+        let states = match self.limiter.check(&self.conn, &limited).await {
+            Ok(states) => states,
+            Err(e) => return Err((e, batch.into_iter().map(|it| (it, None)).collect())),
         };
-        let mut states = super::limits::rate_states(&flat);
+        let mut states = states.into_iter();
         let mut allowed = Vec::with_capacity(batch.len());
         for it in batch {
             if it.limit.is_none() {
@@ -344,8 +333,9 @@ mod tests {
         let conn =
             ConnectionManager::new_lazy_with_config(::redis::Client::open(url.as_str()).unwrap(), config).unwrap();
         let shards = Arc::new(Shards::new("t", "t", 1));
+        let limiter = Arc::new(Limiter::new("t", "t", false));
         (
-            Ingest::new(Conn::Single(conn), shards, "t:q:first", "t", 1000, 0),
+            Ingest::new(Conn::Single(conn), shards, limiter, "t:q:first", 1000, 0),
             silent,
         )
     }

@@ -4,35 +4,83 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{RedisStore, unavailable};
+use super::conn::{Conn, key_slot};
+use super::{RedisStore, RoutedScript, unavailable};
 use crate::store::*;
 
-impl RedisStore {
-    async fn gcra(&self, reqs: &[RateRequest]) -> Result<Vec<RateState>, StoreError> {
-        let mut inv = self.scripts.gcra.prepare_invoke();
-        inv.arg(&self.prefix).arg(reqs.len());
-        for r in reqs {
-            inv.arg(&r.key).arg(r.limit.interval_us).arg(r.limit.tolerance_us);
+/// The GCRA script and where its keys live. On a standalone Redis the
+/// state of key `k` is `P:rl:k` and one call takes a whole batch. On a
+/// cluster it is `{P:rl:k}`, a hash tag of its own, so the rate limits of
+/// many webhooks and tokens spread over the masters instead of all landing
+/// on the store-wide slot; a batch is one call per slot.
+pub(super) struct Limiter {
+    script: RoutedScript,
+    prefix: String,
+    cluster: bool,
+}
+
+impl Limiter {
+    /// `name` is the configured prefix (`P`), `prefix` the store-wide one
+    /// (`P` or `{P}`).
+    pub(super) fn new(name: &str, prefix: &str, cluster: bool) -> Self {
+        Limiter {
+            script: RoutedScript::new(include_str!("lua/gcra.lua"), &format!("{prefix}:q:first")),
+            prefix: if cluster { name.to_owned() } else { prefix.to_owned() },
+            cluster,
         }
-        let flat: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-        if flat.len() != reqs.len() * 3 {
-            return Err(StoreError::Corrupt("gcra: unexpected reply length".into()));
+    }
+
+    fn key(&self, k: &str) -> String {
+        if self.cluster {
+            format!("{{{}:rl:{k}}}", self.prefix)
+        } else {
+            format!("{}:rl:{k}", self.prefix)
         }
-        Ok(rate_states(&flat).collect())
+    }
+
+    /// Checks (and takes) each request in order; states in the same order.
+    pub(super) async fn check(&self, conn: &Conn, reqs: &[&RateRequest]) -> Result<Vec<RateState>, StoreError> {
+        let keys: Vec<String> = reqs.iter().map(|r| self.key(&r.key)).collect();
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let slot = if self.cluster { key_slot(k.as_bytes()) } else { 0 };
+            match groups.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, g)) => g.push(i),
+                None => groups.push((slot, vec![i])),
+            }
+        }
+        let calls = futures_util::future::join_all(groups.iter().map(|(_, g)| {
+            let mut inv = self.script.on_key(&keys[g[0]]);
+            inv.arg(g.len());
+            for &i in g {
+                inv.arg(&keys[i])
+                    .arg(reqs[i].limit.interval_us)
+                    .arg(reqs[i].limit.tolerance_us);
+            }
+            async move { inv.invoke_async::<Vec<i64>>(&mut conn.clone()).await }
+        }))
+        .await;
+        let mut out: Vec<Option<RateState>> = vec![None; reqs.len()];
+        for ((_, g), flat) in groups.iter().zip(calls) {
+            let flat = flat.map_err(unavailable)?;
+            if flat.len() != g.len() * 3 {
+                return Err(StoreError::Corrupt("gcra: unexpected reply length".into()));
+            }
+            for (&i, state) in g.iter().zip(rate_states(&flat)) {
+                out[i] = Some(state);
+            }
+        }
+        out.into_iter()
+            .map(|s| s.ok_or_else(|| StoreError::Corrupt("gcra: short reply".into())))
+            .collect()
     }
 }
 
-/// The states in a `gcra.lua` reply (three integers per request).
-pub(super) fn rate_states(flat: &[i64]) -> impl Iterator<Item = RateState> + '_ {
-    flat.chunks(3).map(|c| RateState {
-        decision: if c[0] <= 0 {
-            RateDecision::Allow
-        } else {
-            RateDecision::Wait(Duration::from_micros(c[0] as u64))
-        },
-        tat_us: c[1].max(0) as u64,
-        now_us: c[2].max(0) as u64,
-    })
+impl RedisStore {
+    async fn gcra(&self, reqs: &[RateRequest]) -> Result<Vec<RateState>, StoreError> {
+        let refs: Vec<&RateRequest> = reqs.iter().collect();
+        self.limiter.check(&self.conn, &refs).await
+    }
 }
 
 #[async_trait]
@@ -50,4 +98,17 @@ impl RateLimiter for RedisStore {
             .pop()
             .ok_or_else(|| StoreError::Corrupt("gcra: empty reply".into()))
     }
+}
+
+/// The states in a `gcra.lua` reply (three integers per request).
+fn rate_states(flat: &[i64]) -> impl Iterator<Item = RateState> + '_ {
+    flat.chunks(3).map(|c| RateState {
+        decision: if c[0] <= 0 {
+            RateDecision::Allow
+        } else {
+            RateDecision::Wait(Duration::from_micros(c[0] as u64))
+        },
+        tat_us: c[1].max(0) as u64,
+        now_us: c[2].max(0) as u64,
+    })
 }

@@ -202,6 +202,18 @@ pub async fn rate_limiter_admits_burst_then_steady_rate(s: Arc<dyn Store>) {
     assert_eq!(other, [RateDecision::Allow], "keys are independent");
     tokio::time::sleep(Duration::from_millis(110)).await;
     assert_eq!(s.acquire(&reqs[..1]).await.unwrap(), [RateDecision::Allow]);
+    // One call over many keys (on a cluster, many slots): each answer in
+    // its request's place, each key counted on its own.
+    let tight = Gcra::per_minute(60, 1); // one per second, no burst
+    let mixed: Vec<RateRequest> = (0..12)
+        .map(|i| RateRequest {
+            key: format!("wh:m{}", i % 6),
+            limit: tight,
+        })
+        .collect();
+    let got = s.acquire(&mixed).await.unwrap();
+    assert!(got[..6].iter().all(|d| *d == RateDecision::Allow), "{got:?}");
+    assert!(got[6..].iter().all(|d| matches!(d, RateDecision::Wait(_))), "{got:?}");
 }
 
 pub async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
