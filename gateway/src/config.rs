@@ -97,6 +97,8 @@ pub struct StoreConfig {
     pub shards: Option<usize>,
     /// Replicas that must have ingest and completion writes (Redis `WAIT`).
     pub wait_replicas: u32,
+    /// Deliveries of history kept at most on Redis (0: only retention).
+    pub history_max: u64,
     pub prefix: String,
     pub retention: Duration,
 }

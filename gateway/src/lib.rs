@@ -79,7 +79,9 @@ pub enum RunError {
 /// Opens the store the config names. The embedded store is opened on the
 /// blocking pool (file I/O, and a repair after an unclean shutdown).
 async fn redis_store(store: store::redis::RedisStore, config: &Config) -> Result<Arc<dyn Store>, RunError> {
-    let mut store = store.with_wait_replicas(config.store.wait_replicas);
+    let mut store = store
+        .with_wait_replicas(config.store.wait_replicas)
+        .with_history_max(config.store.history_max);
     if let Some(n) = config.store.shards {
         store = store.with_shards(n);
     }
@@ -232,6 +234,11 @@ async fn maintain(config: Arc<Config>, store: Arc<dyn Store>, shutdown: Cancella
             () = tokio::time::sleep(UPKEEP_EVERY) => {}
         }
         metrics::upkeep();
+        match store.enforce_history_bound().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "history bound: removed the oldest finished deliveries"),
+            Err(e) => tracing::debug!(error = %e, "could not enforce the history bound"),
+        }
         if last_purge.elapsed() >= PURGE_EVERY {
             last_purge = tokio::time::Instant::now();
             if let Err(e) = store.purge_history(config.store.retention).await {

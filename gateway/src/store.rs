@@ -311,6 +311,12 @@ pub trait Records: Send + Sync + 'static {
     /// Drops history index entries older than the retention period (the
     /// records themselves expire on their own).
     async fn purge_history(&self, retention: Duration) -> Result<(), StoreError>;
+    /// Removes the oldest finished history past the store's history bound
+    /// (`[store] history_max`), if it has one; returns how many deliveries
+    /// went. Waiting and dead deliveries are never removed.
+    async fn enforce_history_bound(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 /// API webhooks, and state about every webhook. Every change here (and

@@ -71,6 +71,7 @@ pub struct RawStore {
     pub cluster_nodes: Option<Spanned<Vec<S>>>,
     pub shards: Option<N>,
     pub wait_replicas: Option<N>,
+    pub history_max: Option<N>,
     pub prefix: Option<S>,
     pub retention: Option<S>,
 }

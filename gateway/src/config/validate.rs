@@ -161,6 +161,7 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         .as_ref()
         .map(|n| ctx.int(Some(n), 1usize, 1..max_shards + 1, "store.shards"));
     let wait_replicas = ctx.int(s.wait_replicas.as_ref(), 0u32, 0..17, "store.wait_replicas");
+    let history_max = ctx.int(s.history_max.as_ref(), 0u64, 0..i64::MAX, "store.history_max");
     let prefix = s
         .prefix
         .as_ref()
@@ -187,6 +188,7 @@ fn validate_store(ctx: &mut Ctx<'_>, raw: &RawConfig, base_dir: &Path) -> StoreC
         cluster_nodes,
         shards,
         wait_replicas,
+        history_max,
         prefix,
         retention: ctx.duration(s.retention.as_ref(), Duration::from_secs(7 * 86_400), "store.retention"),
     }

@@ -114,6 +114,7 @@ pub(crate) struct Scripts {
     pub(crate) disable: RoutedScript,
     pub(crate) requeue: RoutedScript,
     pub(crate) dead_letter: RoutedScript,
+    pub(crate) trim: RoutedScript,
     pub(crate) circuit: RoutedScript,
     pub(crate) stats: RoutedScript,
     pub(crate) import: RoutedScript,
@@ -136,6 +137,7 @@ impl Scripts {
             disable: logging(include_str!("redis/lua/disable.lua")),
             requeue: script(include_str!("redis/lua/requeue.lua")),
             dead_letter: script(include_str!("redis/lua/dead_letter.lua")),
+            trim: bulk(include_str!("redis/lua/trim.lua")),
             circuit: logging(include_str!("redis/lua/circuit.lua")),
             stats: script(include_str!("redis/lua/stats.lua")),
             import: script(include_str!("redis/lua/import.lua")),
@@ -162,6 +164,8 @@ pub struct RedisStore {
     pub(crate) webhook_log_cap: u64,
     /// Replicas that must confirm ingest and completion writes (`WAIT`).
     pub(crate) wait_replicas: u32,
+    /// Deliveries the history keeps at most (0: no bound but retention).
+    pub(crate) history_max: u64,
     /// Rate limits (`limits.rs`).
     limiter: Arc<limits::Limiter>,
     /// Where the next claim starts among the shards.
@@ -238,6 +242,7 @@ impl RedisStore {
             scripts: Scripts::new(&route_key),
             webhook_log_cap: WEBHOOK_LOG_CAP,
             wait_replicas: 0,
+            history_max: 0,
         }
     }
 
@@ -247,9 +252,10 @@ impl RedisStore {
     /// must use the same count; [`RedisStore::check_layout`] refuses another.
     pub fn with_shards(self, n: usize) -> Self {
         let retention = Duration::from_millis(self.retention_ms);
-        let (cap, wait) = (self.webhook_log_cap, self.wait_replicas);
+        let (cap, wait, history) = (self.webhook_log_cap, self.wait_replicas, self.history_max);
         let mut s = Self::with_conn(self.conn, self.prefix, &self.name, retention, n, self.cluster);
         s.webhook_log_cap = cap;
+        s.history_max = history;
         s.with_wait_replicas(wait)
     }
 
@@ -265,6 +271,14 @@ impl RedisStore {
             self.retention_ms,
             n,
         );
+        self
+    }
+
+    /// Keeps at most `n` deliveries of history (spread evenly over the
+    /// shards): past it the oldest finished ones are removed before their
+    /// retention ends. 0 = no bound.
+    pub fn with_history_max(mut self, n: u64) -> Self {
+        self.history_max = n;
         self
     }
 

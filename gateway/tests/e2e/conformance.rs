@@ -224,3 +224,86 @@ async fn ingest_waits_for_replicas_when_asked() {
         .unwrap();
     assert_eq!(applied, [true]);
 }
+
+/// `[store] history_max`: past the bound the oldest finished deliveries go
+/// (records and index entries), waiting and dead ones never do; on one
+/// shard and on five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
+    use hookgate::ids;
+    use hookgate::store::redis::RedisStore;
+    let redis = RedisServer::start();
+    for (shards, bound) in [(1, 10), (1, 30), (5, 10)] {
+        let s = RedisStore::open(&redis.url(), &format!("bound{}", unique()), RETENTION)
+            .unwrap()
+            .with_shards(shards)
+            .with_history_max(bound);
+        // 40 deliveries, oldest first: every 4th stays waiting, every 4th
+        // (offset 1) dies, the rest succeed.
+        let mut ids_made = Vec::new();
+        for i in 0..40u16 {
+            let mut e = event("");
+            e.id = ids::new_id_in("evt", i * 97 % ids::BUCKETS);
+            let d = ids::delivery_ids(&e.id, 1).remove(0);
+            s.enqueue(&e, &[delivery(&d, "w")], None, None).await.unwrap();
+            ids_made.push(d);
+        }
+        let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
+        assert_eq!(jobs.len(), 40);
+        let position = |id: &str| ids_made.iter().position(|x| x == id).unwrap();
+        let outcomes: Vec<Completion> = jobs
+            .iter()
+            .filter(|j| position(&j.delivery_id) % 4 != 0)
+            .map(|j| {
+                let outcome = if position(&j.delivery_id) % 4 == 1 {
+                    Outcome::Dead
+                } else {
+                    Outcome::Succeeded
+                };
+                completion(j, "A", outcome, Some(1))
+            })
+            .collect();
+        s.complete(&outcomes).await.unwrap();
+        let removed = s.enforce_history_bound().await.unwrap();
+        let mut left = Vec::new();
+        for (i, id) in ids_made.iter().enumerate() {
+            if let Some(rec) = s.delivery(id).await.unwrap() {
+                left.push((i, rec.status));
+            }
+        }
+        let kept_waiting_or_dead = left.iter().filter(|(i, _)| i % 4 <= 1).count();
+        assert_eq!(
+            kept_waiting_or_dead, 20,
+            "{shards} shards: waiting and dead stay: {left:?}"
+        );
+        assert_eq!(removed as usize, 40 - left.len(), "{shards} shards");
+        // Each shard keeps at most its share of the bound, or only what
+        // may never go; what finished and stayed is the newest.
+        let succeeded: Vec<usize> = left
+            .iter()
+            .filter(|(_, st)| *st == Status::Succeeded)
+            .map(|(i, _)| *i)
+            .collect();
+        assert!(
+            succeeded.len() < 20,
+            "{shards} shards: some finished history went: {left:?}"
+        );
+        if shards == 1 {
+            // 20 may never go: a bound of 10 takes every finished one, a
+            // bound of 30 the 10 oldest finished ones.
+            let expected: Vec<usize> = (0..40)
+                .filter(|i| i % 4 >= 2)
+                .skip(if bound == 10 { 20 } else { 10 })
+                .collect();
+            assert_eq!(succeeded, expected, "bound {bound}");
+        }
+        let listed = s
+            .list_deliveries(&DeliveryFilter::default(), 1000, None)
+            .await
+            .unwrap()
+            .items
+            .len();
+        assert_eq!(listed, left.len(), "the index lost the removed ones too");
+        assert_eq!(s.enforce_history_bound().await.unwrap(), 0, "nothing more to remove");
+    }
+}

@@ -23,6 +23,9 @@ const SCAN_BATCH: usize = 200;
 /// Ids examined at most for one page; past that the page ends early with a
 /// cursor, so a rare filter never makes one request scan all of history.
 const SCAN_LIMIT: usize = 5_000;
+/// Ids one history-bound call looks at, and calls per shard per round.
+const TRIM_EXAMINE: usize = 2_000;
+const TRIM_CALLS: usize = 50;
 /// The fields a history page shows: not the payload or the attempt log,
 /// which only the single-delivery view reads.
 const LIST_FIELDS: [&str; 9] = [
@@ -313,6 +316,38 @@ impl Records for RedisStore {
             }
         }
         Ok(out)
+    }
+
+    async fn enforce_history_bound(&self) -> Result<u64, StoreError> {
+        if self.history_max == 0 {
+            return Ok(0);
+        }
+        let cap = self.history_max.div_ceil(self.shards.len() as u64);
+        let mut removed = 0;
+        for shard in self.shards.all() {
+            // Bounded calls (TRIM_EXAMINE ids each), oldest first, passing
+            // over waiting and dead deliveries, until under the cap or at
+            // the end of the index.
+            let mut offset = 0;
+            for _ in 0..TRIM_CALLS {
+                let (gone, examined, kept): (u64, u64, u64) = self
+                    .scripts
+                    .trim
+                    .on(shard)
+                    .arg(cap)
+                    .arg(TRIM_EXAMINE)
+                    .arg(offset)
+                    .invoke_async(&mut self.conn.clone())
+                    .await
+                    .map_err(unavailable)?;
+                removed += gone;
+                offset += kept;
+                if examined < TRIM_EXAMINE as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     async fn purge_history(&self, retention: Duration) -> Result<(), StoreError> {
