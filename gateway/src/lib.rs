@@ -109,7 +109,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
             tracing::info!(
                 seed_nodes = config.store.cluster_nodes.len(),
                 prefix = %config.store.prefix,
-                "store: Redis Cluster, every key in the hash slot of the prefix"
+                "store: Redis Cluster, queues in hash-tagged shards"
             );
             let store = store::redis::RedisStore::open_cluster(
                 &config.store.cluster_nodes,

@@ -24,10 +24,23 @@ pub use redis_server::RedisServer;
 
 /// A free TCP port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    // The kernel may hand the same free port to two callers that bind and
+    // release it one after the other (tests starting Redis Clusters side by
+    // side did get one node's port twice, and two clusters met). Within
+    // this process no port is handed out twice.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port on 127.0.0.1");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no port on 127.0.0.1 that this process has not handed out already");
 }
 
 /// A fresh empty folder under the system temp dir, removed on drop.

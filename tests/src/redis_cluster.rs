@@ -340,35 +340,49 @@ fn serving_master(nodes: &str, slot: u16) -> Option<u16> {
 /// Sends one command to the node on `port` and returns a simple, integer or
 /// bulk-string reply as text (an error reply is `Err`).
 fn command(port: u16, args: &[&str]) -> Result<String, String> {
+    commands(port, &[args])?.pop().ok_or_else(|| "no reply".to_owned())
+}
+
+/// Sends `cmds` on ONE connection (what `WAIT` counts is the writes of its
+/// own connection) and returns their replies in order; the first error
+/// reply ends it.
+fn commands(port: u16, cmds: &[&[&str]]) -> Result<Vec<String>, String> {
     let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
         .map_err(|e| format!("connect: {e}"))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
+        .set_read_timeout(Some(Duration::from_secs(3)))
         .map_err(|e| e.to_string())?;
-    let mut request = format!("*{}\r\n", args.len());
-    for a in args {
-        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    let mut request = String::new();
+    for args in cmds {
+        request.push_str(&format!("*{}\r\n", args.len()));
+        for a in *args {
+            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
     }
     (&stream)
         .write_all(request.as_bytes())
         .map_err(|e| format!("write: {e}"))?;
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| format!("read: {e}"))?;
-    let line = line.trim_end();
-    let (kind, rest) = line.split_at(line.len().min(1));
-    match kind {
-        "+" | ":" => Ok(rest.to_owned()),
-        "-" => Err(rest.to_owned()),
-        "$" => {
-            let len: usize = rest.parse().map_err(|_| format!("bad reply {line:?}"))?;
-            let mut body = vec![0; len + 2];
-            reader.read_exact(&mut body).map_err(|e| format!("read: {e}"))?;
-            body.truncate(len);
-            Ok(String::from_utf8_lossy(&body).into_owned())
-        }
-        _ => Err(format!("unexpected reply {line:?}")),
+    let mut replies = Vec::with_capacity(cmds.len());
+    for _ in cmds {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| format!("read: {e}"))?;
+        let line = line.trim_end();
+        let (kind, rest) = line.split_at(line.len().min(1));
+        replies.push(match kind {
+            "+" | ":" => rest.to_owned(),
+            "-" => return Err(rest.to_owned()),
+            "$" => {
+                let len: usize = rest.parse().map_err(|_| format!("bad reply {line:?}"))?;
+                let mut body = vec![0; len + 2];
+                reader.read_exact(&mut body).map_err(|e| format!("read: {e}"))?;
+                body.truncate(len);
+                String::from_utf8_lossy(&body).into_owned()
+            }
+            _ => return Err(format!("unexpected reply {line:?}")),
+        });
     }
+    Ok(replies)
 }
 
 #[cfg(test)]
@@ -398,10 +412,11 @@ e5 127.0.0.1:7005@17005 master - 0 1 4 connected 12000 10923-11999
         let start_took = started.elapsed();
         assert_eq!(cluster.urls().len(), 6);
         let before = cluster.master_of("{k}");
-        assert_eq!(command(before, &["SET", "{k}", "v"]).as_deref(), Ok("OK"));
+        // SET and WAIT on one connection: WAIT counts that connection's
+        // writes (on a fresh one it would answer at once).
         assert_eq!(
-            command(before, &["WAIT", "1", "2000"]).as_deref(),
-            Ok("1"),
+            commands(before, &[&["SET", "{k}", "v"], &["WAIT", "1", "2000"]]),
+            Ok(vec!["OK".to_owned(), "1".to_owned()]),
             "the replica has it"
         );
         assert_eq!(cluster.kill_master_of("{k}"), before);
