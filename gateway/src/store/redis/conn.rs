@@ -23,14 +23,12 @@ use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Waiting for one answer from a standalone Redis.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// On a cluster, a whole request (with its retries and redirects) gives up
-/// after this: while a dead master's replica is being promoted (seconds),
-/// callers get an error (the API a 503 with Retry-After) quickly instead of
-/// waiting for the election. Redis answers in well under a millisecond
-/// otherwise, so this is never reached by a healthy request.
-const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_millis(1_000);
-/// Connecting to one cluster node.
-const CLUSTER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// On a cluster, a whole request with its retries and redirects gives up
+/// after this, so a caller never waits longer while the cluster elects a
+/// new master (it gets an error and the API a 503). Shorter limits (1 s,
+/// two retries) were tried: the client then did not follow the failover
+/// and the gateways answered 503 long after the replica had taken over.
+const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A standalone Redis or a Redis Cluster.
 #[derive(Clone)]
@@ -59,13 +57,12 @@ impl Conn {
     /// cluster is reachable fail and later ones connect again.
     pub(crate) fn cluster(nodes: &[String]) -> RedisResult<Self> {
         let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-            .connection_timeout(CLUSTER_CONNECT_TIMEOUT)
+            .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(CLUSTER_REQUEST_TIMEOUT)
             .overall_response_timeout(Some(CLUSTER_REQUEST_TIMEOUT))
-            .retries(2)
             .build()?;
         let config = ClusterConfig::new()
-            .set_connection_timeout(CLUSTER_CONNECT_TIMEOUT)
+            .set_connection_timeout(CONNECT_TIMEOUT)
             .set_response_timeout(CLUSTER_REQUEST_TIMEOUT);
         Ok(Conn::Cluster(client.get_pending_async_connection_with_config(config)))
     }
