@@ -12,12 +12,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::redis::command;
+use crate::redis::{command, server_command, start};
 
 /// Masters (each with one replica).
 pub const MASTERS: usize = 3;
@@ -69,26 +69,14 @@ impl Node {
             Aof::EverySec => ("yes", "everysec"),
             Aof::Always => ("yes", "always"),
         };
-        let child = Command::new(&spec.redis_server)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+        let mut cmd = server_command(&spec.redis_server, self.port, &self.dir);
+        cmd.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
             .args(["--cluster-port", &self.bus_port.to_string()])
             .args(["--cluster-node-timeout", &spec.node_timeout.as_millis().to_string()])
-            .args(["--save", "", "--appendonly", appendonly, "--appendfsync", fsync])
+            .args(["--appendonly", appendonly, "--appendfsync", fsync])
             // Replicas sync at once (the default waits 5 s for more replicas).
-            .args(["--repl-diskless-sync-delay", "0"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {}: install it (`sudo apt-get install -y redis-server`)",
-                    spec.redis_server
-                )
-            })?;
+            .args(["--repl-diskless-sync-delay", "0"]);
+        let child = start(cmd, &spec.redis_server)?;
         self.child = Some(child);
         Ok(())
     }

@@ -33,28 +33,39 @@ impl Drop for RedisProc {
     }
 }
 
+/// `redis-server` (`bin`) on loopback `port` with its files in `dir`: no
+/// snapshots, in the foreground, quiet. Add the append-only and cluster
+/// options, then [`start`] it.
+pub fn server_command(bin: &str, port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Starts a [`server_command`]; a missing binary says how to install it.
+pub fn start(mut cmd: Command, bin: &str) -> anyhow::Result<Child> {
+    cmd.spawn()
+        .with_context(|| format!("cannot start {bin}: install it (`sudo apt-get install -y redis-server`)"))
+}
+
 impl RedisProc {
     /// Starts `bin` on a free loopback port with its files in `dir`, no
     /// snapshots, and an append-only file (fsync every second) if `aof`.
     pub async fn spawn(bin: &str, dir: &Path, aof: bool) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(bin)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
-            .args([
-                "--appendonly",
-                if aof { "yes" } else { "no" },
-                "--appendfsync",
-                "everysec",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!("cannot start {bin}: install it (`sudo apt-get install -y redis-server`) or pass --redis-url")
-            })?;
+        let mut cmd = server_command(bin, port, dir);
+        cmd.args([
+            "--appendonly",
+            if aof { "yes" } else { "no" },
+            "--appendfsync",
+            "everysec",
+        ]);
+        let child = start(cmd, bin).context("or pass --redis-url")?;
         let proc = RedisProc {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

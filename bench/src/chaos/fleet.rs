@@ -6,14 +6,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::gateway::GatewayProc;
 use crate::http::Target;
-use crate::redis::info;
+use crate::redis::{info, server_command, start};
 
 /// The API token of the chaos gateways.
 pub const TOKEN: &str = "hookgate-chaos-token-0123456789";
@@ -65,28 +65,9 @@ impl Redis {
     /// Starts it (again) on the same port and folder; waits until it answers.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        let child = Command::new(&self.bin)
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.addr.port().to_string(),
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {}: install it (`sudo apt-get install -y redis-server`)",
-                    self.bin
-                )
-            })?;
+        let mut cmd = server_command(&self.bin, self.addr.port(), &self.dir);
+        cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        let child = start(cmd, &self.bin)?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         // Answers INFO once the AOF is loaded.

@@ -277,3 +277,30 @@ fn bad_cluster_nodes_are_errors_with_positions() {
         .to_string();
     assert!(e.contains("c.toml:5:17:") && e.contains("expected a sequence"), "{e}");
 }
+
+#[test]
+fn store_shards_replicas_and_history_bound_are_checked() {
+    let c = parse(&format!(
+        "{MINIMAL}shards = 8\nwait_replicas = 1\nhistory_max = 4500000\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (c.store.shards, c.store.wait_replicas, c.store.history_max),
+        (Some(8), 1, 4_500_000)
+    );
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(
+        (c.store.shards, c.store.wait_replicas, c.store.history_max),
+        (None, 0, 0)
+    );
+    let errs = parse(&format!("{MINIMAL}shards = 0\nwait_replicas = 17\nhistory_max = -1\n"))
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "c.toml:5:10: store.shards must be between 1 and 1024, got 0",
+        "c.toml:6:17: store.wait_replicas must be between 0 and 16, got 17",
+        "c.toml:7:15: store.history_max must be between 0 and",
+    ] {
+        assert!(errs.contains(expected), "missing {expected:?} in:\n{errs}");
+    }
+}

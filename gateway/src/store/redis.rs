@@ -362,9 +362,8 @@ impl RedisStore {
         wait_for_replicas(&self.conn, route, self.wait_replicas).await
     }
 
-    /// The shards a claim asks, in turn from a rotating start, and how many
-    /// to ask at once for `budget`: every shard when the budget allows
-    /// [`MIN_CLAIM_PER_SHARD`] each, else fewer.
+    /// Every shard, in the order a claim asks them: from a start that
+    /// moves by one each claim, so small claims take turns.
     fn claim_order(&self) -> Vec<usize> {
         let n = self.shards.len();
         let start = self.next_shard.fetch_add(1, Ordering::Relaxed);

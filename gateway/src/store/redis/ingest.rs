@@ -180,51 +180,40 @@ impl Ingest {
 
     async fn write(&self, batch: Vec<Item>) {
         // API rate limits first: over-limit events are answered here.
-        let batch = match self.limit(batch).await {
-            Ok(allowed) => allowed,
-            Err((e, batch)) => {
-                for (it, _) in batch {
-                    let _ = it.reply.send(Err(e.clone()));
-                }
-                return;
-            }
-        };
+        let batch = self.limit(batch).await;
         let groups = self.shards.group(batch, |(it, _)| it.event.id.as_str());
         join_all(groups.into_iter().map(|(shard, items)| self.write_shard(shard, items))).await;
     }
 
-    /// Takes the API rate limit of every limited event in `batch`, answers
-    /// those over it, and returns the others with their limit state.
-    async fn limit(
-        &self,
-        batch: Vec<Item>,
-    ) -> Result<Vec<(Item, Option<RateState>)>, (StoreError, Vec<(Item, Option<RateState>)>)> {
+    /// Takes the API rate limit of every limited event in `batch` and
+    /// answers those over it (and all of them if the limiter failed);
+    /// returns the others with their limit state.
+    async fn limit(&self, batch: Vec<Item>) -> Vec<(Item, Option<RateState>)> {
         let limited: Vec<&RateRequest> = batch.iter().filter_map(|it| it.limit.as_ref()).collect();
         if limited.is_empty() {
-            return Ok(batch.into_iter().map(|it| (it, None)).collect());
+            return batch.into_iter().map(|it| (it, None)).collect();
         }
-        let states = match self.limiter.check(&self.conn, &limited).await {
-            Ok(states) => states,
-            Err(e) => return Err((e, batch.into_iter().map(|it| (it, None)).collect())),
+        let mut states = match self.limiter.check(&self.conn, &limited).await {
+            // One state per limited event, in order (`Limiter::check`).
+            Ok(states) => states.into_iter(),
+            Err(e) => {
+                for it in batch {
+                    let _ = it.reply.send(Err(e.clone()));
+                }
+                return Vec::new();
+            }
         };
-        let mut states = states.into_iter();
         let mut allowed = Vec::with_capacity(batch.len());
         for it in batch {
-            if it.limit.is_none() {
-                allowed.push((it, None));
-                continue;
-            }
-            let Some(state) = states.next() else {
-                let _ = it.reply.send(Err(StoreError::Corrupt("gcra: short reply".into())));
-                continue;
-            };
-            if state.decision == RateDecision::Allow {
-                allowed.push((it, Some(state)));
-            } else {
-                let _ = it.reply.send(Ok((Enqueued::RateLimited, Some(state))));
+            match it.limit.as_ref().and_then(|_| states.next()) {
+                None => allowed.push((it, None)),
+                Some(state) if state.decision == RateDecision::Allow => allowed.push((it, Some(state))),
+                Some(state) => {
+                    let _ = it.reply.send(Ok((Enqueued::RateLimited, Some(state))));
+                }
             }
         }
-        Ok(allowed)
+        allowed
     }
 
     async fn write_shard(&self, shard: &Shard, batch: Vec<(Item, Option<RateState>)>) {

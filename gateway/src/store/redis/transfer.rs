@@ -144,11 +144,12 @@ impl Transfer for RedisStore {
         for e in &batch.events {
             per_shard[self.shards.index_of(&e.id)].0.push(e);
         }
+        let mut copied = std::collections::HashSet::new();
         for d in &batch.deliveries {
             let i = self.shards.index_of(&d.id);
             if self.shards.index_of(&d.event_id) != i
                 && let Some(e) = events.get(d.event_id.as_str())
-                && !per_shard[i].0.iter().any(|x| x.id == e.id)
+                && copied.insert((i, e.id.as_str()))
             {
                 per_shard[i].0.push(e);
             }
