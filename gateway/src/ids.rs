@@ -115,6 +115,19 @@ pub fn solo_delivery_id(event_id: &str) -> String {
     format!("dlv_{body}")
 }
 
+/// When an id made by this module was created (ms since the epoch); `None`
+/// for other strings.
+pub fn time_ms(id: &str) -> Option<u64> {
+    let body = id.rsplit_once('_').map_or(id, |(_, b)| b).as_bytes();
+    if body.len() != 26 {
+        return None;
+    }
+    body[..10].iter().try_fold(0u64, |ms, &c| {
+        let v = ALPHABET.iter().position(|&a| a == c)?;
+        Some((ms << 5) | v as u64)
+    })
+}
+
 /// The smallest id of `prefix` created at `ms`: every id created earlier
 /// sorts below it (used to trim time-ordered indexes).
 pub fn id_floor(prefix: &str, ms: u64) -> String {
@@ -133,6 +146,10 @@ mod tests {
         let b = new_id("dlv");
         assert!(a.starts_with("dlv_") && a.len() == 30);
         assert!(a < b, "{a} {b}");
+        let t = time_ms(&a).expect("a time");
+        assert!(t.abs_diff(now_ms()) < 5_000, "{t}");
+        assert_eq!(time_ms(&id_floor("dlv", 1_764_755_000_123)), Some(1_764_755_000_123));
+        assert_eq!(time_ms("dlv_handmade"), None);
         let floor = id_floor("dlv", now_ms());
         assert!(a < floor && floor.len() == a.len(), "{a} {floor}");
         let burst: Vec<String> = (0..1000).map(|_| new_id("d")).collect();

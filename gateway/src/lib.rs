@@ -95,6 +95,16 @@ async fn redis_store(store: store::redis::RedisStore, config: &Config) -> Result
         ),
         Err(e) => return Err(e.into()),
     }
+    // History indexes of an earlier version move to the current layout
+    // (also retried with each retention pass).
+    match store.migrate_indexes().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "store: moved history index entries to the current layout"),
+        Err(e) => tracing::warn!(
+            error = %report::error_chain(&e),
+            "store: could not move history indexes of an earlier version yet; retrying later"
+        ),
+    }
     tracing::info!(
         shards = store.shard_count(),
         wait_replicas = config.store.wait_replicas,

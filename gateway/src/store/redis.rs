@@ -23,15 +23,16 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `S:evt:{id}` | hash | `type`, `data` (raw JSON), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final. Not written for an event with one delivery (that delivery holds the data) |
-//! | `S:dlv:{id}` | hash | `event`, `webhook`, `type`, `test`, `status`, `attempts`, `retryBase`, `createdAt`, `updatedAt`, `due`, attempt records (`a<n>`, and `x<ms>.<i>` for attempts whose lease was lost; JSON), optional `payload`; `solo` = "1" and `data` when it is its event's only delivery; expires `retention` after it is final |
+//! | `S:evt:{id}` | hash | `type`, `data` (raw JSON, chunked: see below), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final. Not written for an event with one delivery (that delivery holds the data) |
+//! | `S:dlv:{id}` | hash | `webhook`, `type`, `status`, `attempts`, `updatedAt`, `due`; `test` = "1" for a test delivery; `event` unless `solo` = "1" (its event's only delivery: it holds the event's `data`, and the event id is the delivery's own with `evt_` in front); attempt records `a<n>` (and `x<ms>.<i>` for attempts whose lease was lost) as `attempt_text.rs` writes them; the delivered `payload` when a plugin changed it, chunked; `retryBase` once a retry schedule starts. Its creation time is the one in its time-sortable id. Expires `retention` after it is final |
 //! | `S:q:first` | zset | delivery id -> due ms, first attempts |
 //! | `S:q:retry` | zset | delivery id -> due ms, retries |
 //! | `S:leases` | zset | delivery id -> lease expiry ms, claimed deliveries |
 //! | `S:lo` | hash | delivery id -> "owner solo": who holds the lease |
 //! | `S:wh:{webhook}:pending` | set | delivery ids not final yet (dead-lettered on 410) |
 //! | `S:dead` | zset | delivery id -> 0: the dead-letter queue |
-//! | `S:idx:dlv`, `S:idx:wh:{webhook}` | zset | delivery id -> 0, for history (ordered by the time-sortable id); trimmed to `retention` |
+//! | `S:ix:{slice}`, `S:ix:wh:{webhook}:{slice}` | string | the history index: delivery ids separated by spaces, one string per slice of the id's time (its first 8 characters: 1.024 s; `lua/index.lua`) |
+//! | `S:ix:dir`, `S:ix:wh:{webhook}:dir` | zset | slice -> 0: the index's slices, oldest first; `S:ix:n` counts the deliveries indexed |
 //! | `S:idem:{key}` | string | an idempotency key's first answer |
 //! | `P:meta` | hash | `shards`: the shard count the store was made with |
 //! | `P:whstate` | hash | webhook id -> JSON state (disabled by 410) |
@@ -44,7 +45,13 @@
 //!
 //! A delivery is in exactly one of `q:first`, `q:retry`, `leases` while its
 //! status is `pending` or `failed`, and in none once final.
+//!
+//! Records are kept small, so Redis keeps each hash in its compact
+//! encoding (a listpack: every field at most 64 bytes, at most 128 fields):
+//! a value longer than 64 bytes (event data, a plugin's payload) is stored
+//! as chunks `<c>0`, `<c>1`, ... and `<c>n` (their count), `lua/chunks.lua`.
 
+mod attempt_text;
 mod conn;
 mod decode;
 mod history;
@@ -115,6 +122,8 @@ pub(crate) struct Scripts {
     pub(crate) requeue: RoutedScript,
     pub(crate) dead_letter: RoutedScript,
     pub(crate) trim: RoutedScript,
+    pub(crate) purge: RoutedScript,
+    pub(crate) migrate_index: RoutedScript,
     pub(crate) circuit: RoutedScript,
     pub(crate) stats: RoutedScript,
     pub(crate) import: RoutedScript,
@@ -122,25 +131,39 @@ pub(crate) struct Scripts {
     pub(crate) import_webhooks: RoutedScript,
 }
 
+/// A script on delivery records with its helpers in front: variadic
+/// commands (`bulk.lua`), chunked values (`chunks.lua`) and the history
+/// index (`index.lua`).
+pub(crate) fn records_script(body: &str) -> String {
+    format!(
+        "{}\n{}\n{}\n{body}",
+        include_str!("redis/lua/bulk.lua"),
+        include_str!("redis/lua/chunks.lua"),
+        include_str!("redis/lua/index.lua")
+    )
+}
+
 impl Scripts {
     fn new(route_key: &str) -> Self {
         let script = |code| RoutedScript::new(code, route_key);
-        // Shard scripts: the variadic helper in front.
-        let bulk =
-            |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/bulk.lua")), route_key);
+        // Scripts on delivery records: the variadic helper, chunked values
+        // and the history index in front.
+        let records = |body: &str| RoutedScript::new(&records_script(body), route_key);
         // Scripts that change webhooks: the change log's function in front.
         let logging =
             |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")), route_key);
         Scripts {
-            claim: bulk(include_str!("redis/lua/claim.lua")),
-            complete: bulk(include_str!("redis/lua/complete.lua")),
+            claim: records(include_str!("redis/lua/claim.lua")),
+            complete: records(include_str!("redis/lua/complete.lua")),
             disable: logging(include_str!("redis/lua/disable.lua")),
-            requeue: script(include_str!("redis/lua/requeue.lua")),
+            requeue: records(include_str!("redis/lua/requeue.lua")),
             dead_letter: script(include_str!("redis/lua/dead_letter.lua")),
-            trim: bulk(include_str!("redis/lua/trim.lua")),
+            trim: records(include_str!("redis/lua/trim.lua")),
+            purge: records(include_str!("redis/lua/purge.lua")),
+            migrate_index: records(include_str!("redis/lua/migrate_index.lua")),
             circuit: logging(include_str!("redis/lua/circuit.lua")),
             stats: script(include_str!("redis/lua/stats.lua")),
-            import: script(include_str!("redis/lua/import.lua")),
+            import: records(include_str!("redis/lua/import.lua")),
             webhook: logging(include_str!("redis/lua/webhook.lua")),
             import_webhooks: logging(include_str!("redis/lua/import_webhooks.lua")),
         }
@@ -398,10 +421,7 @@ impl RedisStore {
                 Outcome::Defer(d) => ("w", d.as_millis() as u64),
             };
             let (attempt, number) = match &c.attempt {
-                Some(a) => (
-                    serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    a.attempt,
-                ),
+                Some(a) => (attempt_text::encode(a), a.attempt),
                 None => (String::new(), 0),
             };
             inv.arg(&c.delivery_id)

@@ -307,3 +307,187 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
         assert_eq!(s.enforce_history_bound().await.unwrap(), 0, "nothing more to remove");
     }
 }
+
+/// Records and history indexes written by an earlier version (JSON attempt
+/// records, `createdAt` and `event` fields, event data in one field, the
+/// index in sorted sets) still read, claim and list after an upgrade: the
+/// gateway moves the old index into the sliced one when it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_and_indexes_of_an_earlier_version_read_after_an_upgrade() {
+    use hookgate::ids;
+    use hookgate::store::redis::RedisStore;
+    let redis = RedisServer::start();
+    let prefix = format!("old{}", unique());
+    let s = RedisStore::open(&redis.url(), &prefix, RETENTION).unwrap();
+    s.check_layout().await.unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = |rest: &str| format!("{prefix}:{rest}");
+    let data = format!("{{\"note\":\"{}\"}}", "x".repeat(200));
+    let now = ids::now_ms();
+    // An event with two deliveries: one succeeded (a JSON attempt record),
+    // one dead.
+    let fanned = ids::new_id("evt");
+    let two = ids::delivery_ids(&fanned, 2);
+    let attempt = format!("{{\"attempt\":1,\"startedAt\":{now},\"durationMs\":3,\"statusCode\":200}}");
+    let () = ::redis::cmd("HSET")
+        .arg(key(&format!("evt:{fanned}")))
+        .arg(&[
+            ("type", "order.created"),
+            ("data", &data),
+            ("test", "0"),
+            ("createdAt", &now.to_string()),
+            ("pending", "0"),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for (id, status) in [(&two[0], "succeeded"), (&two[1], "dead")] {
+        let () = ::redis::cmd("HSET")
+            .arg(key(&format!("dlv:{id}")))
+            .arg(&[
+                ("event", fanned.as_str()),
+                ("webhook", "w"),
+                ("type", "order.created"),
+                ("test", "0"),
+                ("status", status),
+                ("attempts", "1"),
+                ("retryBase", "0"),
+                ("createdAt", &now.to_string()),
+                ("updatedAt", &(now + 5).to_string()),
+                ("due", "0"),
+                ("a1", &attempt),
+            ])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let () = ::redis::cmd("ZADD")
+        .arg(key("dead"))
+        .arg(0)
+        .arg(&two[1])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // A solo delivery still waiting: its data in the delivery, in one field.
+    let solo_event = ids::new_id("evt");
+    let solo = ids::solo_delivery_id(&solo_event);
+    let () = ::redis::cmd("HSET")
+        .arg(key(&format!("dlv:{solo}")))
+        .arg(&[
+            ("event", solo_event.as_str()),
+            ("webhook", "v"),
+            ("type", "user.deleted"),
+            ("test", "0"),
+            ("status", "pending"),
+            ("attempts", "0"),
+            ("retryBase", "0"),
+            ("createdAt", &now.to_string()),
+            ("updatedAt", &now.to_string()),
+            ("due", &now.to_string()),
+            ("solo", "1"),
+            ("data", &data),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = ::redis::cmd("ZADD")
+        .arg(key("q:first"))
+        .arg(now)
+        .arg(&solo)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = ::redis::cmd("SADD")
+        .arg(key("wh:v:pending"))
+        .arg(&solo)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in [&two[0], &two[1], &solo] {
+        let () = ::redis::cmd("ZADD")
+            .arg(key("idx:dlv"))
+            .arg(0)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    for (webhook, id) in [("w", &two[0]), ("w", &two[1]), ("v", &solo)] {
+        let () = ::redis::cmd("ZADD")
+            .arg(key(&format!("idx:wh:{webhook}")))
+            .arg(0)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // A delivery of this version beside them.
+    let new_event = ids::new_id("evt");
+    let new_id = ids::solo_delivery_id(&new_event);
+    let mut e = event(&new_event);
+    e.data = Bytes::from(data.clone());
+    s.enqueue(&e, &[delivery(&new_id, "w")], None, None).await.unwrap();
+
+    assert_eq!(s.migrate_indexes().await.unwrap(), 6);
+    let exists: u64 = ::redis::cmd("EXISTS")
+        .arg(&[key("idx:dlv"), key("idx:wh:w"), key("idx:wh:v")])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the old index is gone once moved");
+    assert_eq!(s.migrate_indexes().await.unwrap(), 0, "moved once");
+
+    let all = s.list_deliveries(&DeliveryFilter::default(), 10, None).await.unwrap();
+    let listed: Vec<&str> = all.items.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        listed,
+        [new_id.as_str(), solo.as_str(), two[1].as_str(), two[0].as_str()]
+    );
+    let only_w = DeliveryFilter {
+        webhook_id: Some("w".into()),
+        ..Default::default()
+    };
+    let w = s.list_deliveries(&only_w, 10, None).await.unwrap();
+    let listed: Vec<&str> = w.items.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(listed, [new_id.as_str(), two[1].as_str(), two[0].as_str()]);
+    // Paged one by one, the same order.
+    let mut cursor = None;
+    let mut paged = Vec::new();
+    loop {
+        let page = s
+            .list_deliveries(&DeliveryFilter::default(), 1, cursor.as_deref())
+            .await
+            .unwrap();
+        paged.extend(page.items.into_iter().map(|d| d.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(paged, [new_id.clone(), solo.clone(), two[1].clone(), two[0].clone()]);
+
+    let done = s.delivery(&two[0]).await.unwrap().expect("the old record");
+    assert_eq!(done.event_id, fanned);
+    assert_eq!(done.status, Status::Succeeded);
+    assert_eq!(done.created_at_ms, now);
+    assert_eq!(done.attempts.len(), 1);
+    assert_eq!(done.attempts[0].status_code, Some(200));
+    assert_eq!(done.payload, Bytes::from(data.clone()));
+    let dead = s.list_dead(None, 10, None).await.unwrap();
+    assert_eq!(dead.items.len(), 1);
+    assert_eq!(dead.items[0].id, two[1]);
+    // The old waiting delivery and the new one are claimed with their data.
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    let mut claimed: Vec<(String, String, Bytes)> = jobs
+        .iter()
+        .map(|j| (j.delivery_id.clone(), j.event_id.clone(), j.data.clone()))
+        .collect();
+    claimed.sort();
+    let mut expected = vec![
+        (solo.clone(), solo_event.clone(), Bytes::from(data.clone())),
+        (new_id.clone(), new_event.clone(), Bytes::from(data.clone())),
+    ];
+    expected.sort();
+    assert_eq!(claimed, expected);
+}

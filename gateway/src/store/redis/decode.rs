@@ -53,6 +53,21 @@ pub fn field_map(v: Value) -> HashMap<String, Vec<u8>> {
     out
 }
 
+/// A value stored under `name` in a hash as `chunks.lua` writes it: one
+/// field, or chunks `<c>0`, `<c>1`, ... with their count `<c>n`. `None`
+/// when absent or torn.
+pub fn chunked(f: &HashMap<String, Vec<u8>>, name: &str, c: &str) -> Option<Vec<u8>> {
+    let Some(count) = f.get(&format!("{c}n")) else {
+        return f.get(name).cloned();
+    };
+    let count: usize = std::str::from_utf8(count).ok()?.parse().ok()?;
+    let mut out = Vec::with_capacity(count * 64);
+    for i in 0..count {
+        out.extend_from_slice(f.get(&format!("{c}{i}"))?);
+    }
+    Some(out)
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("claim: unexpected reply ({what})"))
 }
@@ -96,7 +111,11 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             test: s(4)? == "1",
             attempts: n(5),
             retry_base: n(6),
-            created_at_ms: as_int(&f[7]).unwrap_or(0).max(0) as u64,
+            // Absent from records that leave it to the id (enqueue.lua).
+            created_at_ms: match as_int(&f[7]) {
+                Some(t) => t.max(0) as u64,
+                None => crate::ids::time_ms(&as_string(&f[0]).unwrap_or_default()).unwrap_or(0),
+            },
             data: data.unwrap_or_default(),
             data_missing: false,
         });

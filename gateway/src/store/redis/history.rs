@@ -1,10 +1,12 @@
 //! Delivery records, history pages, the dead-letter queue and requeueing.
 //!
-//! History indexes are sorted sets with every score 0, so Redis orders them
-//! by member: delivery ids are time-sortable, so `ZREVRANGEBYLEX` from a
-//! cursor id gives stable pages newest first even while new deliveries
-//! arrive (they sort above every cursor). Filters on status and event type
-//! are applied to pipelined reads of each page.
+//! History indexes keep delivery ids in strings per time slice, listed in a
+//! directory (`lua/index.lua`); the dead-letter queue is a sorted set with
+//! every score 0 (ordered by member). Delivery ids are time-sortable, so
+//! reading slices (or the set) down from a cursor id gives stable pages
+//! newest first even while new deliveries arrive (they sort above every
+//! cursor). Filters on status and event type are applied to pipelined
+//! reads of each page.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,21 +16,31 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use super::decode::{as_int, as_string, field_map};
+use super::attempt_text;
+use super::decode::{as_int, as_string, chunked, field_map};
+use super::shards::Shard;
 use super::{RedisStore, unavailable};
 use crate::store::*;
 
-/// Ids read per round trip while filling a page.
+/// Ids read per shard and round while filling a page.
 const SCAN_BATCH: usize = 200;
+/// Index slices read per round trip.
+const SLICES_PER_READ: usize = 8;
 /// Ids examined at most for one page; past that the page ends early with a
 /// cursor, so a rare filter never makes one request scan all of history.
 const SCAN_LIMIT: usize = 5_000;
-/// Ids one history-bound call looks at, and calls per shard per round.
-const TRIM_EXAMINE: usize = 2_000;
+/// Index slices one history-bound call looks at, and calls per shard per
+/// round.
+const TRIM_SLICES: usize = 4;
 const TRIM_CALLS: usize = 50;
+/// Index slices one retention call drops, and old-index entries one
+/// migration call moves.
+const PURGE_SLICES: usize = 500;
+const MIGRATE_BATCH: usize = 5_000;
 /// The fields a history page shows: not the payload or the attempt log,
 /// which only the single-delivery view reads.
-const LIST_FIELDS: [&str; 9] = [
+const LIST_FIELDS: [&str; 10] = [
+    "solo",
     "event",
     "webhook",
     "type",
@@ -48,31 +60,36 @@ pub(super) fn record_from_fields(id: &str, f: &HashMap<String, Vec<u8>>) -> Opti
     };
     let num = |k: &str| get(k).parse::<u64>().ok();
     let status = Status::parse(&get("status"))?;
+    // Records leave out what their id tells (`lua/enqueue.lua`): the event
+    // of an event's only delivery, and the creation time.
+    let event_id = match f.get("event") {
+        Some(e) => String::from_utf8_lossy(e).into_owned(),
+        None if get("solo") == "1" => format!("evt_{}", id.strip_prefix("dlv_").unwrap_or(id)),
+        None => String::new(),
+    };
     Some(DeliveryRecord {
         id: id.to_owned(),
-        event_id: get("event"),
+        event_id,
         webhook_id: get("webhook"),
         event_type: get("type"),
         status,
         test: get("test") == "1",
         attempt_count: num("attempts").unwrap_or(0) as u32,
         attempts: Vec::new(),
-        created_at_ms: num("createdAt").unwrap_or(0),
+        created_at_ms: num("createdAt").or_else(|| crate::ids::time_ms(id)).unwrap_or(0),
         updated_at_ms: num("updatedAt").unwrap_or(0),
         next_attempt_at_ms: match status {
             Status::Pending | Status::Failed => num("due"),
             _ => None,
         },
-        payload: f.get("payload").map(|p| Bytes::from(p.clone())).unwrap_or_default(),
+        payload: chunked(f, "payload", "p").map(Bytes::from).unwrap_or_default(),
     })
 }
 
 /// The attempt records among a delivery's fields (`a<n>`, `x<ms>.<i>`,
 /// and the older `att` JSON lines), oldest first.
 pub(super) fn attempts_from_fields(f: &HashMap<String, Vec<u8>>) -> Result<Vec<AttemptRecord>, StoreError> {
-    let parse = |a: &[u8]| {
-        serde_json::from_slice::<AttemptRecord>(a).map_err(|e| StoreError::Corrupt(format!("attempt record: {e}")))
-    };
+    let parse = |a: &[u8]| attempt_text::decode(a).map_err(|e| StoreError::Corrupt(format!("attempt record: {e}")));
     let mut out = Vec::new();
     for (k, v) in f {
         let is_attempt = |p: &str| {
@@ -91,6 +108,36 @@ pub(super) fn attempts_from_fields(f: &HashMap<String, Vec<u8>>) -> Result<Vec<A
     Ok(out)
 }
 
+/// The time slice of an id in a history index (`lua/index.lua`): the
+/// first 8 characters of a time-sortable id's body, `~` for other ids.
+fn slice_of(id: &str) -> &str {
+    let body = id.rsplit_once('_').map_or(id, |(_, b)| b);
+    if body.len() == 26 && body.is_ascii() {
+        &body[..8]
+    } else {
+        "~"
+    }
+}
+
+/// Where a history page reads ids from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A sliced index (`ix` or `ix:wh:<webhook>`), ordered by (slice, id).
+    Sliced(&'a str),
+    /// A sorted set with every score 0, ordered by id.
+    Set(&'a str),
+}
+
+impl Source<'_> {
+    /// The order of ids within the source.
+    fn key<'i>(&self, id: &'i str) -> (&'i str, &'i str) {
+        match self {
+            Source::Sliced(_) => (slice_of(id), id),
+            Source::Set(_) => ("", id),
+        }
+    }
+}
+
 /// One shard's part of a history page: ids below the cursor, newest first.
 struct Run {
     ids: Vec<String>,
@@ -99,39 +146,28 @@ struct Run {
 }
 
 impl RedisStore {
-    /// Pages through an index (`index` names the key within each shard)
-    /// newest first, keeping records `keep` accepts. Each shard's index is
-    /// read in runs; the runs are merged by id (ids sort by creation time),
-    /// taking only ids that no unread part of another shard can precede.
+    /// Pages through an index newest first, keeping records `keep`
+    /// accepts. Each shard's index is read in runs; the runs are merged in
+    /// the index's order (ids sort by creation time), taking only ids that
+    /// no unread part of another shard can precede.
     async fn page(
         &self,
-        index: &str,
+        source: Source<'_>,
         limit: usize,
         cursor: Option<&str>,
         keep: impl Fn(&DeliveryRecord) -> bool + Send,
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let limit = limit.clamp(1, 1000);
         let mut items = Vec::new();
-        let mut from = cursor.map_or_else(|| "+".to_owned(), |c| format!("({c}"));
+        let mut from: Option<String> = cursor.map(str::to_owned);
         let mut scanned = 0;
         loop {
-            let runs = join_all(self.shards.all().iter().map(|shard| {
-                let key = shard.key(index);
-                let from = from.clone();
-                async move {
-                    let ids: Vec<String> = ::redis::cmd("ZREVRANGEBYLEX")
-                        .arg(key)
-                        .arg(from)
-                        .arg("-")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(SCAN_BATCH)
-                        .query_async(&mut self.conn.clone())
-                        .await?;
-                    let more = ids.len() == SCAN_BATCH;
-                    Ok::<_, ::redis::RedisError>(Run { ids, more })
-                }
-            }))
+            let runs = join_all(
+                self.shards
+                    .all()
+                    .iter()
+                    .map(|shard| self.run(shard, source, from.as_deref())),
+            )
             .await
             .into_iter()
             .collect::<Result<Vec<Run>, _>>()
@@ -142,15 +178,15 @@ impl RedisStore {
                 .iter()
                 .filter(|r| r.more)
                 .filter_map(|r| r.ids.last())
-                .max()
+                .max_by(|a, b| source.key(a).cmp(&source.key(b)))
                 .cloned();
             let any_more = floor.is_some();
             let mut ids: Vec<String> = runs
                 .into_iter()
                 .flat_map(|r| r.ids)
-                .filter(|id| floor.as_ref().is_none_or(|f| id >= f))
+                .filter(|id| floor.as_ref().is_none_or(|f| source.key(id) >= source.key(f)))
                 .collect();
-            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.sort_unstable_by(|a, b| source.key(b).cmp(&source.key(a)));
             if ids.is_empty() {
                 return Ok(Page {
                     items,
@@ -161,7 +197,7 @@ impl RedisStore {
             for (id, rec) in ids.iter().zip(records) {
                 scanned += 1;
                 // Records past retention are gone; their index entries are
-                // trimmed by purge_history.
+                // dropped by purge_history.
                 if let Some(rec) = rec
                     && keep(&rec)
                 {
@@ -187,7 +223,69 @@ impl RedisStore {
                     next_cursor: Some(last),
                 });
             }
-            from = format!("({last}");
+            from = Some(last);
+        }
+    }
+
+    /// Up to [`SCAN_BATCH`] ids of one shard's part of `source` below
+    /// `from` (all when `None`), newest first.
+    async fn run(&self, shard: &Shard, source: Source<'_>, from: Option<&str>) -> Result<Run, ::redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let base = match source {
+            Source::Set(key) => {
+                let upper = from.map_or_else(|| "+".to_owned(), |c| format!("({c}"));
+                let ids: Vec<String> = ::redis::cmd("ZREVRANGEBYLEX")
+                    .arg(shard.key(key))
+                    .arg(upper)
+                    .arg("-")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(SCAN_BATCH)
+                    .query_async(&mut conn)
+                    .await?;
+                let more = ids.len() == SCAN_BATCH;
+                return Ok(Run { ids, more });
+            }
+            Source::Sliced(base) => shard.key(base),
+        };
+        let from_key = from.map(|c| source.key(c));
+        // Slices from the cursor's own down (it may hold ids below it).
+        let mut upper = from_key.map_or_else(|| "+".to_owned(), |(s, _)| format!("[{s}"));
+        let mut ids = Vec::new();
+        loop {
+            let slices: Vec<String> = ::redis::cmd("ZREVRANGEBYLEX")
+                .arg(format!("{base}:dir"))
+                .arg(&upper)
+                .arg("-")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(SLICES_PER_READ)
+                .query_async(&mut conn)
+                .await?;
+            let Some(lowest) = slices.last() else {
+                return Ok(Run { ids, more: false });
+            };
+            let texts: Vec<Option<String>> = ::redis::cmd("MGET")
+                .arg(slices.iter().map(|s| format!("{base}:{s}")).collect::<Vec<_>>())
+                .query_async(&mut conn)
+                .await?;
+            for text in texts.iter().flatten() {
+                let mut part: Vec<&str> = text
+                    .split(' ')
+                    .filter(|id| !id.is_empty())
+                    .filter(|id| from_key.is_none_or(|f| source.key(id) < f))
+                    .collect();
+                part.sort_unstable_by(|a, b| b.cmp(a));
+                ids.extend(part.into_iter().map(str::to_owned));
+                if ids.len() >= SCAN_BATCH {
+                    ids.truncate(SCAN_BATCH);
+                    return Ok(Run { ids, more: true });
+                }
+            }
+            if slices.len() < SLICES_PER_READ {
+                return Ok(Run { ids, more: false });
+            }
+            upper = format!("({lowest}");
         }
     }
 
@@ -238,15 +336,19 @@ impl Records for RedisStore {
         }
         let mut rec = record_from_fields(id, &f)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unreadable record")))?;
-        if !f.contains_key("payload") {
-            let data: Option<Vec<u8>> = match f.get("data") {
-                Some(d) => Some(d.clone()),
-                None => ::redis::cmd("HGET")
-                    .arg(shard.key(&format!("evt:{}", rec.event_id)))
-                    .arg("data")
-                    .query_async(&mut self.conn.clone())
-                    .await
-                    .map_err(unavailable)?,
+        if !f.contains_key("pn") && !f.contains_key("payload") {
+            // Not transformed: the event's data, held by the delivery when
+            // it is the event's only one.
+            let data = match chunked(&f, "data", "d") {
+                Some(d) => Some(d),
+                None => {
+                    let event: Value = ::redis::cmd("HGETALL")
+                        .arg(shard.key(&format!("evt:{}", rec.event_id)))
+                        .query_async(&mut self.conn.clone())
+                        .await
+                        .map_err(unavailable)?;
+                    chunked(&field_map(event), "data", "d")
+                }
             };
             rec.payload = Bytes::from(data.unwrap_or_default());
         }
@@ -261,11 +363,11 @@ impl Records for RedisStore {
         cursor: Option<&str>,
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let index = match &filter.webhook_id {
-            Some(w) => format!("idx:wh:{w}"),
-            None => "idx:dlv".to_owned(),
+            Some(w) => format!("ix:wh:{w}"),
+            None => "ix".to_owned(),
         };
         let filter = filter.clone();
-        self.page(&index, limit, cursor, move |r| {
+        self.page(Source::Sliced(&index), limit, cursor, move |r| {
             filter.status.is_none_or(|s| s == r.status)
                 && filter.event_type.as_ref().is_none_or(|t| *t == r.event_type)
                 && filter.webhook_id.as_ref().is_none_or(|w| *w == r.webhook_id)
@@ -280,7 +382,7 @@ impl Records for RedisStore {
         cursor: Option<&str>,
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let webhook = webhook_id.map(str::to_owned);
-        self.page("dead", limit, cursor, move |r| {
+        self.page(Source::Set("dead"), limit, cursor, move |r| {
             r.status == Status::Dead && webhook.as_ref().is_none_or(|w| *w == r.webhook_id)
         })
         .await
@@ -325,44 +427,108 @@ impl Records for RedisStore {
         let cap = self.history_max.div_ceil(self.shards.len() as u64);
         let mut removed = 0;
         for shard in self.shards.all() {
-            // Bounded calls (TRIM_EXAMINE ids each), oldest first, passing
-            // over waiting and dead deliveries, until under the cap or at
-            // the end of the index.
-            let mut offset = 0;
+            // Bounded calls (TRIM_SLICES index slices each), oldest first,
+            // passing over waiting and dead deliveries, until under the cap
+            // or at the end of the index.
+            let mut after = String::new();
             for _ in 0..TRIM_CALLS {
-                let (gone, examined, kept): (u64, u64, u64) = self
+                let (gone, next): (u64, String) = self
                     .scripts
                     .trim
                     .on(shard)
                     .arg(cap)
-                    .arg(TRIM_EXAMINE)
-                    .arg(offset)
+                    .arg(TRIM_SLICES)
+                    .arg(&after)
                     .invoke_async(&mut self.conn.clone())
                     .await
                     .map_err(unavailable)?;
                 removed += gone;
-                offset += kept;
-                if examined < TRIM_EXAMINE as u64 {
+                if next.is_empty() {
                     break;
                 }
+                after = next;
             }
         }
         Ok(removed)
     }
 
     async fn purge_history(&self, retention: Duration) -> Result<(), StoreError> {
+        self.migrate_indexes().await?;
         let cutoff = crate::store::now_ms().saturating_sub(retention.as_millis() as u64);
-        let bound = format!("({}", crate::ids::id_floor("dlv", cutoff));
+        let floor = crate::ids::id_floor("dlv", cutoff);
+        let cutoff_slice = slice_of(&floor).to_owned();
         for shard in self.shards.all() {
-            let mut keys = vec![shard.key("idx:dlv"), shard.key("dead")];
-            let pattern = shard.key("idx:wh:*");
-            keys.extend(self.conn.scan(&pattern, &shard.route).await.map_err(unavailable)?);
-            let mut pipe = ::redis::pipe();
-            for k in &keys {
-                pipe.cmd("ZREMRANGEBYLEX").arg(k).arg("-").arg(&bound).ignore();
+            let mut bases = vec![shard.key("ix")];
+            let pattern = shard.key("ix:wh:*:dir");
+            for dir in self.conn.scan(&pattern, &shard.route).await.map_err(unavailable)? {
+                if let Some(base) = dir.strip_suffix(":dir") {
+                    bases.push(base.to_owned());
+                }
             }
-            let () = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            for base in &bases {
+                loop {
+                    let dropped: usize = self
+                        .scripts
+                        .purge
+                        .on(shard)
+                        .arg(base)
+                        .arg(&cutoff_slice)
+                        .arg(PURGE_SLICES)
+                        .invoke_async(&mut self.conn.clone())
+                        .await
+                        .map_err(unavailable)?;
+                    if dropped < PURGE_SLICES {
+                        break;
+                    }
+                }
+            }
+            let () = ::redis::cmd("ZREMRANGEBYLEX")
+                .arg(shard.key("dead"))
+                .arg("-")
+                .arg(format!("({floor}"))
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
+    }
+}
+
+impl RedisStore {
+    /// Moves the history indexes of an earlier version (sorted sets
+    /// `idx:dlv` and `idx:wh:<webhook>`) into the sliced ones, in bounded
+    /// calls. Runs at start and with each retention pass (so entries a
+    /// gateway of the earlier version wrote during an upgrade move too).
+    pub async fn migrate_indexes(&self) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        for shard in self.shards.all() {
+            let mut old = vec![(shard.key("idx:dlv"), shard.key("ix"))];
+            let pattern = shard.key("idx:wh:*");
+            for key in self.conn.scan(&pattern, &shard.route).await.map_err(unavailable)? {
+                if let Some(webhook) = key.strip_prefix(&shard.key("idx:wh:")) {
+                    let base = shard.key(&format!("ix:wh:{webhook}"));
+                    old.push((key, base));
+                }
+            }
+            for (key, base) in &old {
+                loop {
+                    let n: u64 = self
+                        .scripts
+                        .migrate_index
+                        .on(shard)
+                        .arg(key)
+                        .arg(base)
+                        .arg(MIGRATE_BATCH)
+                        .invoke_async(&mut self.conn.clone())
+                        .await
+                        .map_err(unavailable)?;
+                    moved += n;
+                    if n < MIGRATE_BATCH as u64 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(moved)
     }
 }

@@ -76,11 +76,10 @@ impl Ingest {
         retention_ms: u64,
         wait_replicas: u32,
     ) -> Arc<Self> {
-        let bulk = include_str!("lua/bulk.lua");
         Arc::new(Ingest {
             conn,
             shards,
-            script: RoutedScript::new(&format!("{bulk}\n{}", include_str!("lua/enqueue.lua")), route_key),
+            script: RoutedScript::new(&super::records_script(include_str!("lua/enqueue.lua")), route_key),
             limiter,
             retention_ms,
             wait_replicas,

@@ -7,7 +7,7 @@ use ::redis::Value;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::decode::{as_int, field_map};
+use super::decode::{as_int, chunked, field_map};
 use super::history::{attempts_from_fields, record_from_fields};
 use super::shards::Shard;
 use super::{RedisStore, unavailable};
@@ -64,7 +64,7 @@ impl Transfer for RedisStore {
                     created_at: rec.created_at_ms,
                     updated_at: rec.updated_at_ms,
                     next_attempt_at: rec.next_attempt_at_ms,
-                    payload_base64: f.get("payload").map(|p| payload_base64(p)),
+                    payload_base64: chunked(&f, "payload", "p").map(|p| payload_base64(&p)),
                     attempts: attempts_from_fields(&f)?,
                 });
             }
@@ -79,36 +79,42 @@ impl Transfer for RedisStore {
             // event with one delivery (see `ids::delivery_ids`).
             let mut pipe = ::redis::pipe();
             for id in &ids {
-                pipe.cmd("HMGET")
-                    .arg(shard.key(&format!("evt:{id}")))
-                    .arg(&["type", "data", "test", "createdAt"][..]);
-                pipe.cmd("HMGET")
-                    .arg(shard.key(&format!("dlv:{}", crate::ids::solo_delivery_id(id))))
-                    .arg(&["type", "data", "test", "createdAt", "solo", "event"][..]);
+                pipe.cmd("HGETALL").arg(shard.key(&format!("evt:{id}")));
+                let solo = crate::ids::solo_delivery_id(id);
+                pipe.cmd("HGETALL").arg(shard.key(&format!("dlv:{solo}")));
             }
-            let rows: Vec<Vec<Option<Vec<u8>>>> =
-                pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-            let text = |v: &Option<Vec<u8>>| v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
-            for (id, pair) in ids.iter().zip(rows.chunks(2)) {
-                let [event, solo] = pair else { continue };
-                let row = if event.get(1).is_some_and(Option::is_some) {
-                    event
-                } else if solo.get(4).and_then(text).as_deref() == Some("1")
-                    && solo.get(5).and_then(text).as_deref() == Some(id.as_str())
-                {
-                    solo
+            let rows: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            let mut rows = rows.into_iter().map(field_map);
+            for id in &ids {
+                let (Some(event), Some(solo)) = (rows.next(), rows.next()) else {
+                    break;
+                };
+                let text = |f: &std::collections::HashMap<String, Vec<u8>>, k: &str| {
+                    f.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+                };
+                let solo_id = crate::ids::solo_delivery_id(id);
+                // A solo delivery names its event, or leaves it to its id.
+                let holds =
+                    text(&solo, "solo").as_deref() == Some("1") && text(&solo, "event").is_none_or(|e| e == **id);
+                let (row, created) = if chunked(&event, "data", "d").is_some() {
+                    (&event, text(&event, "createdAt").and_then(|t| t.parse().ok()))
+                } else if holds {
+                    let created = text(&solo, "createdAt")
+                        .and_then(|t| t.parse().ok())
+                        .or_else(|| crate::ids::time_ms(&solo_id));
+                    (&solo, created)
                 } else {
                     continue;
                 };
-                let Some(data) = row.get(1).and_then(text) else {
+                let Some(data) = chunked(row, "data", "d") else {
                     continue;
                 };
                 out.push(EventLine {
                     id: (*id).clone(),
-                    event_type: row.first().and_then(text).unwrap_or_default(),
-                    data,
-                    test: row.get(2).and_then(text).as_deref() == Some("1"),
-                    created_at: row.get(3).and_then(text).and_then(|t| t.parse().ok()).unwrap_or(0),
+                    event_type: text(row, "type").unwrap_or_default(),
+                    data: String::from_utf8_lossy(&data).into_owned(),
+                    test: text(row, "test").as_deref() == Some("1"),
+                    created_at: created.unwrap_or(0),
                 });
             }
         }

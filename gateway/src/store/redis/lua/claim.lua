@@ -2,7 +2,8 @@
 -- ARGV: shard prefix, budget (max jobs), max retries among them, lease ms,
 -- owner. Expired leases are put back in their queue first.
 -- Returns {next_due_in_ms or -1, job, job, ...}; a job is
--- {id, event, webhook, type, test, attempts, retryBase, createdAt, data}
+-- {id, event, webhook, type, test, attempts, retryBase, createdAt ('' when
+-- the id tells), data}
 -- where data is the event's data the first time an event appears in the
 -- batch, 0 when repeated, and nil when the event is gone. next_due is 0
 -- when the budget was filled (more may be due).
@@ -65,22 +66,25 @@ local leased, owners = {}, {}
 local function take(id)
   local k = p .. ':dlv:' .. id
   local f = redis.call('HMGET', k, 'event', 'webhook', 'type', 'test', 'attempts', 'retryBase', 'createdAt', 'status',
-    'solo', 'data')
-  if not f[1] or (f[8] ~= 'pending' and f[8] ~= 'failed') then
+    'solo')
+  if f[8] ~= 'pending' and f[8] ~= 'failed' then
     return
   end
   leased[#leased + 1] = until_s
   leased[#leased + 1] = id
   owners[#owners + 1] = id
   owners[#owners + 1] = owner .. ' ' .. (f[9] or '0')
+  -- Left out of a record when readers can tell (enqueue.lua): the event
+  -- of a solo delivery shares its id's body; createdAt is the id's time.
+  local eid = f[1] or ('evt_' .. string.sub(id, 5))
   local data = 0
   if f[9] == '1' then
-    data = f[10]
-  elseif not seen[f[1]] then
-    seen[f[1]] = true
-    data = redis.call('HGET', p .. ':evt:' .. f[1], 'data')
+    data = get_chunked(k, 'data', 'd')
+  elseif not seen[eid] then
+    seen[eid] = true
+    data = get_chunked(p .. ':evt:' .. eid, 'data', 'd')
   end
-  out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7], data}
+  out[#out + 1] = {id, eid, f[2], f[3], f[4] or '0', f[5] or '0', f[6] or '0', f[7] or '', data}
 end
 for _, id in ipairs(firsts) do take(id) end
 for _, id in ipairs(retries) do take(id) end

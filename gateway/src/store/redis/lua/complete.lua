@@ -5,6 +5,7 @@
 -- kind: s = succeeded, f = filtered, d = dead, r = retry after delay,
 --       w = wait (defer) after delay without using the retry budget.
 -- Returns one integer per outcome: 1 applied, 0 stale (attempt recorded only).
+-- A payload a plugin made is stored in chunks 'p<i>' (chunks.lua).
 -- Attempt records are fields of the delivery: 'a<number>' for attempts
 -- made under a current lease, 'x<ms>.<i>' for stale ones (attempts made
 -- after the lease was lost); readers sort them by start time.
@@ -51,10 +52,7 @@ for i = 0, n - 1 do
   local holder = holders[i + 1]
   local ours = holder and string.sub(holder, 1, #owner + 1) == owner .. ' '
   local extra = {}
-  if ARGV[b + 8] == '1' then
-    extra[#extra + 1] = 'payload'
-    extra[#extra + 1] = ARGV[b + 9]
-  end
+  if ARGV[b + 8] == '1' then put_chunks(extra, 'p', ARGV[b + 9]) end
   local applied = 0
   if ours and attempt ~= '' and final_status[kind] then
     -- Fast path: leased to us, so live; the attempt made is number 'number'.

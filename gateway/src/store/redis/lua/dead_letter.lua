@@ -13,8 +13,8 @@ for _, id in ipairs(ids) do
   redis.call('HDEL', p .. ':lo', id)
   redis.call('ZREM', p .. ':q:first', id)
   redis.call('ZREM', p .. ':q:retry', id)
-  local f = redis.call('HMGET', k, 'event', 'solo')
-  if f[1] then
+  local f = redis.call('HMGET', k, 'event', 'solo', 'status')
+  if f[3] then
     redis.call('HSET', k, 'status', 'dead', 'due', '', 'updatedAt', now)
     redis.call('ZADD', p .. ':dead', 0, id)
     redis.call('PEXPIRE', k, retention)

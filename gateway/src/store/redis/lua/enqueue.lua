@@ -5,8 +5,12 @@
 --   idempotency key ('' for none), fingerprint, answer, key ttl ms,
 --   n, then n pairs (delivery id, webhook id).
 -- The only delivery of an event holds the event's data itself ('solo'):
--- one key per event. Queue and index entries are written with one
--- variadic command per batch (per webhook for the per-webhook keys).
+-- one key per event. A delivery record leaves out what readers can tell
+-- without it: `event` of a solo delivery (its id says), `createdAt` (the
+-- id's time), `test` and `retryBase` when 0. With data in 64-byte chunks
+-- (chunks.lua) it stays in Redis's compact hash encoding. Queue and index
+-- entries are written with one command per batch (per webhook for the
+-- per-webhook keys).
 -- Returns one array per event: {0, "fingerprint\nanswer"} when the
 -- idempotency key was seen before (nothing written), else {1}.
 local p, retention, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -14,7 +18,7 @@ local t = redis.call('TIME')
 -- Times as integer strings, formatted once: Redis would format every Lua
 -- number argument as a double.
 local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-local queued, indexed, per_webhook = {}, {}, {}
+local queued, per_webhook = {}, {}
 local out = {}
 local a = 4
 for e = 1, m do
@@ -30,26 +34,31 @@ for e = 1, m do
   else
     if n ~= 1 then
       local ek = p .. ':evt:' .. eid
-      redis.call('HSET', ek, 'type', typ, 'data', data, 'test', test, 'createdAt', now, 'pending', n)
+      local f = {'type', typ, 'test', test, 'createdAt', now, 'pending', n}
+      put_chunked(f, 'data', 'd', data)
+      redis.call('HSET', ek, unpack(f))
       if n == 0 then redis.call('PEXPIRE', ek, retention) end
     end
     for i = 0, n - 1 do
       local did, wid = ARGV[first + 2 * i], ARGV[first + 1 + 2 * i]
       local k = p .. ':dlv:' .. did
-      local f = {'event', eid, 'webhook', wid, 'type', typ, 'test', test, 'status', 'pending',
-        'attempts', '0', 'retryBase', '0', 'createdAt', now, 'updatedAt', now, 'due', now}
+      local f = {'webhook', wid, 'type', typ, 'status', 'pending', 'attempts', '0', 'updatedAt', now, 'due', now}
+      if test ~= '0' then
+        f[#f + 1] = 'test'
+        f[#f + 1] = test
+      end
       if n == 1 then
         f[#f + 1] = 'solo'
         f[#f + 1] = '1'
-        f[#f + 1] = 'data'
-        f[#f + 1] = data
+        put_chunked(f, 'data', 'd', data)
+      else
+        f[#f + 1] = 'event'
+        f[#f + 1] = eid
       end
       redis.call('HSET', k, unpack(f))
       queued[#queued + 1] = now
       queued[#queued + 1] = did
-      -- History indexes: score 0, ordered by the time-sortable id.
-      indexed[#indexed + 1] = 0
-      indexed[#indexed + 1] = did
+      ix_add(p, did, wid)
       local w = per_webhook[wid]
       if w == nil then w = {}; per_webhook[wid] = w end
       w[#w + 1] = did
@@ -61,14 +70,8 @@ for e = 1, m do
   end
 end
 bulk('ZADD', p .. ':q:first', queued)
-bulk('ZADD', p .. ':idx:dlv', indexed)
+ix_flush()
 for wid, ids in pairs(per_webhook) do
   bulk('SADD', p .. ':wh:' .. wid .. ':pending', ids)
-  local scored = {}
-  for _, id in ipairs(ids) do
-    scored[#scored + 1] = 0
-    scored[#scored + 1] = id
-  end
-  bulk('ZADD', p .. ':idx:wh:' .. wid, scored)
 end
 return out

@@ -18,8 +18,9 @@ local events_added = 0
 for _ = 1, ne do
   local ek = p .. ':evt:' .. ARGV[a]
   if redis.call('EXISTS', ek) == 0 then
-    redis.call('HSET', ek, 'type', ARGV[a + 1], 'data', ARGV[a + 2], 'test', ARGV[a + 3], 'createdAt', ARGV[a + 4],
-      'pending', '0')
+    local f = {'type', ARGV[a + 1], 'test', ARGV[a + 3], 'createdAt', ARGV[a + 4], 'pending', '0'}
+    put_chunked(f, 'data', 'd', ARGV[a + 2])
+    redis.call('HSET', ek, unpack(f))
     -- Until a waiting delivery of it arrives, it expires like a finished one.
     redis.call('PEXPIRE', ek, retention)
     events_added = events_added + 1
@@ -44,9 +45,12 @@ for _ = 1, nd do
     redis.call('HSET', k, 'event', eid, 'webhook', wid, 'type', typ, 'test', test, 'status', status,
       'attempts', attempts, 'retryBase', base, 'createdAt', created, 'updatedAt', updated, 'due', due)
     if att ~= '' then redis.call('HSET', k, 'att', att) end
-    if has_payload == '1' then redis.call('HSET', k, 'payload', payload) end
-    redis.call('ZADD', p .. ':idx:dlv', 0, id)
-    redis.call('ZADD', p .. ':idx:wh:' .. wid, 0, id)
+    if has_payload == '1' then
+      local f = {}
+      put_chunks(f, 'p', payload)
+      redis.call('HSET', k, unpack(f))
+    end
+    ix_add(p, id, wid)
     if live then
       if (tonumber(attempts) or 0) > 0 then
         redis.call('ZADD', p .. ':q:retry', due, id)
@@ -64,4 +68,5 @@ for _ = 1, nd do
     added = added + 1
   end
 end
+ix_flush()
 return {events_added, added, skipped}

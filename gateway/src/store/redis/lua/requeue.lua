@@ -17,7 +17,7 @@ for i = 3, #ARGV do
     out[#out + 1] = -1
   elseif not string.find(allowed, ',' .. f[1] .. ',', 1, true) then
     out[#out + 1] = f[1]
-  elseif (solo and redis.call('HEXISTS', k, 'data') == 0) or (not solo and redis.call('HEXISTS', ek, 'data') == 0) then
+  elseif (solo and not has_chunked(k, 'data', 'd')) or (not solo and not has_chunked(ek, 'data', 'd')) then
     out[#out + 1] = -2
   else
     local attempts = tonumber(f[2]) or 0
