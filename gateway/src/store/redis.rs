@@ -53,6 +53,7 @@
 
 mod attempt_text;
 mod conn;
+mod deadline;
 mod decode;
 mod history;
 mod ingest;

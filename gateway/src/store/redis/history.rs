@@ -109,13 +109,23 @@ pub(super) fn attempts_from_fields(f: &HashMap<String, Vec<u8>>) -> Result<Vec<A
 }
 
 /// The time slice of an id in a history index (`lua/index.lua`): the
-/// first 8 characters of a time-sortable id's body, `~` for other ids.
+/// first 8 characters of a time-sortable delivery id's body, `~` for
+/// other ids.
 fn slice_of(id: &str) -> &str {
-    let body = id.rsplit_once('_').map_or(id, |(_, b)| b);
-    if body.len() == 26 && body.is_ascii() {
-        &body[..8]
+    match id.strip_prefix("dlv_") {
+        Some(body) if body.len() == 26 && body.is_ascii() => &body[..8],
+        _ => "~",
+    }
+}
+
+/// The ids slice `slice` of an index holds, from its string (each id
+/// without its slice, or whole in slice `~`).
+fn slice_ids(slice: &str, text: &str) -> Vec<String> {
+    let entries = text.split(' ').filter(|e| !e.is_empty());
+    if slice == "~" {
+        entries.map(str::to_owned).collect()
     } else {
-        "~"
+        entries.map(|e| format!("dlv_{slice}{e}")).collect()
     }
 }
 
@@ -269,14 +279,14 @@ impl RedisStore {
                 .arg(slices.iter().map(|s| format!("{base}:{s}")).collect::<Vec<_>>())
                 .query_async(&mut conn)
                 .await?;
-            for text in texts.iter().flatten() {
-                let mut part: Vec<&str> = text
-                    .split(' ')
-                    .filter(|id| !id.is_empty())
+            for (slice, text) in slices.iter().zip(&texts) {
+                let Some(text) = text else { continue };
+                let mut part: Vec<String> = slice_ids(slice, text)
+                    .into_iter()
                     .filter(|id| from_key.is_none_or(|f| source.key(id) < f))
                     .collect();
                 part.sort_unstable_by(|a, b| b.cmp(a));
-                ids.extend(part.into_iter().map(str::to_owned));
+                ids.extend(part);
                 if ids.len() >= SCAN_BATCH {
                     ids.truncate(SCAN_BATCH);
                     return Ok(Run { ids, more: true });
@@ -530,5 +540,25 @@ impl RedisStore {
             }
         }
         Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_holds_its_ids_without_the_slice() {
+        let id = "dlv_01KBHX3M7QZ4W5V6T8R9P0N1M2";
+        assert_eq!(slice_of(id), "01KBHX3M");
+        assert_eq!(
+            slice_ids("01KBHX3M", "7QZ4W5V6T8R9P0N1M2 7QZ4W5V6T8R9P0N1M3 "),
+            [id.to_owned(), "dlv_01KBHX3M7QZ4W5V6T8R9P0N1M3".to_owned()]
+        );
+        for other in ["d1", "evt_01KBHX3M7QZ4W5V6T8R9P0N1M2", "dlv_short"] {
+            assert_eq!(slice_of(other), "~", "{other}");
+        }
+        assert_eq!(slice_ids("~", "d1 d2 "), ["d1", "d2"]);
+        assert!(slice_ids("~", "").is_empty());
     }
 }

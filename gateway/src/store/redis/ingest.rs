@@ -15,6 +15,11 @@
 //! Batches run on their own tasks, so a caller that goes away (its client
 //! disconnected) never strands the others; its event is still written, as it
 //! would be if it had disconnected just after the write.
+//!
+//! A batch is not waited for longer than its deadline, and a shard that did
+//! not answer is answered for at once for a moment (`deadline.rs`), so
+//! producers get 503 with `Retry-After` instead of waiting while a Redis
+//! Cluster fails over.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +29,7 @@ use tokio::sync::oneshot;
 use futures_util::future::join_all;
 
 use super::conn::Conn;
+use super::deadline::{DEADLINE, Deadlines, GRACE};
 use super::decode::{self, as_int};
 use super::limits::Limiter;
 use super::shards::{Shard, Shards};
@@ -64,6 +70,7 @@ pub(crate) struct Ingest {
     limiter: Arc<Limiter>,
     retention_ms: u64,
     wait_replicas: u32,
+    deadlines: Deadlines,
     queue: Mutex<Queue>,
 }
 
@@ -78,11 +85,12 @@ impl Ingest {
     ) -> Arc<Self> {
         Arc::new(Ingest {
             conn,
-            shards,
+            shards: shards.clone(),
             script: RoutedScript::new(&super::records_script(include_str!("lua/enqueue.lua")), route_key),
             limiter,
             retention_ms,
             wait_replicas,
+            deadlines: Deadlines::new(shards.len()),
             queue: Mutex::new(Queue::default()),
         })
     }
@@ -100,6 +108,11 @@ impl Ingest {
             return Err(StoreError::Corrupt(format!(
                 "delivery {} is not in the bucket of its event {} (make ids with ids::delivery_ids)",
                 d.id, event.id
+            )));
+        }
+        if self.deadlines.is_down(shard) {
+            return Err(StoreError::Unavailable(format!(
+                "shard {shard} of the store did not answer in time; try again shortly"
             )));
         }
         let (reply, answer) = oneshot::channel();
@@ -216,8 +229,9 @@ impl Ingest {
     }
 
     async fn write_shard(&self, shard: &Shard, batch: Vec<(Item, Option<RateState>)>) {
+        let not_after = self.deadlines.not_after();
         let mut inv = self.script.on(shard);
-        inv.arg(self.retention_ms).arg(batch.len());
+        inv.arg(self.retention_ms).arg(not_after.unwrap_or(0)).arg(batch.len());
         for (it, _) in &batch {
             let e = &it.event;
             inv.arg(&e.id)
@@ -237,19 +251,37 @@ impl Ingest {
                 inv.arg(&d.id).arg(&d.webhook_id);
             }
         }
-        let written = match inv.invoke_async::<Vec<Value>>(&mut self.conn.clone()).await {
-            Ok(replies) if replies.len() == batch.len() => {
+        let mut conn = self.conn.clone();
+        let call = inv.invoke_async::<Vec<Value>>(&mut conn);
+        let answered = match not_after {
+            // The script refuses to write after its deadline, so giving up
+            // a little later can never leave an event written unannounced.
+            Some(_) => tokio::time::timeout(DEADLINE + GRACE, call).await.map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "shard {} of the store did not answer within {} ms",
+                    shard.index,
+                    (DEADLINE + GRACE).as_millis()
+                ))
+            }),
+            None => Ok(call.await),
+        };
+        let written = match answered {
+            Ok(Ok(mut replies)) if replies.len() == batch.len() + 1 => {
+                if let Some(redis_ms) = replies.pop().as_ref().and_then(as_int) {
+                    self.deadlines.learn(redis_ms as u64);
+                }
                 match wait_for_replicas(&self.conn, &shard.route, self.wait_replicas).await {
                     Ok(()) => Ok(replies),
                     Err(e) => Err(e),
                 }
             }
-            Ok(replies) => Err(StoreError::Corrupt(format!(
+            Ok(Ok(replies)) => Err(StoreError::Corrupt(format!(
                 "enqueue: {} answers for {} events",
                 replies.len(),
                 batch.len()
             ))),
-            Err(e) => Err(unavailable(e)),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(timed_out) => Err(timed_out),
         };
         match written {
             Ok(replies) => {
@@ -258,6 +290,9 @@ impl Ingest {
                 }
             }
             Err(e) => {
+                if e.is_unavailable() {
+                    self.deadlines.mark_down(shard.index);
+                }
                 for (it, _) in batch {
                     let _ = it.reply.send(Err(e.clone()));
                 }
@@ -394,6 +429,77 @@ mod tests {
             (0, 0),
             "the slot is free for the next event"
         );
+    }
+
+    #[tokio::test]
+    async fn a_shard_that_does_not_answer_gets_503_after_the_deadline_then_at_once() {
+        let (ingest, _silent) = silent_ingest();
+        ingest.deadlines.set_offset(0);
+        let it = item(8);
+        // The silent Redis would hold the script for a minute; the deadline
+        // answers long before (the bound here only keeps a broken build
+        // from hanging the suite).
+        let first = tokio::time::timeout(Duration::from_secs(20), ingest.enqueue(&it.event, &[], None, None))
+            .await
+            .expect("an answer before the client's own timeout")
+            .unwrap_err();
+        assert!(
+            matches!(&first, StoreError::Unavailable(m) if m.contains("did not answer within")),
+            "{first:?}"
+        );
+        assert!(first.is_unavailable());
+        let second = ingest.enqueue(&it.event, &[], None, None).await.unwrap_err();
+        assert!(
+            matches!(&second, StoreError::Unavailable(m) if m.contains("did not answer in time")),
+            "the shard is not asked again for a moment: {second:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_reaches_redis_after_its_deadline_writes_nothing() {
+        let redis = hookgate_testkit::RedisServer::start();
+        let conn = Conn::single(&redis.url()).unwrap();
+        let shards = Arc::new(Shards::new("late", "late", 1));
+        let limiter = Arc::new(Limiter::new("late", "late", false));
+        let ingest = Ingest::new(conn.clone(), shards, limiter, "late:q:first", 60_000, 0);
+        let event = |id: &str| NewEvent {
+            id: id.into(),
+            event_type: "t".into(),
+            data: Bytes::from_static(b"{}"),
+            test: false,
+            created_at_ms: 0,
+        };
+        let delivery = |id: &str| NewDelivery {
+            id: id.into(),
+            webhook_id: "w".into(),
+        };
+        // Redis's clock is learned from the first answer.
+        assert!(ingest.deadlines.not_after().is_none());
+        let (answer, _) = ingest
+            .enqueue(&event("e1"), &[delivery("d1")], None, None)
+            .await
+            .unwrap();
+        assert_eq!(answer, Enqueued::Created);
+        assert!(ingest.deadlines.not_after().is_some());
+        // A deadline already past in Redis's clock: as if the script ran
+        // after the gateway stopped waiting.
+        ingest.deadlines.set_offset(-3_600_000);
+        let err = ingest
+            .enqueue(&event("e2"), &[delivery("d2")], None, None)
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable() && err.to_string().contains("LATE"), "{err}");
+        let mut c = conn.clone();
+        let keys: Vec<String> = ::redis::cmd("KEYS").arg("late:*d2*").query_async(&mut c).await.unwrap();
+        assert!(keys.is_empty(), "nothing of the late event was written: {keys:?}");
+        let queued: Vec<String> = ::redis::cmd("ZRANGE")
+            .arg("late:q:first")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(queued, ["d1"]);
     }
 
     fn item(size: usize) -> Item {

@@ -22,14 +22,16 @@ const SLOTS: usize = 16_384;
 /// its scripts (see `RoutedScript`).
 #[derive(Debug, Clone)]
 pub(crate) struct Shard {
+    /// Its place among the store's shards.
+    pub(crate) index: usize,
     pub(crate) prefix: String,
     pub(crate) route: String,
 }
 
 impl Shard {
-    fn new(prefix: String) -> Self {
+    fn new(index: usize, prefix: String) -> Self {
         let route = format!("{prefix}:q:first");
-        Shard { prefix, route }
+        Shard { index, prefix, route }
     }
 
     pub(crate) fn key(&self, rest: &str) -> String {
@@ -50,7 +52,7 @@ impl Shards {
         let n = n.clamp(1, MAX_SHARDS);
         if n == 1 {
             return Shards {
-                shards: vec![Shard::new(store_prefix.to_owned())],
+                shards: vec![Shard::new(0, store_prefix.to_owned())],
             };
         }
         let shards = (0..n)
@@ -62,7 +64,7 @@ impl Shards {
                     .map(|salt| format!("{name}:{i}:{salt}"))
                     .find(|tag| (lo..hi).contains(&(key_slot(tag.as_bytes()) as usize)))
                     .unwrap_or_else(|| format!("{name}:{i}"));
-                Shard::new(format!("{{{tag}}}"))
+                Shard::new(i, format!("{{{tag}}}"))
             })
             .collect();
         Shards { shards }

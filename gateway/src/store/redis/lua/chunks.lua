@@ -28,24 +28,28 @@ local function put_chunked(f, name, c, value)
   end
 end
 
--- The value stored under `name` in hash `k`, or false (as HGET answers
--- for a missing field). A chunk missing (a torn record) reads as none.
-local function get_chunked(k, name, c)
-  local n = tonumber(redis.call('HGET', k, c .. 'n'))
-  if not n then
-    return redis.call('HGET', k, name)
-  end
-  if n == 0 then return '' end
-  local fields = {}
-  for i = 0, n - 1 do fields[#fields + 1] = c .. i end
-  local parts = redis.call('HMGET', k, unpack(fields))
-  for i = 1, n do
-    if not parts[i] then return false end
-  end
-  return table.concat(parts)
-end
-
 -- Whether hash `k` stores a value under `name`.
 local function has_chunked(k, name, c)
   return redis.call('HEXISTS', k, name) == 1 or redis.call('HEXISTS', k, c .. 'n') == 1
+end
+
+-- Hash `k` as a table, field -> value (empty when there is no such key).
+local function hash_map(k)
+  local flat = redis.call('HGETALL', k)
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+-- The value stored under `name` in `h` (a hash_map), or false.
+local function chunked_in(h, name, c)
+  local n = tonumber(h[c .. 'n'])
+  if not n then return h[name] or false end
+  local parts = {}
+  for i = 0, n - 1 do
+    local part = h[c .. i]
+    if not part then return false end
+    parts[#parts + 1] = part
+  end
+  return table.concat(parts)
 end

@@ -63,28 +63,29 @@ bulk('ZREM', qr, retries)
 local out = {-1}
 local seen = {}
 local leased, owners = {}, {}
+-- One HGETALL per delivery: its record is small (enqueue.lua).
 local function take(id)
   local k = p .. ':dlv:' .. id
-  local f = redis.call('HMGET', k, 'event', 'webhook', 'type', 'test', 'attempts', 'retryBase', 'createdAt', 'status',
-    'solo')
-  if f[8] ~= 'pending' and f[8] ~= 'failed' then
+  local h = hash_map(k)
+  if h.status ~= 'pending' and h.status ~= 'failed' then
     return
   end
   leased[#leased + 1] = until_s
   leased[#leased + 1] = id
   owners[#owners + 1] = id
-  owners[#owners + 1] = owner .. ' ' .. (f[9] or '0')
+  owners[#owners + 1] = owner .. ' ' .. (h.solo or '0')
   -- Left out of a record when readers can tell (enqueue.lua): the event
   -- of a solo delivery shares its id's body; createdAt is the id's time.
-  local eid = f[1] or ('evt_' .. string.sub(id, 5))
+  local eid = h.event or ('evt_' .. string.sub(id, 5))
   local data = 0
-  if f[9] == '1' then
-    data = get_chunked(k, 'data', 'd')
+  if h.solo == '1' then
+    data = chunked_in(h, 'data', 'd')
   elseif not seen[eid] then
     seen[eid] = true
-    data = get_chunked(p .. ':evt:' .. eid, 'data', 'd')
+    data = chunked_in(hash_map(p .. ':evt:' .. eid), 'data', 'd')
   end
-  out[#out + 1] = {id, eid, f[2], f[3], f[4] or '0', f[5] or '0', f[6] or '0', f[7] or '', data}
+  out[#out + 1] = {id, eid, h.webhook or '', h.type or '', h.test or '0', h.attempts or '0', h.retryBase or '0',
+    h.createdAt or '', data}
 end
 for _, id in ipairs(firsts) do take(id) end
 for _, id in ipairs(retries) do take(id) end

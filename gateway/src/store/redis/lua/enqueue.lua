@@ -1,6 +1,7 @@
 -- Stores a batch of events of one shard, each with all its deliveries, due
 -- now. Each event is all-or-nothing; the batch is one atomic script.
--- ARGV: shard prefix, retention ms, m (events), then m groups:
+-- ARGV: shard prefix, retention ms, deadline (Redis ms; '0': none),
+-- m (events), then m groups:
 --   event id, type, data, test ("1"/"0"),
 --   idempotency key ('' for none), fingerprint, answer, key ttl ms,
 --   n, then n pairs (delivery id, webhook id).
@@ -12,15 +13,20 @@
 -- entries are written with one command per batch (per webhook for the
 -- per-webhook keys).
 -- Returns one array per event: {0, "fingerprint\nanswer"} when the
--- idempotency key was seen before (nothing written), else {1}.
-local p, retention, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- idempotency key was seen before (nothing written), else {1}; then
+-- Redis's time (ms). Past the deadline it writes nothing and answers an
+-- error (LATE): the gateway has stopped waiting and answered 503.
+local p, retention, deadline, m = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 -- Times as integer strings, formatted once: Redis would format every Lua
 -- number argument as a double.
 local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+if deadline ~= '0' and tonumber(now) > tonumber(deadline) then
+  return redis.error_reply('LATE the batch reached Redis after its deadline; nothing was written')
+end
 local queued, per_webhook = {}, {}
 local out = {}
-local a = 4
+local a = 5
 for e = 1, m do
   local eid, typ, data, test = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local ikey, fingerprint, answer, ittl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
@@ -74,4 +80,5 @@ ix_flush()
 for wid, ids in pairs(per_webhook) do
   bulk('SADD', p .. ':wh:' .. wid .. ':pending', ids)
 end
+out[m + 1] = now
 return out

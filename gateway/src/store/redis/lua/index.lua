@@ -2,26 +2,29 @@
 -- shard, S:ix:wh:<webhook> for one webhook's) keeps delivery ids in
 -- strings per time slice, `<base>:<slice>`, ids separated by spaces, and
 -- the slices it has in a sorted set `<base>:dir` (members, score 0). A slice
--- is the first 8 characters of an id's 26-character time-sortable body
--- (1.024 s); ids of any other form share slice '~'. Readers sort each
--- slice's ids. This costs about 27 bytes per id, a sorted set about 130.
--- `S:ix:n` counts the ids in the shard's all-deliveries index.
+-- is the first 8 characters of a delivery id's 26-character time-sortable
+-- body (1.024 s), and the slice holds the rest of each id (18
+-- characters); ids of any other form are kept whole in slice '~'. Readers
+-- sort each slice's ids. This costs about 19 bytes per id, a sorted set
+-- about 130. `S:ix:n` counts the ids in the shard's all-deliveries index.
 local ix_pending, ix_counted = {}, {}
 
+-- The slice of `id`, and what its slice holds of it.
 local function ix_slice(id)
-  local body = string.match(id, '([^_]*)$')
-  if #body == 26 then return string.sub(body, 1, 8) end
-  return '~'
+  if #id == 30 and string.sub(id, 1, 4) == 'dlv_' then
+    return string.sub(id, 5, 12), string.sub(id, 13)
+  end
+  return '~', id
 end
 
 -- Adds `id` to the index `base` (written by ix_flush).
 local function ix_push(base, id)
-  local s = ix_slice(id)
+  local s, entry = ix_slice(id)
   local b = ix_pending[base]
   if b == nil then b = {}; ix_pending[base] = b end
   local l = b[s]
   if l == nil then l = {}; b[s] = l end
-  l[#l + 1] = id
+  l[#l + 1] = entry
 end
 
 -- Adds a delivery to its shard's index and its webhook's.
@@ -48,11 +51,13 @@ local function ix_flush()
   ix_pending, ix_counted = {}, {}
 end
 
--- The ids of a slice's string, in a list.
-local function ix_ids(text)
+-- The ids in slice `s`'s string, in a list.
+local function ix_ids(text, s)
   local ids = {}
+  local head = 'dlv_' .. s
+  if s == '~' then head = '' end
   if text then
-    for id in string.gmatch(text, '%S+') do ids[#ids + 1] = id end
+    for entry in string.gmatch(text, '%S+') do ids[#ids + 1] = head .. entry end
   end
   return ids
 end
@@ -63,6 +68,11 @@ local function ix_rewrite(base, s, ids)
     redis.call('DEL', base .. ':' .. s)
     redis.call('ZREM', base .. ':dir', s)
   else
-    redis.call('SET', base .. ':' .. s, table.concat(ids, ' ') .. ' ')
+    local entries = {}
+    for i, id in ipairs(ids) do
+      local _, entry = ix_slice(id)
+      entries[i] = entry
+    end
+    redis.call('SET', base .. ':' .. s, table.concat(entries, ' ') .. ' ')
   end
 end

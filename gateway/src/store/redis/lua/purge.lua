@@ -8,7 +8,7 @@ local slices = redis.call('ZRANGEBYLEX', base .. ':dir', '-', '(' .. cutoff, 'LI
 local counted = base == p .. ':ix'
 local dropped = 0
 for _, s in ipairs(slices) do
-  if counted then dropped = dropped + #ix_ids(redis.call('GET', base .. ':' .. s)) end
+  if counted then dropped = dropped + #ix_ids(redis.call('GET', base .. ':' .. s), s) end
   redis.call('UNLINK', base .. ':' .. s)
 end
 bulk('ZREM', base .. ':dir', slices)

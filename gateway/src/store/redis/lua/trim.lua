@@ -18,7 +18,7 @@ local removed, dropped, last = 0, 0, ''
 local per_webhook = {}
 for _, s in ipairs(slices) do
   if removed >= over then break end
-  local ids = ix_ids(redis.call('GET', base .. ':' .. s))
+  local ids = ix_ids(redis.call('GET', base .. ':' .. s), s)
   table.sort(ids)
   local kept = {}
   for _, id in ipairs(ids) do
@@ -52,7 +52,7 @@ for wid, slices_of in pairs(per_webhook) do
   local wbase = p .. ':ix:wh:' .. wid
   for s, gone in pairs(slices_of) do
     local rest = {}
-    for _, id in ipairs(ix_ids(redis.call('GET', wbase .. ':' .. s))) do
+    for _, id in ipairs(ix_ids(redis.call('GET', wbase .. ':' .. s), s)) do
       if not gone[id] then rest[#rest + 1] = id end
     end
     ix_rewrite(wbase, s, rest)
