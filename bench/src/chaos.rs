@@ -100,6 +100,10 @@ pub struct ChaosArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Keep each scenario's folder (gateway logs, Redis files) and say
+    /// where it is; without it a folder is kept only when its run failed.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 impl ChaosArgs {
@@ -140,6 +144,9 @@ pub struct ScenarioReport {
     pub answers: std::collections::BTreeMap<String, u64>,
     /// The slowest 503 answer, ms (the API must answer at once, not hang).
     pub max_503_ms: u64,
+    /// The slowest post, ms, whatever its answer (a post with no answer
+    /// counts the producer's wait, 5 s).
+    pub max_post_ms: u64,
     /// 503 answers without `Retry-After`.
     pub answers_503_without_retry_after: u64,
     /// What the chaos did (kills, outage length, fault phases).
@@ -172,8 +179,9 @@ impl fmt::Display for ScenarioReport {
         let answers: Vec<String> = self.answers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         writeln!(
             f,
-            "  posts {}; slowest 503 {} ms; 503 without Retry-After {}",
+            "  posts {}; slowest post {} ms; slowest 503 {} ms; 503 without Retry-After {}",
             answers.join(", "),
+            self.max_post_ms,
             self.max_503_ms,
             self.answers_503_without_retry_after
         )?;
@@ -202,8 +210,10 @@ pub async fn run_scenario(args: &ChaosArgs, scenario: Scenario) -> anyhow::Resul
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let result = run_in(args, scenario, &dir, started).await;
-    if result.is_ok() {
+    if result.is_ok() && !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
+    } else if result.is_ok() {
+        eprintln!("hookgate-chaos: {} kept in {}", scenario.name(), dir.display());
     } else {
         eprintln!("hookgate-chaos: logs kept in {}", dir.display());
     }
@@ -354,6 +364,7 @@ async fn run_in(
         drain_seconds,
         answers: produced.answers,
         max_503_ms: produced.max_503.as_millis() as u64,
+        max_post_ms: produced.max_post.as_millis() as u64,
         answers_503_without_retry_after: produced.without_retry_after,
         chaos,
         needed_a_person: lost > 0 || !drained,

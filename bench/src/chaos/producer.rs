@@ -42,6 +42,8 @@ pub struct Produced {
     pub answers: BTreeMap<String, u64>,
     /// The slowest 503 answer.
     pub max_503: Duration,
+    /// The slowest post (any answer; a post with none counts its wait).
+    pub max_post: Duration,
     /// 503 answers without a `Retry-After` header.
     pub without_retry_after: u64,
     pub last_accept: Option<Instant>,
@@ -106,6 +108,10 @@ async fn post_until_accepted(targets: &[Target], out: &Mutex<Produced>, spec: &P
         )
         .await;
         let took = sent.elapsed();
+        {
+            let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+            o.max_post = o.max_post.max(took);
+        }
         let (kind, pause) = match result {
             Ok((StatusCode::ACCEPTED, _, answer)) => {
                 let ids = serde_json::from_slice::<Answer>(&answer)
