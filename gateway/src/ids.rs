@@ -115,6 +115,13 @@ pub fn solo_delivery_id(event_id: &str) -> String {
     format!("dlv_{body}")
 }
 
+/// The event whose only delivery is `delivery_id` (the inverse of
+/// [`solo_delivery_id`]).
+pub fn solo_event_id(delivery_id: &str) -> String {
+    let body = delivery_id.strip_prefix("dlv_").unwrap_or(delivery_id);
+    format!("evt_{body}")
+}
+
 /// When an id made by this module was created (ms since the epoch); `None`
 /// for other strings.
 pub fn time_ms(id: &str) -> Option<u64> {
@@ -146,6 +153,7 @@ mod tests {
         let b = new_id("dlv");
         assert!(a.starts_with("dlv_") && a.len() == 30);
         assert!(a < b, "{a} {b}");
+        assert_eq!(solo_event_id(&solo_delivery_id("evt_X1")), "evt_X1");
         let t = time_ms(&a).expect("a time");
         assert!(t.abs_diff(now_ms()) < 5_000, "{t}");
         assert_eq!(time_ms(&id_floor("dlv", 1_764_755_000_123)), Some(1_764_755_000_123));

@@ -52,6 +52,7 @@
 //! as chunks `<c>0`, `<c>1`, ... and `<c>n` (their count), `lua/chunks.lua`.
 
 mod attempt_text;
+mod cluster;
 mod conn;
 mod deadline;
 mod decode;

@@ -491,3 +491,47 @@ async fn records_and_indexes_of_an_earlier_version_read_after_an_upgrade() {
     expected.sort();
     assert_eq!(claimed, expected);
 }
+
+/// While a cluster master is down (before its replica takes over), ingest
+/// for its shards answers "unavailable" by the store's own deadline, not
+/// after the cluster client's longer wait, and events for the other
+/// masters' shards are still stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_on_a_cluster_with_a_master_down_answers_by_its_deadline() {
+    use hookgate::ids;
+    use hookgate::store::redis::RedisStore;
+    let cluster = RedisCluster::start();
+    let store = RedisStore::open_cluster(&cluster.urls(), &format!("down{}", unique()), RETENTION)
+        .unwrap()
+        .with_shards(16);
+    let event_in = |bucket: u16| {
+        let mut e = event("");
+        e.id = ids::new_id_in("evt", bucket);
+        let d = ids::delivery_ids(&e.id, 1).remove(0);
+        (e, d)
+    };
+    // Answers teach the store Redis's clock.
+    for bucket in 0..16 {
+        let (e, d) = event_in(bucket);
+        store.enqueue(&e, &[delivery(&d, "w")], None, None).await.unwrap();
+    }
+    cluster.kill_master_of("any-key");
+    let (mut stored, mut refused) = (0, Vec::new());
+    for bucket in 0..16 {
+        let (e, d) = event_in(bucket);
+        match store.enqueue(&e, &[delivery(&d, "w")], None, None).await {
+            Ok(_) => stored += 1,
+            Err(err) => refused.push(err.to_string()),
+        }
+    }
+    assert!(stored > 0, "the other masters' shards still take events");
+    assert!(!refused.is_empty(), "some shards are on the killed master");
+    // Refused by the gateway's wait, or by the script when the cluster
+    // client delivered it late: never the client's own longer timeout.
+    for err in &refused {
+        assert!(
+            err.contains("did not answer") || err.contains("LATE"),
+            "answered by the deadline: {refused:?}"
+        );
+    }
+}

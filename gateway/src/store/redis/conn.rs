@@ -11,30 +11,25 @@
 //! the store sends, `PING`, `WAIT` and `SCAN`, are sent here to the master of the
 //! store's slot ([`Conn::ping`], [`Conn::scan`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::{ClusterClientBuilder, ClusterConfig};
-use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-/// Waiting for a TCP connection to a node.
+use super::cluster::Cluster;
+
+/// Waiting for a TCP connection to the Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Waiting for one answer from a standalone Redis.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// On a cluster, a whole request with its retries and redirects gives up
-/// after this, so a caller never waits longer while the cluster elects a
-/// new master (it gets an error and the API a 503). Shorter limits (1 s,
-/// two retries) were tried: the client then did not follow the failover
-/// and the gateways answered 503 long after the replica had taken over.
-const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A standalone Redis or a Redis Cluster.
 #[derive(Clone)]
 pub(crate) enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Arc<Cluster>),
 }
 
 impl Conn {
@@ -56,15 +51,7 @@ impl Conn {
     /// the background (needs a Tokio runtime): commands sent before the
     /// cluster is reachable fail and later ones connect again.
     pub(crate) fn cluster(nodes: &[String]) -> RedisResult<Self> {
-        let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(CLUSTER_REQUEST_TIMEOUT)
-            .overall_response_timeout(Some(CLUSTER_REQUEST_TIMEOUT))
-            .build()?;
-        let config = ClusterConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(CLUSTER_REQUEST_TIMEOUT);
-        Ok(Conn::Cluster(client.get_pending_async_connection_with_config(config)))
+        Ok(Conn::Cluster(Cluster::connect(nodes)?))
     }
 
     /// `PING` to the Redis, or to the master serving `route_key`'s slot.
@@ -72,7 +59,7 @@ impl Conn {
         let cmd = ::redis::cmd("PING");
         let _: String = match self {
             Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
-            Conn::Cluster(c) => ::redis::from_redis_value(c.clone().route_command(cmd, route_to(route_key)).await?)?,
+            Conn::Cluster(c) => ::redis::from_redis_value(c.routed(cmd, route_to(route_key)).await?)?,
         };
         Ok(())
     }
@@ -84,9 +71,7 @@ impl Conn {
         cmd.arg(n).arg(timeout_ms);
         match self {
             Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Conn::Cluster(c) => Ok(::redis::from_redis_value(
-                c.clone().route_command(cmd, route_to(route_key)).await?,
-            )?),
+            Conn::Cluster(c) => Ok(::redis::from_redis_value(c.routed(cmd, route_to(route_key)).await?)?),
         }
     }
 
@@ -101,9 +86,7 @@ impl Conn {
             cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(500);
             let (next, batch): (u64, Vec<String>) = match self {
                 Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
-                Conn::Cluster(c) => {
-                    ::redis::from_redis_value(c.clone().route_command(cmd, route_to(route_key)).await?)?
-                }
+                Conn::Cluster(c) => ::redis::from_redis_value(c.routed(cmd, route_to(route_key)).await?)?,
             };
             keys.extend(batch);
             if next == 0 {
@@ -153,7 +136,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => Box::pin(c.command(cmd)),
         }
     }
 
@@ -165,14 +148,14 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => Box::pin(c.pipeline(pipeline, offset, count)),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(_) => 0,
         }
     }
 }

@@ -64,7 +64,7 @@ pub(super) fn record_from_fields(id: &str, f: &HashMap<String, Vec<u8>>) -> Opti
     // of an event's only delivery, and the creation time.
     let event_id = match f.get("event") {
         Some(e) => String::from_utf8_lossy(e).into_owned(),
-        None if get("solo") == "1" => format!("evt_{}", id.strip_prefix("dlv_").unwrap_or(id)),
+        None if get("solo") == "1" => crate::ids::solo_event_id(id),
         None => String::new(),
     };
     Some(DeliveryRecord {

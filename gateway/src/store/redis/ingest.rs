@@ -205,7 +205,18 @@ impl Ingest {
         if limited.is_empty() {
             return batch.into_iter().map(|it| (it, None)).collect();
         }
-        let mut states = match self.limiter.check(&self.conn, &limited).await {
+        // Bounded like the write: a rate-limit slot on a master that is
+        // down must not hold every limited caller (taking a limit late only
+        // spends it, so no deadline is needed in Redis).
+        let checked = tokio::time::timeout(DEADLINE + GRACE, self.limiter.check(&self.conn, &limited))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the API rate limit's state did not answer within {} ms",
+                    (DEADLINE + GRACE).as_millis()
+                )))
+            });
+        let mut states = match checked {
             // One state per limited event, in order (`Limiter::check`).
             Ok(states) => states.into_iter(),
             Err(e) => {

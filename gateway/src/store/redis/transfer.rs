@@ -78,36 +78,36 @@ impl Transfer for RedisStore {
             // An event's key, and the delivery that holds the data of an
             // event with one delivery (see `ids::delivery_ids`).
             let mut pipe = ::redis::pipe();
-            for id in &ids {
+            let solos: Vec<String> = ids.iter().map(|id| crate::ids::solo_delivery_id(id)).collect();
+            for (id, solo) in ids.iter().zip(&solos) {
                 pipe.cmd("HGETALL").arg(shard.key(&format!("evt:{id}")));
-                let solo = crate::ids::solo_delivery_id(id);
                 pipe.cmd("HGETALL").arg(shard.key(&format!("dlv:{solo}")));
             }
             let rows: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
             let mut rows = rows.into_iter().map(field_map);
-            for id in &ids {
+            let text = |f: &std::collections::HashMap<String, Vec<u8>>, k: &str| {
+                f.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            for (id, solo_id) in ids.iter().zip(&solos) {
                 let (Some(event), Some(solo)) = (rows.next(), rows.next()) else {
                     break;
                 };
-                let text = |f: &std::collections::HashMap<String, Vec<u8>>, k: &str| {
-                    f.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
-                };
-                let solo_id = crate::ids::solo_delivery_id(id);
-                // A solo delivery names its event, or leaves it to its id.
+                // The event's own hash, or its only delivery, which holds
+                // the data and names its event or leaves it to its id.
                 let holds =
                     text(&solo, "solo").as_deref() == Some("1") && text(&solo, "event").is_none_or(|e| e == **id);
-                let (row, created) = if chunked(&event, "data", "d").is_some() {
-                    (&event, text(&event, "createdAt").and_then(|t| t.parse().ok()))
-                } else if holds {
-                    let created = text(&solo, "createdAt")
-                        .and_then(|t| t.parse().ok())
-                        .or_else(|| crate::ids::time_ms(&solo_id));
-                    (&solo, created)
-                } else {
-                    continue;
-                };
-                let Some(data) = chunked(row, "data", "d") else {
-                    continue;
+                let (row, data, created) = match chunked(&event, "data", "d") {
+                    Some(data) => (&event, data, text(&event, "createdAt").and_then(|t| t.parse().ok())),
+                    None if holds => {
+                        let Some(data) = chunked(&solo, "data", "d") else {
+                            continue;
+                        };
+                        let created = text(&solo, "createdAt")
+                            .and_then(|t| t.parse().ok())
+                            .or_else(|| crate::ids::time_ms(solo_id));
+                        (&solo, data, created)
+                    }
+                    None => continue,
                 };
                 out.push(EventLine {
                     id: (*id).clone(),
