@@ -63,6 +63,12 @@ async fn short_chaos_suite_loses_nothing() {
                 report.chaos.contains("its replica took over") && report.chaos.contains("rejoined as a replica"),
                 "{report}"
             );
+            // Ingest has a deadline (1.5 s for the rate limit and again for
+            // the write): no post waits for the cluster client's 5 s.
+            assert!(
+                !report.answers.contains_key("timeout"),
+                "every post got an answer while the master was down: {report}"
+            );
         }
         if scenario == Scenario::GatewayKill {
             assert!(

@@ -26,6 +26,10 @@ use crate::ratelimit::Gcra;
 use crate::signing::{constant_time_eq, digest_hex};
 use crate::store::{RateDecision, RateRequest, RateState};
 
+/// How long a refused event's answer waits for its rate limit to be
+/// counted (as long as ingest waits for the store).
+const LIMIT_WAIT: Duration = Duration::from_millis(1_500);
+
 /// The token a request presents, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -71,10 +75,14 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         let reported = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let st = match reported {
             Some(st) => st,
-            // The handler answered before reaching the store: count it here.
-            None => match state.store.acquire_with_state(&rate).await {
-                Ok(st) => st,
-                Err(_) => return resp,
+            // The store did not answer (503): asking it again would only
+            // hold the answer back.
+            None if resp.status().is_server_error() => return resp,
+            // The handler answered before reaching the store (a bad
+            // request): count it here, within the time ingest allows.
+            None => match tokio::time::timeout(LIMIT_WAIT, state.store.acquire_with_state(&rate)).await {
+                Ok(Ok(st)) => st,
+                Ok(Err(_)) | Err(_) => return resp,
             },
         };
         stamp(&mut resp, limit, per_minute, st);

@@ -26,11 +26,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// tried: the client then did not follow the failover and the gateways
 /// answered 503 long after the replica had taken over.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long requests may keep failing with no answer at all before the
-/// connection is replaced: longer than a failover takes (a replica is
-/// promoted after `cluster-node-timeout`, 15 s by default, plus an election)
-/// so a healthy client is not thrown away in the middle of following one.
-pub(super) const STALL: Duration = Duration::from_secs(20);
+/// How long requests may keep failing with no answer from any node before
+/// the connection is replaced. While a master fails over, the other
+/// masters still answer (the gateway asks every shard all the time), so
+/// only a stalled client or a cluster that is down altogether goes this
+/// long without any answer, and a new connection is harmless for the
+/// latter. Longer than one request's timeout, so a single slow request
+/// never counts as a stall.
+pub(super) const STALL: Duration = Duration::from_secs(6);
 /// A request cancelled by its caller (an ingest deadline) after this long
 /// without an answer counts as a failure.
 const CANCELLED_AFTER: Duration = Duration::from_secs(1);

@@ -22,6 +22,7 @@
 //! Cluster fails over.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ::redis::Value;
 use tokio::sync::oneshot;
@@ -54,6 +55,9 @@ struct Item {
     idempotency: Option<Idempotency>,
     limit: Option<RateRequest>,
     reply: oneshot::Sender<Answer>,
+    /// When it was queued: an event that waited past [`DEADLINE`] +
+    /// [`GRACE`] for a script is answered 503 instead of waiting on.
+    queued: Instant,
 }
 
 #[derive(Default)]
@@ -90,7 +94,8 @@ impl Ingest {
             limiter,
             retention_ms,
             wait_replicas,
-            deadlines: Deadlines::new(shards.len()),
+            // One gate per shard, and one for the API rate limits.
+            deadlines: Deadlines::new(shards.len() + 1),
             queue: Mutex::new(Queue::default()),
         })
     }
@@ -115,6 +120,11 @@ impl Ingest {
                 "shard {shard} of the store did not answer in time; try again shortly"
             )));
         }
+        if limit.is_some() && self.deadlines.is_down(self.limits_gate()) {
+            return Err(StoreError::Unavailable(
+                "the API rate limit's state did not answer in time; try again shortly".into(),
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         let item = Item {
             event: event.clone(),
@@ -122,6 +132,7 @@ impl Ingest {
             idempotency: idempotency.cloned(),
             limit: limit.cloned(),
             reply,
+            queued: Instant::now(),
         };
         let start = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -186,8 +197,16 @@ impl Ingest {
                 }
                 take_batch(&mut q.waiting)
             };
-            self.write(batch).await;
+            let batch = answer_overdue(batch);
+            if !batch.is_empty() {
+                self.write(batch).await;
+            }
         }
+    }
+
+    /// The gate of the API rate limits in [`Deadlines`] (after the shards').
+    fn limits_gate(&self) -> usize {
+        self.shards.len()
     }
 
     async fn write(&self, batch: Vec<Item>) {
@@ -220,6 +239,9 @@ impl Ingest {
             // One state per limited event, in order (`Limiter::check`).
             Ok(states) => states.into_iter(),
             Err(e) => {
+                if e.is_unavailable() {
+                    self.deadlines.mark_down(self.limits_gate());
+                }
                 for it in batch {
                     let _ = it.reply.send(Err(e.clone()));
                 }
@@ -310,6 +332,22 @@ impl Ingest {
             }
         }
     }
+}
+
+/// Answers the events of `batch` that waited too long for a script (the
+/// store is slower than the events come: their callers get a 503 in time
+/// and send again, instead of a queue that only grows); returns the rest.
+fn answer_overdue(batch: Vec<Item>) -> Vec<Item> {
+    let (overdue, fresh): (Vec<Item>, Vec<Item>) = batch
+        .into_iter()
+        .partition(|it| it.queued.elapsed() >= DEADLINE + GRACE);
+    for it in overdue {
+        let _ = it.reply.send(Err(StoreError::Unavailable(format!(
+            "the store did not take the event within {} ms; try again shortly",
+            (DEADLINE + GRACE).as_millis()
+        ))));
+    }
+    fresh
 }
 
 /// Takes the oldest waiting events that fit in one script.
@@ -526,7 +564,50 @@ mod tests {
             idempotency: None,
             limit: None,
             reply: oneshot::channel().0,
+            queued: Instant::now(),
         }
+    }
+
+    #[test]
+    fn events_that_waited_past_the_deadline_are_answered_not_written() {
+        let (fresh, mut fresh_answer) = waiting_item();
+        let (mut old, mut old_answer) = waiting_item();
+        old.queued = Instant::now() - (DEADLINE + GRACE);
+        let left = answer_overdue(vec![old, fresh]);
+        assert_eq!(left.len(), 1);
+        let err = old_answer.try_recv().unwrap().unwrap_err();
+        assert!(
+            err.is_unavailable() && err.to_string().contains("did not take the event"),
+            "{err}"
+        );
+        assert!(fresh_answer.try_recv().is_err(), "the fresh event is still waiting");
+        drop(left);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_that_does_not_answer_gets_503_after_the_deadline_then_at_once() {
+        let (ingest, _silent) = silent_ingest();
+        let limit = RateRequest {
+            key: "api:token".into(),
+            limit: crate::ratelimit::Gcra::per_minute(600, 10),
+        };
+        let it = item(8);
+        let first = tokio::time::timeout(
+            Duration::from_secs(20),
+            ingest.enqueue(&it.event, &[], None, Some(&limit)),
+        )
+        .await
+        .expect("an answer before the client's own timeout")
+        .unwrap_err();
+        assert!(
+            matches!(&first, StoreError::Unavailable(m) if m.contains("rate limit's state did not answer within")),
+            "{first:?}"
+        );
+        let second = ingest.enqueue(&it.event, &[], None, Some(&limit)).await.unwrap_err();
+        assert!(
+            matches!(&second, StoreError::Unavailable(m) if m.contains("rate limit's state did not answer in time")),
+            "the limits are not asked again for a moment: {second:?}"
+        );
     }
 
     #[test]
