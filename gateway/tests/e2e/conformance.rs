@@ -537,3 +537,32 @@ async fn ingest_on_a_cluster_with_a_master_down_answers_by_its_deadline() {
         );
     }
 }
+
+/// Event data is stored in 64-byte chunks on Redis, numbered from a table
+/// up to 64 chunks and formatted past it: data of every size around those
+/// edges reads back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_data_of_any_chunk_count_reads_back_whole() {
+    use hookgate::ids;
+    use hookgate::store::redis::RedisStore;
+    let redis = RedisServer::start();
+    let s = RedisStore::open(&redis.url(), &format!("chunks{}", unique()), RETENTION).unwrap();
+    let mut made = Vec::new();
+    for size in [1, 64, 65, 63 * 64, 64 * 64, 64 * 64 + 1, 65 * 64, 200 * 64 + 5] {
+        let body: String = (0..size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let mut e = event("");
+        e.id = ids::new_id("evt");
+        e.data = Bytes::from(format!("\"{body}\""));
+        let d = ids::delivery_ids(&e.id, 1).remove(0);
+        s.enqueue(&e, &[delivery(&d, "w")], None, None).await.unwrap();
+        made.push((d, e.data.clone()));
+    }
+    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), made.len());
+    for (id, data) in &made {
+        let job = jobs.iter().find(|j| &j.delivery_id == id).expect("claimed");
+        assert_eq!(job.data.len(), data.len(), "{id}");
+        assert_eq!(&job.data, data, "{id}");
+        assert!(!job.data_missing);
+    }
+}
