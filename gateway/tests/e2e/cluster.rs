@@ -232,3 +232,63 @@ async fn a_master_failover_under_load_loses_no_accepted_event_and_never_hangs_th
     );
     gw.stop().await;
 }
+
+/// An API token's rate limit lives on one master (its key is a hash slot
+/// of its own). With that master down, events get `503 store_unavailable`
+/// with `Retry-After` by ingest's deadline and the next ones at once, never
+/// after the cluster client's own 5 s; once the replica has taken over,
+/// events are accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_rate_limit_master_down_events_get_503_by_the_deadline_then_at_once() {
+    use sha2::{Digest, Sha256};
+    // A cluster of its own: this test kills a node.
+    let cluster = Arc::new(tokio::task::spawn_blocking(RedisCluster::start).await.unwrap());
+    let rx = Receiver::start().await;
+    let (toml, prefix) = config_toml(&*cluster, FAST_DELIVERY, &webhook("w", &rx.url("/hook"), &["*"], ""));
+    let gw = Gateway::start(&toml).await;
+    // Accepted first: the gateway learns Redis's clock, the limit its key.
+    gw.post_event("load.tick", "{}").await;
+    let digest = hookgate::signing::digest_hex(&Sha256::digest(TOKEN.as_bytes()).into());
+    let key = format!("{{{prefix}:rl:api:tok:{}}}", &digest[..24]);
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.kill_master_of(&key))
+        .await
+        .unwrap();
+
+    let post = || async {
+        let started = Instant::now();
+        let resp = gw
+            .http
+            .post(gw.url("/api/events"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"type":"load.tick","data":{}}"#)
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().contains_key("retry-after");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let code = body["error"]["code"].as_str().unwrap_or_default().to_owned();
+        (status, retry_after, code, started.elapsed())
+    };
+    let (status, retry_after, code, took) = post().await;
+    assert_eq!((status, code.as_str(), retry_after), (503, "store_unavailable", true));
+    assert!(took < Duration::from_secs(3), "answered by the deadline, took {took:?}");
+    let (status, retry_after, code, took) = post().await;
+    assert_eq!((status, code.as_str(), retry_after), (503, "store_unavailable", true));
+    assert!(
+        took < Duration::from_millis(500),
+        "the limit is not asked again for a moment, took {took:?}"
+    );
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.wait_healthy(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(20), "events to be accepted again", || async {
+        (post().await.0 == 202).then_some(())
+    })
+    .await;
+    gw.stop().await;
+}

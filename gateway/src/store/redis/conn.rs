@@ -20,8 +20,8 @@ use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use super::cluster::Cluster;
 
-/// Waiting for a TCP connection to the Redis.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Waiting for a TCP connection to the Redis (or to a cluster node).
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Waiting for one answer from a standalone Redis.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -229,12 +229,7 @@ impl Ingest {
         // spends it, so no deadline is needed in Redis).
         let checked = tokio::time::timeout(DEADLINE + GRACE, self.limiter.check(&self.conn, &limited))
             .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "the API rate limit's state did not answer within {} ms",
-                    (DEADLINE + GRACE).as_millis()
-                )))
-            });
+            .unwrap_or_else(|_| Err(too_late("the API rate limit's state did not answer")));
         let mut states = match checked {
             // One state per limited event, in order (`Limiter::check`).
             Ok(states) => states.into_iter(),
@@ -289,13 +284,9 @@ impl Ingest {
         let answered = match not_after {
             // The script refuses to write after its deadline, so giving up
             // a little later can never leave an event written unannounced.
-            Some(_) => tokio::time::timeout(DEADLINE + GRACE, call).await.map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "shard {} of the store did not answer within {} ms",
-                    shard.index,
-                    (DEADLINE + GRACE).as_millis()
-                ))
-            }),
+            Some(_) => tokio::time::timeout(DEADLINE + GRACE, call)
+                .await
+                .map_err(|_| too_late(&format!("shard {} of the store did not answer", shard.index))),
             None => Ok(call.await),
         };
         let written = match answered {
@@ -342,12 +333,17 @@ fn answer_overdue(batch: Vec<Item>) -> Vec<Item> {
         .into_iter()
         .partition(|it| it.queued.elapsed() >= DEADLINE + GRACE);
     for it in overdue {
-        let _ = it.reply.send(Err(StoreError::Unavailable(format!(
-            "the store did not take the event within {} ms; try again shortly",
-            (DEADLINE + GRACE).as_millis()
-        ))));
+        let _ = it.reply.send(Err(too_late("the store did not take the event")));
     }
     fresh
+}
+
+/// `what` happened not within ingest's wait ([`DEADLINE`] + [`GRACE`]).
+fn too_late(what: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "{what} within {} ms; try again shortly",
+        (DEADLINE + GRACE).as_millis()
+    ))
 }
 
 /// Takes the oldest waiting events that fit in one script.
