@@ -7,6 +7,9 @@
 //!   cannot start yet are deferred in the store without using their retry
 //!   budget. It sleeps until the next due time, a local wake-up (ingest or a
 //!   committed retry) or at most [`IDLE_POLL`], never in a busy loop.
+//! * `handoff.rs`: first attempts of events this gateway accepted, leased
+//!   in the write that stored them and started without a claim while the
+//!   gateway keeps up with its queue.
 //! * `attempt.rs`: one signed POST and its verdict.
 //! * `retry.rs`: the pure retry schedule.
 //! * `committer.rs`: outcomes go to the store in batches; while the store is
@@ -27,12 +30,14 @@ mod attempt;
 mod breaker;
 mod client;
 mod committer;
+mod handoff;
 mod ssrf;
 mod tally;
 mod transform;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +47,7 @@ use tokio_util::task::TaskTracker;
 
 pub use attempt::{USER_AGENT_VALUE, Verdict, build_headers, parse_retry_after};
 pub use client::{Outbound, OutboundError, RESPONSE_BODY_LIMIT, SendError};
+pub use handoff::Reservation;
 pub use ssrf::is_public;
 
 use crate::config::Config;
@@ -84,6 +90,14 @@ pub(crate) struct Shared {
     /// Wakes the claim loop: new work, or a retry was scheduled.
     pub wake: Arc<Notify>,
     pub commits: mpsc::Sender<Completion>,
+    /// Deliveries leased at ingest, on their way to `handoff::run`.
+    pub handoff: mpsc::Sender<handoff::Handed>,
+    /// The last claim came back short: nothing older waits in the queue,
+    /// so new events may skip it (`handoff`).
+    pub caught_up: AtomicBool,
+    /// One batch is routed at a time (claimed or handed off), so the
+    /// in-flight caps it checks hold.
+    pub routing: tokio::sync::Mutex<()>,
     /// The plugin runtime (started on first use).
     pub plugins: Arc<PluginRuntime>,
     /// Statistics not yet flushed to the store.
@@ -125,13 +139,27 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-/// A handle that wakes the claim loop (ingest calls it after enqueueing).
-#[derive(Clone, Debug)]
-pub struct Waker(Arc<Notify>);
+/// Ingest's handle on the dispatcher: wakes the claim loop after an
+/// enqueue, or reserves slots to start an event's deliveries at once.
+#[derive(Clone)]
+pub struct Waker(Arc<Shared>);
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waker").finish_non_exhaustive()
+    }
+}
 
 impl Waker {
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.0.wake.notify_one();
+    }
+
+    /// Slots to start a delivery to each of `hooks` without a claim, if
+    /// this gateway can start them now (`handoff`); `None`: queue the event
+    /// and [`Self::wake`].
+    pub fn reserve(&self, hooks: &[Arc<crate::webhooks::Webhook>]) -> Option<Reservation> {
+        handoff::reserve(&self.0, hooks)
     }
 }
 
@@ -148,6 +176,8 @@ impl Dispatcher {
         let concurrency = config.delivery.concurrency;
         let outbound = Outbound::new(&config.delivery, concurrency)?;
         let (tx, rx) = mpsc::channel(COMMIT_BUFFER);
+        // As many as there are slots: each handed delivery holds one.
+        let (handoff_tx, handoff_rx) = mpsc::channel(concurrency.max(1));
         let lease = (config.max_attempt_time() + config.max_plugin_time()) * 2 + Duration::from_secs(5);
         let owner = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let shared = Arc::new(Shared {
@@ -165,6 +195,9 @@ impl Dispatcher {
             failures: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             commits: tx,
+            handoff: handoff_tx,
+            caught_up: AtomicBool::new(false),
+            routing: tokio::sync::Mutex::new(()),
             plugins,
             config,
             tally: Arc::new(tally::Tally::default()),
@@ -185,6 +218,13 @@ impl Dispatcher {
             d.shared.store.clone(),
             d.committer_done.clone(),
         ));
+        d.loops.spawn(handoff::run(
+            d.shared.clone(),
+            handoff_rx,
+            d.stop_claiming.clone(),
+            d.hard_stop.clone(),
+            d.attempts.clone(),
+        ));
         d.loops.spawn(worker::run(
             d.shared.clone(),
             d.stop_claiming.clone(),
@@ -196,7 +236,7 @@ impl Dispatcher {
 
     /// A handle to wake the claim loop.
     pub fn waker(&self) -> Waker {
-        Waker(self.shared.wake.clone())
+        Waker(self.shared.clone())
     }
 
     /// Stops claiming, gives in-flight attempts up to `grace` to finish,

@@ -50,6 +50,7 @@ pub async fn emit(
         data: bytes::Bytes::from(data.to_string()),
         test: false,
         created_at_ms: now_ms(),
+        lease: None,
     };
     store.enqueue(&event, &deliveries, None, None).await?;
     tracing::info!(

@@ -73,6 +73,17 @@ pub struct NewEvent {
     pub data: Bytes,
     pub test: bool,
     pub created_at_ms: u64,
+    /// Lease every delivery to this claimer in the same write, instead of
+    /// queueing them: the gateway that accepted the event starts their
+    /// first attempts itself (`dispatch::handoff`). `None`: queued, due now.
+    pub lease: Option<LeaseTo>,
+}
+
+/// A lease taken at enqueue: the owner and how long it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTo {
+    pub owner: String,
+    pub ttl: Duration,
 }
 
 /// One delivery of a new event to one webhook.

@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -20,6 +19,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::json::{parse, read_body, require_json};
 use super::limits::{IngestLimit, too_many};
+use crate::dispatch::Reservation;
 use crate::ids;
 use crate::signing::digest_hex;
 use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
@@ -50,14 +50,17 @@ struct Accepted {
     deliveries: Vec<DeliveryRef>,
 }
 
-/// Stores an event and its deliveries and wakes the dispatcher.
+/// Stores an event and its deliveries, then starts them (with a
+/// `reservation`, whose lease `event` carries) or wakes the dispatcher.
 pub async fn store_event(
     state: &AppState,
     event: &NewEvent,
     deliveries: &[NewDelivery],
     idempotency: Option<&Idempotency>,
     limit: Option<&IngestLimit>,
+    reservation: Option<Reservation>,
 ) -> Result<Enqueued, ApiError> {
+    debug_assert_eq!(event.lease.is_some(), reservation.is_some());
     let (done, rate) = state
         .store
         .enqueue(event, deliveries, idempotency, limit.map(|l| &l.request))
@@ -69,7 +72,10 @@ pub async fn store_event(
         }
     }
     if done == Enqueued::Created {
-        state.waker.wake();
+        match reservation {
+            Some(r) => r.start(event, deliveries),
+            None => state.waker.wake(),
+        }
     }
     Ok(done)
 }
@@ -140,14 +146,17 @@ async fn accept(
             "must match ^[a-z0-9_]+(\\.[a-z0-9_]+)*$ (e.g. \"task.completed\")",
         ));
     }
+    let matching = state.registry.matching(&input.event_type, input.test);
+    let reservation = state.waker.reserve(&matching);
     let event = NewEvent {
         id: ids::new_event_id(key),
         event_type: input.event_type,
-        data: Bytes::copy_from_slice(input.data.get().as_bytes()),
+        // A view into the request body: no copy.
+        data: bytes.slice_ref(input.data.get().as_bytes()),
         test: input.test,
         created_at_ms: now_ms(),
+        lease: reservation.as_ref().map(Reservation::lease),
     };
-    let matching = state.registry.matching(&event.event_type, event.test);
     let deliveries: Vec<NewDelivery> = matching
         .iter()
         .zip(ids::delivery_ids(&event.id, matching.len()))
@@ -179,7 +188,15 @@ async fn accept(
         n.deliveries = Some(deliveries.len());
     }
     let limit = limit.map(|Extension(l)| l);
-    let stored = store_event(state, &event, &deliveries, idempotency.as_ref(), limit.as_ref()).await?;
+    let stored = store_event(
+        state,
+        &event,
+        &deliveries,
+        idempotency.as_ref(),
+        limit.as_ref(),
+        reservation,
+    )
+    .await?;
     let (body, replayed) = match stored {
         Enqueued::Created => {
             crate::metrics::event_received(&event.event_type);

@@ -371,11 +371,12 @@ pub async fn test(
         data,
         test: true,
         created_at_ms: now_ms(),
+        lease: None,
     };
     let delivery = NewDelivery {
         id: ids::solo_delivery_id(&event.id),
         webhook_id: hook.id.clone(),
     };
-    store_event(&state, &event, std::slice::from_ref(&delivery), None, None).await?;
+    store_event(&state, &event, std::slice::from_ref(&delivery), None, None, None).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "deliveryId": delivery.id }))).into_response())
 }

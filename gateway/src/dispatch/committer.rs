@@ -4,8 +4,9 @@
 //! whatever has queued up (up to [`MAX_BATCH`]) and applies it in one store
 //! call. While the store is unreachable the batch is kept and retried with
 //! backoff; the bounded channel makes attempts wait rather than pile up.
-//! After a commit it wakes the claim loop, since a retry may now be due
-//! sooner than the loop planned to look.
+//! After a commit that scheduled a retry or put a delivery back, it wakes
+//! the claim loop, since that may now be due sooner than the loop planned
+//! to look. Final outcomes alone do not: they make nothing due.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::store::Completion;
+use crate::store::{Completion, Outcome};
 
 const MAX_BATCH: usize = 512;
 
@@ -54,8 +55,13 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>,
                         "outcomes for leases no longer held were recorded as attempts only"
                     );
                 }
+                let due_again = batch
+                    .iter()
+                    .any(|c| matches!(c.outcome, Outcome::Retry(_) | Outcome::Defer(_)));
                 batch.clear();
-                shared.wake.notify_one();
+                if due_again {
+                    shared.wake.notify_one();
+                }
             }
             Err(e) => {
                 let wait = shared.health.failed("recording delivery outcomes", &e);

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -72,9 +73,13 @@ pub(super) async fn run(
         let batch = match shared.store.claim(&req).await {
             Ok(b) => {
                 shared.health.ok();
+                // Short of the budget: the queue is empty for now.
+                let short = b.jobs.len() < req.first.max(req.retry) && b.next_due_in != Some(Duration::ZERO);
+                shared.caught_up.store(short, Ordering::Relaxed);
                 b
             }
             Err(e) => {
+                shared.caught_up.store(false, Ordering::Relaxed);
                 drop(permits);
                 let wait = shared.health.failed("claiming due deliveries", &e);
                 tokio::select! {
@@ -94,6 +99,7 @@ pub(super) async fn run(
             continue;
         }
         recent = batch.jobs.iter().map(|j| j.webhook_id.clone()).collect();
+        let _turn = shared.routing.lock().await;
         route(&shared, batch.jobs, permits, &hard_stop, &attempts).await;
     }
 }
@@ -126,8 +132,8 @@ fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Inst
 
 /// Runs the admission policy ([`admission`]) over a claimed batch and does
 /// its I/O: records dead and deferred jobs, asks the rate limiter, spawns
-/// the attempts that start now.
-async fn route(
+/// the attempts that start now. `permits` holds a slot for every job.
+pub(super) async fn route(
     shared: &Arc<Shared>,
     jobs: Vec<Job>,
     mut permits: Vec<OwnedSemaphorePermit>,

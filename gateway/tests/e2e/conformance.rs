@@ -29,6 +29,7 @@ pub fn event(id: &str) -> NewEvent {
         data: Bytes::from_static(br#"{"a": 1}"#),
         test: false,
         created_at_ms: now_ms(),
+        lease: None,
     }
 }
 
@@ -80,6 +81,7 @@ pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>) {
     queue::enqueue_then_claim_hands_out_each_delivery_once(fresh()).await;
     queue::outcomes_apply_and_stale_leases_only_record(fresh()).await;
     leases::expired_leases_are_claimed_again_by_anyone(fresh()).await;
+    leases::deliveries_leased_at_enqueue_skip_the_queue_until_the_lease_expires(fresh()).await;
     queue::retries_wait_and_defers_keep_the_budget(fresh()).await;
     leases::due_deliveries_come_out_in_due_time_order(fresh()).await;
     queue::claim_budget_keeps_room_for_first_attempts(fresh()).await;

@@ -115,7 +115,15 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
             custom_payload: false,
             expires_at: 0,
         };
-        w.queue(id, &mut rec, now)?;
+        match &e.lease {
+            // Leased to the accepting gateway as a claim would (claim.rs).
+            Some(l) => {
+                rec.lease_until = now + l.ttl.as_millis() as u64;
+                rec.lease = l.owner.clone();
+                w.leases.insert((rec.lease_until, id), ()).map_err(storage)?;
+            }
+            None => w.queue(id, &mut rec, now)?,
+        }
         w.put_delivery(id, &rec)?;
         w.pending.insert((d.webhook_id.as_str(), id), ()).map_err(storage)?;
         w.history.insert(id, ()).map_err(storage)?;

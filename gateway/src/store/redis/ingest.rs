@@ -274,6 +274,10 @@ impl Ingest {
                     .arg(i.ttl.as_millis() as u64),
                 None => inv.arg("").arg("").arg("").arg(0),
             };
+            match &e.lease {
+                Some(l) => inv.arg(&l.owner).arg(l.ttl.as_millis() as u64),
+                None => inv.arg("").arg(0),
+            };
             inv.arg(it.deliveries.len());
             for d in &it.deliveries {
                 inv.arg(&d.id).arg(&d.webhook_id);
@@ -513,6 +517,7 @@ mod tests {
             data: Bytes::from_static(b"{}"),
             test: false,
             created_at_ms: 0,
+            lease: None,
         };
         let delivery = |id: &str| NewDelivery {
             id: id.into(),
@@ -555,6 +560,7 @@ mod tests {
                 data: Bytes::from(vec![b'x'; size]),
                 test: false,
                 created_at_ms: 0,
+                lease: None,
             },
             deliveries: Vec::new(),
             idempotency: None,

@@ -153,3 +153,90 @@ pub async fn concurrent_claimers_never_hold_the_same_delivery(s: Arc<dyn Store>)
     let want: Vec<String> = (0..N).map(|i| format!("c{i:04}")).collect();
     assert_eq!(done, want, "every delivery completed exactly once");
 }
+
+/// An event written with a lease (the accepting gateway starts it without
+/// a claim) is not queued; its owner completes it like a claimed one; if
+/// the owner never does, the lease expires and anyone can claim it.
+pub async fn deliveries_leased_at_enqueue_skip_the_queue_until_the_lease_expires(s: Arc<dyn Store>) {
+    let leased = |id: &str, ttl_ms: u64| NewEvent {
+        lease: Some(LeaseTo {
+            owner: "A".into(),
+            ttl: Duration::from_millis(ttl_ms),
+        }),
+        ..event(id)
+    };
+    // Fan-out 1 (the delivery holds the data) and fan-out 2.
+    s.enqueue(&leased("e1", 60_000), &[delivery("d1", "w")], None, None)
+        .await
+        .unwrap();
+    s.enqueue(
+        &leased("e2", 300),
+        &[delivery("d2", "w"), delivery("d3", "v")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let none = s.claim(&claim_req("B", 10, 60_000)).await.unwrap();
+    assert!(none.jobs.is_empty(), "leased to A, not queued: {:?}", none.jobs);
+    assert!(
+        none.next_due_in.expect("a lease expiry is due next") <= Duration::from_millis(300),
+        "{none:?}"
+    );
+    assert_eq!(s.delivery("d1").await.unwrap().unwrap().status, Status::Pending);
+    // A completes d1 under the lease written at enqueue.
+    let as_claimed = |id: &str, eid: &str, wid: &str| Job {
+        delivery_id: id.into(),
+        event_id: eid.into(),
+        webhook_id: wid.into(),
+        event_type: "t".into(),
+        data: bytes::Bytes::from_static(br#"{"a": 1}"#),
+        test: false,
+        attempts: 0,
+        retry_base: 0,
+        created_at_ms: now_ms(),
+        data_missing: false,
+    };
+    let done = s
+        .complete(&[completion(
+            &as_claimed("d1", "e1", "w"),
+            "A",
+            Outcome::Succeeded,
+            Some(1),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(done, [true], "A's lease from the enqueue is current");
+    assert_eq!(s.delivery("d1").await.unwrap().unwrap().status, Status::Succeeded);
+    // A never starts e2's deliveries: after the lease, B gets both, with data.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut again = s.claim(&claim_req("B", 10, 60_000)).await.unwrap().jobs;
+    again.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
+    let got: Vec<(&str, u32, &[u8])> = again
+        .iter()
+        .map(|j| (j.delivery_id.as_str(), j.attempts, j.data.as_ref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("d2", 0, br#"{"a": 1}"#.as_slice()),
+            ("d3", 0, br#"{"a": 1}"#.as_slice())
+        ]
+    );
+    let late = s
+        .complete(&[completion(
+            &as_claimed("d2", "e2", "w"),
+            "A",
+            Outcome::Succeeded,
+            Some(1),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(late, [false], "A's lease is gone");
+    let outs: Vec<Completion> = again
+        .iter()
+        .map(|j| completion(j, "B", Outcome::Succeeded, Some(1)))
+        .collect();
+    assert_eq!(s.complete(&outs).await.unwrap(), [true, true]);
+    assert_eq!(s.queue_depths().await.unwrap(), QueueDepths::default());
+}

@@ -4,7 +4,12 @@
 -- m (events), then m groups:
 --   event id, type, data, test ("1"/"0"),
 --   idempotency key ('' for none), fingerprint, answer, key ttl ms,
+--   lease owner ('' for none), lease ms,
 --   n, then n pairs (delivery id, webhook id).
+-- With a lease owner, the event's deliveries are leased to it (as a claim
+-- would: 'leases' and 'lo') instead of queued: the gateway that accepted
+-- the event starts their first attempts without a claim. If it never
+-- does, the lease expires and a claim hands them out like any other.
 -- The only delivery of an event holds the event's data itself ('solo'):
 -- one key per event. A delivery record leaves out what readers can tell
 -- without it: `event` of a solo delivery (its id says), `createdAt` (the
@@ -24,14 +29,15 @@ local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 if deadline ~= '0' and tonumber(now) > tonumber(deadline) then
   return redis.error_reply('LATE the batch reached Redis after its deadline; nothing was written')
 end
-local queued, per_webhook = {}, {}
+local queued, per_webhook, leased, owners = {}, {}, {}, {}
 local out = {}
 local a = 5
 for e = 1, m do
   local eid, typ, data, test = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local ikey, fingerprint, answer, ittl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local n = tonumber(ARGV[a + 8])
-  local first = a + 9
+  local lowner, lms = ARGV[a + 8], ARGV[a + 9]
+  local n = tonumber(ARGV[a + 10])
+  local first = a + 11
   a = first + 2 * n
   local seen = nil
   if ikey ~= '' then seen = redis.call('GET', p .. ':idem:' .. ikey) end
@@ -62,8 +68,15 @@ for e = 1, m do
         f[#f + 1] = eid
       end
       redis.call('HSET', k, unpack(f))
-      queued[#queued + 1] = now
-      queued[#queued + 1] = did
+      if lowner ~= '' then
+        leased[#leased + 1] = string.format('%d', tonumber(now) + tonumber(lms))
+        leased[#leased + 1] = did
+        owners[#owners + 1] = did
+        owners[#owners + 1] = lowner .. (n == 1 and ' 1' or ' 0')
+      else
+        queued[#queued + 1] = now
+        queued[#queued + 1] = did
+      end
       ix_add(p, did, wid)
       local w = per_webhook[wid]
       if w == nil then w = {}; per_webhook[wid] = w end
@@ -76,6 +89,8 @@ for e = 1, m do
   end
 end
 bulk('ZADD', p .. ':q:first', queued)
+bulk('ZADD', p .. ':leases', leased)
+bulk('HSET', p .. ':lo', owners)
 ix_flush()
 for wid, ids in pairs(per_webhook) do
   bulk('SADD', p .. ':wh:' .. wid .. ':pending', ids)

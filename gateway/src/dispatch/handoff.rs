@@ -1,0 +1,184 @@
+//! First attempts without a claim.
+//!
+//! The gateway that accepts an event already holds everything its first
+//! attempts need. When this gateway has caught up with its queue (its last
+//! claim came back short, so nothing older is waiting) and has a free
+//! in-flight slot for every delivery, ingest reserves the slots
+//! ([`Reservation`]), the store leases the deliveries to this gateway in
+//! the same write that stores the event (`NewEvent::lease`), and the
+//! deliveries come here instead of going through the queue and a claim.
+//! From here they take the same road as claimed ones (`worker::route`):
+//! breaker, in-flight caps and rate limits all apply.
+//!
+//! Nothing can be lost on the way: the lease is in the store before ingest
+//! answers, so a gateway that dies before or during the attempt leaves a
+//! lease that expires, and a claim hands the delivery out again, as for any
+//! claimed delivery. Otherwise (a backlog, no free slot, a webhook at its
+//! cap or with an open breaker) the event is queued as before and the claim
+//! loop is woken.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{CLAIM_BATCH, Shared};
+use crate::circuit::Gate;
+use crate::store::{Completion, Job, LeaseTo, NewDelivery, NewEvent, Outcome};
+use crate::webhooks::Webhook;
+
+/// A delivery leased at enqueue, with the in-flight slot reserved for it.
+pub(crate) struct Handed {
+    job: Job,
+    permit: OwnedSemaphorePermit,
+}
+
+/// In-flight slots reserved by ingest for one event's deliveries. Dropped
+/// unused (the event was not written, or was a repeat), they are free
+/// again.
+pub struct Reservation {
+    shared: Arc<Shared>,
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("slots", &self.permits.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reserves a slot for a delivery to each of `hooks`, or `None` when the
+/// event should be queued instead (see the module doc).
+pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Reservation> {
+    if hooks.is_empty() || shared.handoff.is_closed() || !shared.caught_up.load(Ordering::Relaxed) {
+        return None;
+    }
+    let now = crate::store::now_ms();
+    {
+        let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let startable = |h: &Arc<Webhook>| {
+            h.enabled
+                && crate::circuit::gate(h.circuit.as_ref(), now) == Gate::Pass
+                && in_flight.get(&h.id).copied().unwrap_or(0) < shared.per_webhook_cap
+        };
+        if !hooks.iter().all(startable) {
+            return None;
+        }
+    }
+    let mut permits = Vec::with_capacity(hooks.len());
+    for _ in hooks {
+        match shared.total.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => {
+                // Full: this event waits in the queue, so the queue is no
+                // longer empty; claims go first until it is again.
+                shared.caught_up.store(false, Ordering::Relaxed);
+                return None;
+            }
+        }
+    }
+    Some(Reservation {
+        shared: shared.clone(),
+        permits,
+    })
+}
+
+impl Reservation {
+    /// The lease to write with the event.
+    pub fn lease(&self) -> LeaseTo {
+        LeaseTo {
+            owner: self.shared.owner.clone(),
+            ttl: self.shared.lease,
+        }
+    }
+
+    /// Starts the deliveries of `event`, written with [`Self::lease`].
+    pub fn start(mut self, event: &NewEvent, deliveries: &[NewDelivery]) {
+        for d in deliveries {
+            let job = Job {
+                delivery_id: d.id.clone(),
+                event_id: event.id.clone(),
+                webhook_id: d.webhook_id.clone(),
+                event_type: event.event_type.clone(),
+                data: event.data.clone(),
+                test: event.test,
+                attempts: 0,
+                retry_base: 0,
+                created_at_ms: event.created_at_ms,
+                data_missing: false,
+            };
+            let Some(permit) = self.permits.pop() else {
+                release(&self.shared, job);
+                continue;
+            };
+            // Never full: it holds as many items as there are slots.
+            if let Err(e) = self.shared.handoff.try_send(Handed { job, permit }) {
+                let handed = match e {
+                    mpsc::error::TrySendError::Full(h) | mpsc::error::TrySendError::Closed(h) => h,
+                };
+                release(&self.shared, handed.job);
+            }
+        }
+    }
+}
+
+/// A leased delivery that will not be started here (the dispatcher is
+/// stopping): due again at once, for this or another gateway. If even that
+/// cannot be recorded, its lease expires and a claim hands it out.
+fn release(shared: &Shared, job: Job) {
+    let _ = shared.commits.try_send(Completion {
+        delivery_id: job.delivery_id,
+        event_id: job.event_id,
+        webhook_id: job.webhook_id,
+        owner: shared.owner.clone(),
+        outcome: Outcome::Defer(Duration::ZERO),
+        attempt: None,
+        payload: None,
+    });
+}
+
+/// Routes handed deliveries in batches of what has arrived, one batch at a
+/// time with the claim loop's batches. On stop, whatever is left is
+/// released.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut handed: mpsc::Receiver<Handed>,
+    stop: CancellationToken,
+    hard_stop: CancellationToken,
+    attempts: TaskTracker,
+) {
+    let mut buf = Vec::with_capacity(CLAIM_BATCH);
+    loop {
+        let n = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            n = handed.recv_many(&mut buf, CLAIM_BATCH) => n,
+        };
+        if n == 0 {
+            return;
+        }
+        // The events of one ingest write are answered together: let the
+        // other handlers it woke hand theirs over too, so the batch shares
+        // one rate-limit call.
+        tokio::task::yield_now().await;
+        while buf.len() < CLAIM_BATCH {
+            match handed.try_recv() {
+                Ok(h) => buf.push(h),
+                Err(_) => break,
+            }
+        }
+        let (jobs, permits): (Vec<Job>, Vec<OwnedSemaphorePermit>) = buf.drain(..).map(|h| (h.job, h.permit)).unzip();
+        let _turn = shared.routing.lock().await;
+        super::worker::route(&shared, jobs, permits, &hard_stop, &attempts).await;
+    }
+    handed.close();
+    while let Ok(h) = handed.try_recv() {
+        drop(h.permit);
+        release(&shared, h.job);
+    }
+}
