@@ -80,10 +80,30 @@ pub struct NewEvent {
 }
 
 /// A lease taken at enqueue: the owner and how long it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LeaseTo {
     pub owner: String,
     pub ttl: Duration,
+    /// Each delivery's rate limit, in the order of the deliveries (or
+    /// none). A store that can take them in the same write (the embedded
+    /// store, a standalone Redis) does and puts its decisions in `taken`;
+    /// otherwise `taken` stays empty and the owner checks them itself.
+    /// (Written on every application of the write: the embedded store may
+    /// apply a batch twice, and the last one is what was committed.)
+    pub limits: Vec<RateRequest>,
+    pub taken: std::sync::Arc<std::sync::Mutex<Option<Vec<RateDecision>>>>,
+}
+
+impl LeaseTo {
+    /// Records the decisions on [`Self::limits`] taken in the write.
+    pub fn set_taken(&self, decisions: Vec<RateDecision>) {
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = Some(decisions);
+    }
+
+    /// The decisions recorded, if the store took the limits.
+    pub fn take_taken(&self) -> Option<Vec<RateDecision>> {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// One delivery of a new event to one webhook.
@@ -268,6 +288,17 @@ pub enum RateDecision {
     Allow,
     /// Over the limit: the next slot is this far away.
     Wait(Duration),
+}
+
+impl RateDecision {
+    /// From a wait in µs as the limiters report it (0 or less: admitted).
+    pub fn from_wait_us(us: i64) -> Self {
+        if us <= 0 {
+            RateDecision::Allow
+        } else {
+            RateDecision::Wait(Duration::from_micros(us as u64))
+        }
+    }
 }
 
 /// The durable delivery queue.

@@ -8,7 +8,9 @@
 //! the same write that stores the event (`NewEvent::lease`), and the
 //! deliveries come here instead of going through the queue and a claim.
 //! From here they take the same road as claimed ones (`worker::route`):
-//! breaker, in-flight caps and rate limits all apply.
+//! breaker, in-flight caps and rate limits all apply. Where the store can,
+//! it takes the deliveries' rate limits in that same write (`LeaseTo`), so
+//! a handed delivery costs no rate-limit call of its own.
 //!
 //! Nothing can be lost on the way: the lease is in the store before ingest
 //! answers, so a gateway that dies before or during the attempt leaves a
@@ -27,12 +29,14 @@ use tokio_util::task::TaskTracker;
 
 use super::{CLAIM_BATCH, Shared};
 use crate::circuit::Gate;
-use crate::store::{Completion, Job, LeaseTo, NewDelivery, NewEvent, Outcome};
+use crate::store::{Completion, Job, LeaseTo, NewDelivery, NewEvent, Outcome, RateDecision};
 use crate::webhooks::Webhook;
 
 /// A delivery leased at enqueue, with the in-flight slot reserved for it.
 pub(crate) struct Handed {
     job: Job,
+    /// Its rate limit, if the store took it in the enqueue write.
+    taken: Option<RateDecision>,
     permit: OwnedSemaphorePermit,
 }
 
@@ -42,6 +46,7 @@ pub(crate) struct Handed {
 pub struct Reservation {
     shared: Arc<Shared>,
     permits: Vec<OwnedSemaphorePermit>,
+    lease: LeaseTo,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -82,24 +87,30 @@ pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Re
             }
         }
     }
+    let lease = LeaseTo {
+        owner: shared.owner.clone(),
+        ttl: shared.lease,
+        limits: hooks.iter().map(|h| super::worker::rate_request(shared, h)).collect(),
+        taken: Default::default(),
+    };
     Some(Reservation {
         shared: shared.clone(),
         permits,
+        lease,
     })
 }
 
 impl Reservation {
     /// The lease to write with the event.
     pub fn lease(&self) -> LeaseTo {
-        LeaseTo {
-            owner: self.shared.owner.clone(),
-            ttl: self.shared.lease,
-        }
+        self.lease.clone()
     }
 
     /// Starts the deliveries of `event`, written with [`Self::lease`].
     pub fn start(mut self, event: &NewEvent, deliveries: &[NewDelivery]) {
+        let mut taken = self.lease.take_taken().map(Vec::into_iter);
         for d in deliveries {
+            let decision = taken.as_mut().and_then(Iterator::next);
             let job = Job {
                 delivery_id: d.id.clone(),
                 event_id: event.id.clone(),
@@ -117,7 +128,11 @@ impl Reservation {
                 continue;
             };
             // Never full: it holds as many items as there are slots.
-            if let Err(e) = self.shared.handoff.try_send(Handed { job, permit }) {
+            if let Err(e) = self.shared.handoff.try_send(Handed {
+                job,
+                taken: decision,
+                permit,
+            }) {
                 let handed = match e {
                     mpsc::error::TrySendError::Full(h) | mpsc::error::TrySendError::Closed(h) => h,
                 };
@@ -172,7 +187,8 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        let (jobs, permits): (Vec<Job>, Vec<OwnedSemaphorePermit>) = buf.drain(..).map(|h| (h.job, h.permit)).unzip();
+        let (jobs, permits): (Vec<(Job, Option<RateDecision>)>, Vec<OwnedSemaphorePermit>) =
+            buf.drain(..).map(|h| ((h.job, h.taken), h.permit)).unzip();
         let _turn = shared.routing.lock().await;
         super::worker::route(&shared, jobs, permits, &hard_stop, &attempts).await;
     }

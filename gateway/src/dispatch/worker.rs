@@ -20,7 +20,7 @@ use crate::metrics;
 use crate::operational::reason;
 use crate::ratelimit::Gcra;
 use crate::stats::Field;
-use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateRequest};
+use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
 use crate::webhooks::Webhook;
 
 /// How often to look for other webhooks' work while every known webhook is
@@ -99,8 +99,9 @@ pub(super) async fn run(
             continue;
         }
         recent = batch.jobs.iter().map(|j| j.webhook_id.clone()).collect();
+        let jobs = batch.jobs.into_iter().map(|j| (j, None)).collect();
         let _turn = shared.routing.lock().await;
-        route(&shared, batch.jobs, permits, &hard_stop, &attempts).await;
+        route(&shared, jobs, permits, &hard_stop, &attempts).await;
     }
 }
 
@@ -130,16 +131,22 @@ fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Inst
     }
 }
 
+/// A job past the screen: its webhook, the breaker probe it carries, and
+/// its rate limit if already taken.
+type Ready = (Job, Arc<Webhook>, Option<Circuit>, Option<RateDecision>);
+
 /// Runs the admission policy ([`admission`]) over a claimed batch and does
 /// its I/O: records dead and deferred jobs, asks the rate limiter, spawns
-/// the attempts that start now. `permits` holds a slot for every job.
+/// the attempts that start now. `permits` holds a slot for every job. A
+/// job may come with its rate limit already taken (`handoff`).
 pub(super) async fn route(
     shared: &Arc<Shared>,
-    jobs: Vec<Job>,
+    jobs: Vec<(Job, Option<RateDecision>)>,
     mut permits: Vec<OwnedSemaphorePermit>,
     hard_stop: &CancellationToken,
     attempts: &TaskTracker,
 ) {
+    let (jobs, taken): (Vec<Job>, Vec<Option<RateDecision>>) = jobs.into_iter().unzip();
     if jobs.iter().any(|j| shared.registry.get(&j.webhook_id).is_none()) {
         // Created through another gateway moments ago, or deleted: look again.
         if let Err(e) = shared.registry.refresh(shared.store.as_ref()).await {
@@ -178,8 +185,8 @@ pub(super) async fn route(
         )
     };
     drop(candidates);
-    let mut ready: Vec<(Job, Arc<Webhook>, Option<Circuit>)> = Vec::with_capacity(jobs.len());
-    for (job, verdict) in jobs.into_iter().zip(screened) {
+    let mut ready: Vec<Ready> = Vec::with_capacity(jobs.len());
+    for ((job, verdict), taken) in jobs.into_iter().zip(screened).zip(taken) {
         match verdict {
             Screened::Dead(why) => {
                 if why == Dead::DataMissing {
@@ -192,45 +199,50 @@ pub(super) async fn route(
                 Some(hook) => match breaker::try_probe(shared, hook).await {
                     Some(probing) => {
                         tracing::info!(webhook_id = %hook.id, delivery_id = %job.delivery_id, "circuit half-open: probing");
-                        ready.push((job, hook.clone(), Some(probing)));
+                        ready.push((job, hook.clone(), Some(probing), taken));
                     }
                     None => defer(shared, job, admission::PROBE_WAIT).await,
                 },
                 None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
             },
             Screened::Ready => match hook(&job.webhook_id) {
-                Some(hook) => ready.push((job, hook.clone(), None)),
+                Some(hook) => ready.push((job, hook.clone(), None, taken)),
                 None => finish_without_attempt(shared, job, Outcome::Dead, Dead::WebhookGone.reason()).await,
             },
         }
     }
 
-    let d = &shared.config.delivery;
-    let reqs: Vec<RateRequest> = ready
+    let reqs: Vec<RateRequest> = ready.iter().map(|(_, hook, _, _)| rate_request(shared, hook)).collect();
+    // Only the limits not taken yet: one call for the batch.
+    let asked: Vec<RateRequest> = ready
         .iter()
-        .map(|(_, hook, _)| RateRequest {
-            key: format!("wh:{}", hook.id),
-            limit: Gcra::per_minute(
-                hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
-                d.rate_limit_burst,
-            ),
-        })
+        .zip(&reqs)
+        .filter(|((_, _, _, taken), _)| taken.is_none())
+        .map(|(_, req)| req.clone())
         .collect();
-    let decisions = match shared.store.acquire(&reqs).await {
-        Ok(decisions) => decisions,
+    let mut answers = match shared.store.acquire(&asked).await {
+        Ok(decisions) => decisions.into_iter(),
         Err(e) => {
             let wait = shared.health.failed("checking rate limits", &e);
-            for (job, _, _) in ready {
+            for (job, _, _, _) in ready {
                 defer(shared, job, wait).await;
             }
             return;
         }
     };
+    let decisions: Vec<RateDecision> = ready
+        .iter()
+        .map(|(_, _, _, taken)| {
+            taken
+                .or_else(|| answers.next())
+                .unwrap_or(RateDecision::Wait(admission::BUSY_DEFER))
+        })
+        .collect();
     let paced: Vec<Paced<'_>> = ready
         .iter()
         .zip(&decisions)
         .zip(&reqs)
-        .map(|(((job, hook, _), decision), req)| Paced {
+        .map(|(((job, hook, _, _), decision), req)| Paced {
             webhook_id: &hook.id,
             decision: *decision,
             interval: Duration::from_micros(req.limit.interval_us),
@@ -239,7 +251,7 @@ pub(super) async fn route(
         .collect();
     let starts = admission::pace(&paced, permits.len(), shared.retries.available_permits());
     drop(paced);
-    for ((job, hook, probe), start) in ready.into_iter().zip(starts) {
+    for ((job, hook, probe, _), start) in ready.into_iter().zip(starts) {
         match start {
             Start::RateLimited(wait) => {
                 metrics::rate_limited(&hook.id);
@@ -287,6 +299,18 @@ pub(super) async fn route(
                 );
             }
         }
+    }
+}
+
+/// The rate limit of deliveries to `hook`.
+pub(super) fn rate_request(shared: &Shared, hook: &Webhook) -> RateRequest {
+    let d = &shared.config.delivery;
+    RateRequest {
+        key: format!("wh:{}", hook.id),
+        limit: Gcra::per_minute(
+            hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
+            d.rate_limit_burst,
+        ),
     }
 }
 

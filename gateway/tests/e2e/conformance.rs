@@ -76,8 +76,10 @@ pub fn completion(job: &Job, owner: &str, outcome: Outcome, attempt: Option<u32>
 /// Runs every contract check against stores made by `make` (each call a
 /// fresh, empty store with the given retention and webhook change log
 /// length).
-pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>) {
+/// `inline`: the store takes a leased event's rate limits in its write.
+pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>, inline: bool) {
     let fresh = || make(RETENTION, WEBHOOK_LOG_CAP);
+    leases::rate_limits_of_a_leased_event_are_taken_in_its_write(fresh(), inline).await;
     queue::enqueue_then_claim_hands_out_each_delivery_once(fresh()).await;
     queue::outcomes_apply_and_stale_leases_only_record(fresh()).await;
     leases::expired_leases_are_claimed_again_by_anyone(fresh()).await;
@@ -111,10 +113,14 @@ pub async fn run_suite(make: impl Fn(Duration, u64) -> Arc<dyn Store>) {
 async fn redis_store_conforms() {
     let redis = RedisServer::start();
     let url = redis.url();
-    run_suite(|retention, log_cap| {
-        let store = hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
-        Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
-    })
+    run_suite(
+        |retention, log_cap| {
+            let store =
+                hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
+            Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
+        },
+        true,
+    )
     .await;
 }
 
@@ -123,10 +129,14 @@ async fn redis_store_conforms() {
 async fn sharded_redis_store_conforms() {
     let redis = RedisServer::start();
     let url = redis.url();
-    run_suite(|retention, log_cap| {
-        let store = hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
-        Arc::new(store.with_shards(5).with_webhook_log_cap(log_cap)) as Arc<dyn Store>
-    })
+    run_suite(
+        |retention, log_cap| {
+            let store =
+                hookgate::store::redis::RedisStore::open(&url, &format!("conf{}", unique()), retention).unwrap();
+            Arc::new(store.with_shards(5).with_webhook_log_cap(log_cap)) as Arc<dyn Store>
+        },
+        true,
+    )
     .await;
 }
 
@@ -134,25 +144,32 @@ async fn sharded_redis_store_conforms() {
 async fn redis_cluster_store_conforms() {
     let cluster = tokio::task::spawn_blocking(RedisCluster::shared).await.unwrap();
     let nodes = cluster.urls();
-    run_suite(|retention, log_cap| {
-        let store =
-            hookgate::store::redis::RedisStore::open_cluster(&nodes, &format!("conf{}", unique()), retention).unwrap();
-        Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
-    })
+    run_suite(
+        |retention, log_cap| {
+            let store =
+                hookgate::store::redis::RedisStore::open_cluster(&nodes, &format!("conf{}", unique()), retention)
+                    .unwrap();
+            Arc::new(store.with_webhook_log_cap(log_cap)) as Arc<dyn Store>
+        },
+        false,
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_conforms() {
     let dirs = Mutex::new(Vec::new());
-    run_suite(|retention, log_cap| {
-        let dir = TempDir::new("conformance");
-        let store =
-            hookgate::store::embedded::EmbeddedStore::open_with_log(&dir.path().join("data"), retention, log_cap)
-                .unwrap();
-        dirs.lock().unwrap().push(dir);
-        store as Arc<dyn Store>
-    })
+    run_suite(
+        |retention, log_cap| {
+            let dir = TempDir::new("conformance");
+            let store =
+                hookgate::store::embedded::EmbeddedStore::open_with_log(&dir.path().join("data"), retention, log_cap)
+                    .unwrap();
+            dirs.lock().unwrap().push(dir);
+            store as Arc<dyn Store>
+        },
+        true,
+    )
     .await;
 }
 

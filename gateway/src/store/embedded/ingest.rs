@@ -131,6 +131,17 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
             .insert((d.webhook_id.as_str(), id), ())
             .map_err(storage)?;
     }
+    if let Some(l) = &e.lease
+        && !l.limits.is_empty()
+    {
+        // The deliveries' rate limits, taken in the same write.
+        let taken = l
+            .limits
+            .iter()
+            .map(|r| gcra(w, &r.key, &r.limit, now_us).map(|s| s.decision))
+            .collect::<Result<Vec<_>, _>>()?;
+        l.set_taken(taken);
+    }
     if let Some(i) = &input.idempotency {
         let expires_at = now + i.ttl.as_millis() as u64;
         let old = match w.idempotency.get(i.key.as_str()).map_err(storage)? {

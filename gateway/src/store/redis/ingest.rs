@@ -90,7 +90,14 @@ impl Ingest {
         Arc::new(Ingest {
             conn,
             shards: shards.clone(),
-            script: RoutedScript::new(&super::records_script(include_str!("lua/enqueue.lua")), route_key),
+            script: RoutedScript::new(
+                &super::records_script(&format!(
+                    "{}\n{}",
+                    include_str!("lua/rate.lua"),
+                    include_str!("lua/enqueue.lua")
+                )),
+                route_key,
+            ),
             limiter,
             retention_ms,
             wait_replicas,
@@ -204,6 +211,15 @@ impl Ingest {
         }
     }
 
+    /// The deliveries' rate limits the script takes itself: those of a
+    /// leased event, on a standalone Redis (see `lua/enqueue.lua`).
+    fn inline_limits<'e>(&self, event: &'e NewEvent) -> &'e [RateRequest] {
+        match &event.lease {
+            Some(l) if self.limiter.shared_slot() => &l.limits,
+            _ => &[],
+        }
+    }
+
     /// The gate of the API rate limits in [`Deadlines`] (after the shards').
     fn limits_gate(&self) -> usize {
         self.shards.len()
@@ -282,6 +298,13 @@ impl Ingest {
             for d in &it.deliveries {
                 inv.arg(&d.id).arg(&d.webhook_id);
             }
+            let limits = self.inline_limits(e);
+            inv.arg(limits.len());
+            for l in limits {
+                inv.arg(self.limiter.key(&l.key))
+                    .arg(l.limit.interval_us)
+                    .arg(l.limit.tolerance_us);
+            }
         }
         let mut conn = self.conn.clone();
         let call = inv.invoke_async::<Vec<Value>>(&mut conn);
@@ -314,7 +337,8 @@ impl Ingest {
         match written {
             Ok(replies) => {
                 for ((it, state), reply) in batch.into_iter().zip(replies) {
-                    let _ = it.reply.send(decode_one(reply, state));
+                    let taken = self.inline_limits(&it.event).len();
+                    let _ = it.reply.send(decode_one(reply, state, &it.event, taken));
                 }
             }
             Err(e) => {
@@ -365,13 +389,31 @@ fn take_batch(waiting: &mut Vec<Item>) -> Vec<Item> {
     std::mem::replace(waiting, rest)
 }
 
-/// One event's answer from the script's reply.
-fn decode_one(reply: Value, state: Option<RateState>) -> Answer {
+/// One event's answer from the script's reply; a created event's answer
+/// ends with the decisions on the `taken` rate limits it was given, which
+/// go to its lease.
+fn decode_one(reply: Value, state: Option<RateState>, event: &NewEvent, taken: usize) -> Answer {
     let Value::Array(reply) = reply else {
         return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
     };
     match reply.first().and_then(as_int) {
-        Some(1) => Ok((Enqueued::Created, state)),
+        Some(1) => {
+            if taken > 0
+                && let Some(lease) = &event.lease
+            {
+                let waits: Option<Vec<RateDecision>> = reply[1..]
+                    .iter()
+                    .map(|w| as_int(w).map(RateDecision::from_wait_us))
+                    .collect();
+                match waits {
+                    Some(d) if d.len() == taken => {
+                        lease.set_taken(d);
+                    }
+                    _ => return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
+                }
+            }
+            Ok((Enqueued::Created, state))
+        }
         Some(0) => {
             let seen = reply.get(1).and_then(decode::as_string).unwrap_or_default();
             let (fingerprint, answer) = seen.split_once('\n').unwrap_or(("", &seen));

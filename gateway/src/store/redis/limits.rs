@@ -1,7 +1,5 @@
 //! The shared GCRA limiter (`gcra.lua`), for webhooks and API tokens.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::conn::{Conn, key_slot};
@@ -24,13 +22,24 @@ impl Limiter {
     /// (`P` or `{P}`).
     pub(super) fn new(name: &str, prefix: &str, cluster: bool) -> Self {
         Limiter {
-            script: RoutedScript::new(include_str!("lua/gcra.lua"), &format!("{prefix}:q:first")),
+            script: RoutedScript::new(
+                &format!("{}\n{}", include_str!("lua/rate.lua"), include_str!("lua/gcra.lua")),
+                &format!("{prefix}:q:first"),
+            ),
             prefix: if cluster { name.to_owned() } else { prefix.to_owned() },
             cluster,
         }
     }
 
-    fn key(&self, k: &str) -> String {
+    /// Whether other scripts may take these limits themselves: on a
+    /// standalone Redis every key is reachable from any script; on a
+    /// cluster a limit's key is in a slot of its own.
+    pub(super) fn shared_slot(&self) -> bool {
+        !self.cluster
+    }
+
+    /// The key that holds `k`'s state.
+    pub(super) fn key(&self, k: &str) -> String {
         if self.cluster {
             format!("{{{}:rl:{k}}}", self.prefix)
         } else {
@@ -103,11 +112,7 @@ impl RateLimiter for RedisStore {
 /// The states in a `gcra.lua` reply (three integers per request).
 fn rate_states(flat: &[i64]) -> impl Iterator<Item = RateState> + '_ {
     flat.chunks(3).map(|c| RateState {
-        decision: if c[0] <= 0 {
-            RateDecision::Allow
-        } else {
-            RateDecision::Wait(Duration::from_micros(c[0] as u64))
-        },
+        decision: RateDecision::from_wait_us(c[0]),
         tat_us: c[1].max(0) as u64,
         now_us: c[2].max(0) as u64,
     })

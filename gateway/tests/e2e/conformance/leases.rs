@@ -162,6 +162,8 @@ pub async fn deliveries_leased_at_enqueue_skip_the_queue_until_the_lease_expires
         lease: Some(LeaseTo {
             owner: "A".into(),
             ttl: Duration::from_millis(ttl_ms),
+            limits: Vec::new(),
+            taken: Default::default(),
         }),
         ..event(id)
     };
@@ -239,4 +241,50 @@ pub async fn deliveries_leased_at_enqueue_skip_the_queue_until_the_lease_expires
         .collect();
     assert_eq!(s.complete(&outs).await.unwrap(), [true, true]);
     assert_eq!(s.queue_depths().await.unwrap(), QueueDepths::default());
+}
+
+/// A leased event's rate limits are taken in its write, on the same state
+/// as `acquire` (a store that cannot, a Redis Cluster, leaves them to the
+/// owner: `inline` false).
+pub async fn rate_limits_of_a_leased_event_are_taken_in_its_write(s: Arc<dyn Store>, inline: bool) {
+    let limit = hookgate::ratelimit::Gcra::per_minute(600, 2); // one per 100 ms, bursts of 2
+    let req = |w: &str| RateRequest {
+        key: format!("wh:{w}"),
+        limit,
+    };
+    let leased = |id: &str, hooks: &[&str]| NewEvent {
+        lease: Some(LeaseTo {
+            owner: "A".into(),
+            ttl: Duration::from_secs(60),
+            limits: hooks.iter().map(|w| req(w)).collect(),
+            taken: Default::default(),
+        }),
+        ..event(id)
+    };
+    // Fan-out 2 to webhook w twice in one event, then one more for w and v.
+    let e1 = leased("e1", &["w", "w"]);
+    s.enqueue(&e1, &[delivery("d1", "w"), delivery("d2", "w")], None, None)
+        .await
+        .unwrap();
+    let e2 = leased("e2", &["w", "v"]);
+    s.enqueue(&e2, &[delivery("d3", "w"), delivery("d4", "v")], None, None)
+        .await
+        .unwrap();
+    let taken = |e: &NewEvent| e.lease.as_ref().unwrap().take_taken();
+    if !inline {
+        assert_eq!((taken(&e1), taken(&e2)), (None, None));
+        return;
+    }
+    assert_eq!(taken(&e1), Some(vec![RateDecision::Allow, RateDecision::Allow]));
+    let second = taken(&e2).expect("taken in the write");
+    assert!(
+        matches!(second[0], RateDecision::Wait(w) if w <= Duration::from_millis(100)),
+        "w's burst of 2 is spent: {second:?}"
+    );
+    assert_eq!(second[1], RateDecision::Allow, "v has its own limit");
+    // The same state as the limiter's own calls: w is still over.
+    assert!(matches!(
+        s.acquire(&[req("w")]).await.unwrap()[..],
+        [RateDecision::Wait(_)]
+    ));
 }

@@ -5,7 +5,10 @@
 --   event id, type, data, test ("1"/"0"),
 --   idempotency key ('' for none), fingerprint, answer, key ttl ms,
 --   lease owner ('' for none), lease ms,
---   n, then n pairs (delivery id, webhook id).
+--   n, then n pairs (delivery id, webhook id),
+--   nl (0 or n), then nl triples (rate-limit key, interval us, tolerance
+--   us): the deliveries' rate limits, taken here for leased deliveries
+--   (rate.lua; standalone Redis only, where every key is reachable).
 -- With a lease owner, the event's deliveries are leased to it (as a claim
 -- would: 'leases' and 'lo') instead of queued: the gateway that accepted
 -- the event starts their first attempts without a claim. If it never
@@ -18,7 +21,8 @@
 -- entries are written with one command per batch (per webhook for the
 -- per-webhook keys).
 -- Returns one array per event: {0, "fingerprint\nanswer"} when the
--- idempotency key was seen before (nothing written), else {1}; then
+-- idempotency key was seen before (nothing written), else {1, waits...}
+-- with one wait per rate limit given (0: admitted, else µs); then
 -- Redis's time (ms). Past the deadline it writes nothing and answers an
 -- error (LATE): the gateway has stopped waiting and answered 503.
 local p, retention, deadline, m = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -26,6 +30,7 @@ local t = redis.call('TIME')
 -- Times as integer strings, formatted once: Redis would format every Lua
 -- number argument as a double.
 local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if deadline ~= '0' and tonumber(now) > tonumber(deadline) then
   return redis.error_reply('LATE the batch reached Redis after its deadline; nothing was written')
 end
@@ -38,7 +43,9 @@ for e = 1, m do
   local lowner, lms = ARGV[a + 8], ARGV[a + 9]
   local n = tonumber(ARGV[a + 10])
   local first = a + 11
-  a = first + 2 * n
+  local nl = tonumber(ARGV[first + 2 * n])
+  local limits = first + 2 * n + 1
+  a = limits + 3 * nl
   local seen = nil
   if ikey ~= '' then seen = redis.call('GET', p .. ':idem:' .. ikey) end
   if seen then
@@ -85,12 +92,18 @@ for e = 1, m do
     if ikey ~= '' then
       redis.call('SET', p .. ':idem:' .. ikey, fingerprint .. '\n' .. answer, 'PX', ittl)
     end
-    out[e] = {1}
+    local done = {1}
+    for i = 0, nl - 1 do
+      local b = limits + 3 * i
+      done[#done + 1] = rl_take(ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), now_us)
+    end
+    out[e] = done
   end
 end
 bulk('ZADD', p .. ':q:first', queued)
 bulk('ZADD', p .. ':leases', leased)
 bulk('HSET', p .. ':lo', owners)
+rl_flush(now_us)
 ix_flush()
 for wid, ids in pairs(per_webhook) do
   bulk('SADD', p .. ':wh:' .. wid .. ':pending', ids)
