@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{CLAIM_BATCH, Shared};
 use crate::circuit::Gate;
-use crate::store::{Completion, Job, LeaseTo, NewDelivery, NewEvent, Outcome, RateDecision};
+use crate::store::{Job, LeaseTo, NewDelivery, NewEvent, Outcome, RateDecision};
 use crate::webhooks::Webhook;
 
 /// A delivery leased at enqueue, with the in-flight slot reserved for it.
@@ -146,15 +146,8 @@ impl Reservation {
 /// stopping): due again at once, for this or another gateway. If even that
 /// cannot be recorded, its lease expires and a claim hands it out.
 fn release(shared: &Shared, job: Job) {
-    let _ = shared.commits.try_send(Completion {
-        delivery_id: job.delivery_id,
-        event_id: job.event_id,
-        webhook_id: job.webhook_id,
-        owner: shared.owner.clone(),
-        outcome: Outcome::Defer(Duration::ZERO),
-        attempt: None,
-        payload: None,
-    });
+    let c = super::worker::completion(shared, &job, Outcome::Defer(Duration::ZERO), None, None);
+    let _ = shared.commits.try_send(c);
 }
 
 /// Routes handed deliveries in batches of what has arrived, one batch at a
@@ -176,16 +169,6 @@ pub(super) async fn run(
         };
         if n == 0 {
             return;
-        }
-        // The events of one ingest write are answered together: let the
-        // other handlers it woke hand theirs over too, so the batch shares
-        // one rate-limit call.
-        tokio::task::yield_now().await;
-        while buf.len() < CLAIM_BATCH {
-            match handed.try_recv() {
-                Ok(h) => buf.push(h),
-                Err(_) => break,
-            }
         }
         let (jobs, permits): (Vec<(Job, Option<RateDecision>)>, Vec<OwnedSemaphorePermit>) =
             buf.drain(..).map(|h| ((h.job, h.taken), h.permit)).unzip();

@@ -569,7 +569,21 @@ async fn commit_sent(
     attempt: Option<AttemptRecord>,
     payload: Option<bytes::Bytes>,
 ) {
-    let c = Completion {
+    let c = completion(shared, job, outcome, attempt, payload);
+    // The committer lives as long as any attempt can; a closed channel means
+    // the process is exiting and the lease will hand this delivery out again.
+    let _ = shared.commits.send(c).await;
+}
+
+/// `job`'s outcome under this gateway's lease, for the committer.
+pub(super) fn completion(
+    shared: &Shared,
+    job: &Job,
+    outcome: Outcome,
+    attempt: Option<AttemptRecord>,
+    payload: Option<bytes::Bytes>,
+) -> Completion {
+    Completion {
         delivery_id: job.delivery_id.clone(),
         event_id: job.event_id.clone(),
         webhook_id: job.webhook_id.clone(),
@@ -577,8 +591,5 @@ async fn commit_sent(
         outcome,
         attempt,
         payload,
-    };
-    // The committer lives as long as any attempt can; a closed channel means
-    // the process is exiting and the lease will hand this delivery out again.
-    let _ = shared.commits.send(c).await;
+    }
 }
