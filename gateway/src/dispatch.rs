@@ -30,6 +30,7 @@ mod attempt;
 mod breaker;
 mod client;
 mod committer;
+mod connector;
 mod handoff;
 mod ssrf;
 mod tally;
@@ -110,8 +111,12 @@ impl Shared {
     /// Folds one attempt's duration into the webhook's moving average.
     pub(crate) fn note_duration(&self, webhook: &str, took: Duration) {
         let mut d = self.durations.lock().unwrap_or_else(|e| e.into_inner());
-        let avg = d.entry(webhook.to_owned()).or_insert(took);
-        *avg = avg.mul_f64(0.8) + took.mul_f64(0.2);
+        match d.get_mut(webhook) {
+            Some(avg) => *avg = avg.mul_f64(0.8) + took.mul_f64(0.2),
+            None => {
+                d.insert(webhook.to_owned(), took);
+            }
+        }
     }
 
     /// The webhook's typical attempt duration (10 ms until measured).

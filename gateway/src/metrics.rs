@@ -5,10 +5,11 @@
 //! Prometheus recorder (installed on first use), so gateways started twice
 //! in one process (tests) share it.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Histogram buckets for durations, in seconds.
@@ -83,28 +84,132 @@ pub fn render() -> String {
     install().map(PrometheusHandle::render).unwrap_or_default()
 }
 
+/// Handles of the per-event and per-delivery series, kept so recording one
+/// needs no key built, hashed and looked up in the recorder's registry (an
+/// allocation or two per series each time). A series still appears only
+/// once first recorded.
+#[derive(Default)]
+struct Handles<T> {
+    by_name: RwLock<HashMap<String, Arc<T>>>,
+}
+
+impl<T: Default> Handles<T> {
+    fn get(&self, name: &str) -> Arc<T> {
+        if let Some(h) = self.by_name.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return h.clone();
+        }
+        self.by_name
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+/// One webhook's delivery series, each registered on first use.
+#[derive(Default)]
+struct WebhookSeries {
+    /// `hookgate_delivery_attempts_total` by [`ATTEMPT_RESULTS`].
+    attempts: [OnceLock<Counter>; ATTEMPT_RESULTS.len()],
+    duration: OnceLock<Histogram>,
+    /// `hookgate_deliveries_total` by [`OUTCOMES`].
+    deliveries: [OnceLock<Counter>; OUTCOMES.len()],
+    retries: OnceLock<Counter>,
+    rate_limited: OnceLock<Counter>,
+}
+
+const ATTEMPT_RESULTS: [&str; 6] = [
+    "success",
+    "http_4xx",
+    "http_5xx",
+    "timeout",
+    "connect_error",
+    "plugin_error",
+];
+const OUTCOMES: [&str; 3] = ["succeeded", "dead", "filtered"];
+
+fn webhook(id: &str) -> Arc<WebhookSeries> {
+    static SERIES: OnceLock<Handles<WebhookSeries>> = OnceLock::new();
+    SERIES.get_or_init(Handles::default).get(id)
+}
+
+/// The handle in `slot`, registered with `make` the first time (after the
+/// recorder is installed, so no handle kept is a no-op one).
+fn handle<T: Clone>(slot: &OnceLock<T>, make: impl FnOnce() -> T) -> T {
+    slot.get_or_init(|| {
+        install();
+        make()
+    })
+    .clone()
+}
+
+/// The counter for `label` among `labels`, kept in the matching slot.
+fn labelled(slots: &[OnceLock<Counter>], labels: &[&str], label: &str, make: impl FnOnce() -> Counter) -> Counter {
+    match labels.iter().position(|l| *l == label) {
+        Some(i) => handle(&slots[i], make),
+        None => make(),
+    }
+}
+
 pub fn event_received(event_type: &str) {
-    counter!("hookgate_events_received_total", "type" => event_type.to_owned()).increment(1);
+    #[derive(Default)]
+    struct Received(OnceLock<Counter>);
+    static BY_TYPE: OnceLock<Handles<Received>> = OnceLock::new();
+    let r = BY_TYPE.get_or_init(Handles::default).get(event_type);
+    handle(
+        &r.0,
+        || counter!("hookgate_events_received_total", "type" => event_type.to_owned()),
+    )
+    .increment(1);
 }
 
 /// One attempt: `result` is `success`, `http_4xx`, `http_5xx`, `timeout`,
 /// `connect_error` or `plugin_error`.
-pub fn attempt(webhook: &str, result: &'static str, took: Duration) {
-    counter!("hookgate_delivery_attempts_total", "webhook" => webhook.to_owned(), "result" => result).increment(1);
-    histogram!("hookgate_delivery_duration_seconds", "webhook" => webhook.to_owned()).record(took.as_secs_f64());
+pub fn attempt(webhook_id: &str, result: &'static str, took: Duration) {
+    let s = webhook(webhook_id);
+    labelled(
+        &s.attempts,
+        &ATTEMPT_RESULTS,
+        result,
+        || counter!("hookgate_delivery_attempts_total", "webhook" => webhook_id.to_owned(), "result" => result),
+    )
+    .increment(1);
+    handle(
+        &s.duration,
+        || histogram!("hookgate_delivery_duration_seconds", "webhook" => webhook_id.to_owned()),
+    )
+    .record(took.as_secs_f64());
 }
 
 /// A final state: `succeeded`, `dead` or `filtered`.
-pub fn delivery(webhook: &str, outcome: &'static str) {
-    counter!("hookgate_deliveries_total", "webhook" => webhook.to_owned(), "outcome" => outcome).increment(1);
+pub fn delivery(webhook_id: &str, outcome: &'static str) {
+    let s = webhook(webhook_id);
+    labelled(
+        &s.deliveries,
+        &OUTCOMES,
+        outcome,
+        || counter!("hookgate_deliveries_total", "webhook" => webhook_id.to_owned(), "outcome" => outcome),
+    )
+    .increment(1);
 }
 
-pub fn retry(webhook: &str) {
-    counter!("hookgate_retries_total", "webhook" => webhook.to_owned()).increment(1);
+pub fn retry(webhook_id: &str) {
+    let s = webhook(webhook_id);
+    handle(
+        &s.retries,
+        || counter!("hookgate_retries_total", "webhook" => webhook_id.to_owned()),
+    )
+    .increment(1);
 }
 
-pub fn rate_limited(webhook: &str) {
-    counter!("hookgate_rate_limited_total", "webhook" => webhook.to_owned()).increment(1);
+pub fn rate_limited(webhook_id: &str) {
+    let s = webhook(webhook_id);
+    handle(
+        &s.rate_limited,
+        || counter!("hookgate_rate_limited_total", "webhook" => webhook_id.to_owned()),
+    )
+    .increment(1);
 }
 
 /// A breaker changed state (this gateway made the change).

@@ -107,7 +107,8 @@ pub fn build_headers(
     put("x-delivery-id", &job.delivery_id);
     put("x-delivery-attempt", &attempt.to_string());
     put("x-event-type", &job.event_type);
-    put("x-webhook-timestamp", &timestamp.to_string());
+    let ts = timestamp.to_string();
+    put("x-webhook-timestamp", &ts);
     let now = now_ms();
     if let Some(current) = hook.active_secrets(now).next()
         && schemes.hub
@@ -116,7 +117,7 @@ pub fn build_headers(
     }
     if schemes.standard {
         put("webhook-id", &job.delivery_id);
-        put("webhook-timestamp", &timestamp.to_string());
+        put("webhook-timestamp", &ts);
         let sig = signing::standard_signature_header(
             hook.active_secrets(now).map(|s| s.expose()),
             &job.delivery_id,

@@ -1,7 +1,8 @@
-//! The pooled outbound HTTP client: rustls with the public roots plus
-//! `[delivery] ca_file`, one client per client identity (mutual TLS with
-//! receivers), an optional egress proxy, per-attempt timeouts, no
-//! redirects, and the SSRF guard ([`super::ssrf`]).
+//! The pooled outbound HTTP client: hyper's pooled client over
+//! [`super::connector`], rustls with the system's roots plus `[delivery]
+//! ca_file`, one pool per client identity (mutual TLS with receivers), an
+//! optional egress proxy, per-attempt timeouts, no redirects (hyper follows
+//! none), and the SSRF guard ([`super::ssrf`]).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -10,11 +11,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::HeaderMap;
-use reqwest::{StatusCode, Url};
+use http_body_util::{BodyExt, Full};
+use hyper::http::header::{HeaderMap, HeaderValue, PROXY_AUTHORIZATION};
+use hyper::http::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use url::Url;
 
+use super::connector::Connector;
 use super::ssrf::{GuardedResolver, Refused, check_destination};
 use crate::config::DeliveryConfig;
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+type Pool = Client<Connector, Full<Bytes>>;
 
 /// The most of a response body kept for the attempt record.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
@@ -31,10 +42,10 @@ pub enum SendError {
     Timeout(Duration),
     /// The connection could not be made (the error has no URL in it).
     #[error("connect error")]
-    Connect(#[source] reqwest::Error),
+    Connect(#[source] hyper_util::client::legacy::Error),
     /// The request failed after connecting (no URL in it either).
     #[error("request error")]
-    Other(#[source] reqwest::Error),
+    Other(#[source] BoxError),
     /// The webhook names a client identity that `[delivery]` does not define.
     #[error("client identity {0:?} is not defined in [[delivery.client_identities]]")]
     UnknownIdentity(String),
@@ -65,29 +76,27 @@ pub enum OutboundError {
     Identity {
         name: String,
         #[source]
-        source: reqwest::Error,
+        source: rustls::Error,
     },
-    #[error("egress proxy {0:?} is not usable")]
-    Proxy(String, #[source] reqwest::Error),
-    #[error("cannot build the outbound HTTP client")]
-    Client(#[source] reqwest::Error),
+    #[error("cannot set up TLS for deliveries")]
+    Client(#[source] rustls::Error),
 }
 
 /// The pooled outbound clients: one without a client certificate, one per
 /// client identity.
 #[derive(Clone)]
 pub struct Outbound {
-    plain: reqwest::Client,
-    identities: Arc<HashMap<String, reqwest::Client>>,
+    plain: Pool,
+    identities: Arc<HashMap<String, Pool>>,
     allow_private: bool,
-    proxied: bool,
+    proxy: Option<Arc<Matcher>>,
 }
 
 impl fmt::Debug for Outbound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outbound")
             .field("allow_private", &self.allow_private)
-            .field("proxied", &self.proxied)
+            .field("proxied", &self.proxy.is_some())
             .field("identities", &self.identities.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -97,61 +106,43 @@ impl Outbound {
     /// Clients for `[delivery]`, keeping up to `pool_per_host` idle
     /// connections per host each.
     pub fn new(d: &DeliveryConfig, pool_per_host: usize) -> Result<Self, OutboundError> {
-        // reqwest is built without a default crypto provider: install ring's
-        // (a no-op when one is installed already).
+        // The process's other clients (traces) are built without a default
+        // crypto provider: install ring's (a no-op when one is installed).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let roots: Vec<reqwest::Certificate> = match &d.egress.ca_file {
+        let roots: Vec<CertificateDer<'static>> = match &d.egress.ca_file {
             None => Vec::new(),
-            Some(path) => crate::tls::read_certs(path)?
-                .iter()
-                .filter_map(|c| reqwest::Certificate::from_der(c).ok())
-                .collect(),
+            Some(path) => crate::tls::read_certs(path)?,
         };
-        let proxy = match &d.egress.proxy {
-            None => None,
-            Some(url) => {
-                let mut p = reqwest::Proxy::all(url.as_str()).map_err(|e| OutboundError::Proxy(url.to_string(), e))?;
-                if !d.egress.no_proxy.is_empty() {
-                    p = p.no_proxy(reqwest::NoProxy::from_string(&d.egress.no_proxy.join(",")));
-                }
-                Some((p, url.host_str().map(str::to_owned)))
-            }
+        let proxy = d.egress.proxy.as_ref().map(|url| {
+            Arc::new(
+                Matcher::builder()
+                    .all(url.to_string())
+                    .no(d.egress.no_proxy.join(","))
+                    .build(),
+            )
+        });
+        let resolver = GuardedResolver {
+            allow_private: d.allow_private_destinations,
+            proxy_host: d.egress.proxy.as_ref().and_then(|u| u.host_str()).map(Arc::from),
         };
-        let build = |identity: Option<reqwest::Identity>| {
-            let mut b = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .dns_resolver(Arc::new(GuardedResolver {
-                    allow_private: d.allow_private_destinations,
-                    proxy_host: proxy.as_ref().and_then(|(_, h)| h.clone()),
-                }))
-                .pool_max_idle_per_host(pool_per_host)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .connect_timeout(Duration::from_secs(10))
-                .tcp_nodelay(true);
-            if !roots.is_empty() {
-                b = b.tls_certs_merge(roots.iter().cloned());
-            }
-            b = match &proxy {
-                Some((p, _)) => b.proxy(p.clone()),
-                None => b.no_proxy(),
-            };
-            if let Some(id) = identity {
-                b = b.identity(id);
-            }
-            b.build()
+        let build = |identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>| {
+            let tls = tls_config(&roots, identity)?;
+            let connector = Connector::new(resolver.clone(), Arc::new(tls), proxy.clone());
+            Ok::<_, rustls::Error>(
+                Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(pool_per_host)
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .build(connector),
+            )
         };
         let plain = build(None).map_err(OutboundError::Client)?;
         let mut identities = HashMap::new();
         for id in &d.egress.client_identities {
-            let mut pem =
-                std::fs::read(&id.cert).map_err(|e| OutboundError::Tls(crate::tls::TlsError::io(&id.cert, e)))?;
-            pem.push(b'\n');
-            pem.extend(std::fs::read(&id.key).map_err(|e| OutboundError::Tls(crate::tls::TlsError::io(&id.key, e)))?);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|source| OutboundError::Identity {
-                name: id.name.clone(),
-                source,
-            })?;
-            let client = build(Some(identity)).map_err(|source| OutboundError::Identity {
+            let chain = crate::tls::read_certs(&id.cert)?;
+            let key = crate::tls::read_key(&id.key)?;
+            let client = build(Some((chain, key))).map_err(|source| OutboundError::Identity {
                 name: id.name.clone(),
                 source,
             })?;
@@ -161,7 +152,7 @@ impl Outbound {
             plain,
             identities: Arc::new(identities),
             allow_private: d.allow_private_destinations,
-            proxied: proxy.is_some(),
+            proxy,
         })
     }
 
@@ -184,36 +175,76 @@ impl Outbound {
                 .ok_or_else(|| SendError::UnknownIdentity(name.to_owned()))?,
         };
         let fut = async {
-            check_destination(url, self.allow_private, self.proxied)
+            check_destination(url, self.allow_private, self.proxy.is_some())
                 .await
                 .map_err(SendError::Refused)?;
-            let resp = client
-                .post(url.clone())
-                .headers(headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| classify(e, timeout))?;
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = read_limited(resp).await;
-            Ok(Answer { status, headers, body })
+            let uri: Uri = url.as_str().parse().map_err(|e| SendError::Other(Box::new(e)))?;
+            let proxy_auth = self.proxy_auth(&uri);
+            let mut req = Request::post(uri)
+                .body(Full::new(body))
+                .map_err(|e| SendError::Other(Box::new(e)))?;
+            *req.headers_mut() = headers;
+            if let Some(auth) = proxy_auth {
+                req.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+            }
+            let resp = client.request(req).await.map_err(|e| classify(e, timeout))?;
+            let (parts, body) = resp.into_parts();
+            let body = read_limited(body).await;
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(SendError::Timeout(timeout)),
         }
     }
+
+    /// The proxy's credentials, for an `http` destination sent through it
+    /// (an `https` one carries them in its `CONNECT`).
+    fn proxy_auth(&self, uri: &Uri) -> Option<HeaderValue> {
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        self.proxy.as_ref()?.intercept(uri)?.basic_auth().cloned()
+    }
+}
+
+/// rustls for deliveries: the system's roots plus `roots`, HTTP/2 or 1.1 by
+/// ALPN, and a client certificate with `identity`.
+fn tls_config(
+    roots: &[CertificateDer<'static>],
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = crate::tls::provider();
+    let verifier = if roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider.clone())?
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots.iter().cloned(), provider.clone())?
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Reads the first [`RESPONSE_BODY_LIMIT`] bytes of a body, draining a bit
 /// more so the connection can be reused; errors just end the read.
-async fn read_limited(mut resp: reqwest::Response) -> Bytes {
+async fn read_limited(mut body: hyper::body::Incoming) -> Bytes {
     let mut kept = Vec::new();
     let mut seen = 0usize;
     while seen < RESPONSE_DRAIN_LIMIT {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(chunk) = frame.into_data() else { continue };
                 let room = RESPONSE_BODY_LIMIT.saturating_sub(kept.len());
                 kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 seen += chunk.len();
@@ -224,21 +255,23 @@ async fn read_limited(mut resp: reqwest::Response) -> Bytes {
     Bytes::from(kept)
 }
 
-fn classify(e: reqwest::Error, timeout: Duration) -> SendError {
+fn classify(e: hyper_util::client::legacy::Error, timeout: Duration) -> SendError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<Refused>() {
             return SendError::Refused(r.clone());
         }
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return SendError::Timeout(timeout);
+        }
         source = s.source();
     }
-    if e.is_timeout() {
-        return SendError::Timeout(timeout);
-    }
     if e.is_connect() {
-        SendError::Connect(e.without_url())
+        SendError::Connect(e)
     } else {
-        SendError::Other(e.without_url())
+        SendError::Other(Box::new(e))
     }
 }
 

@@ -146,7 +146,7 @@ impl Reservation {
 /// stopping): due again at once, for this or another gateway. If even that
 /// cannot be recorded, its lease expires and a claim hands it out.
 fn release(shared: &Shared, job: Job) {
-    let c = super::worker::completion(shared, &job, Outcome::Defer(Duration::ZERO), None, None);
+    let c = super::worker::completion(shared, job, Outcome::Defer(Duration::ZERO), None, None);
     let _ = shared.commits.try_send(c);
 }
 

@@ -15,8 +15,13 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use reqwest::Url;
-use reqwest::dns::{Name, Resolve, Resolving};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper_util::client::legacy::connect::dns::Name;
+use url::Url;
 
 /// Whether hookgate may connect to `ip` when private destinations are not
 /// allowed.
@@ -87,13 +92,25 @@ pub(super) fn refusal(ip: IpAddr) -> Refused {
 /// DNS resolution through the system resolver, minus refused addresses.
 /// The egress proxy's own host is exempt (a proxy usually is internal);
 /// destinations reached through it are checked by [`check_destination`].
+#[derive(Clone)]
 pub(super) struct GuardedResolver {
     pub(super) allow_private: bool,
-    pub(super) proxy_host: Option<String>,
+    pub(super) proxy_host: Option<Arc<str>>,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type Resolving = Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, BoxError>> + Send>>;
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
         let allow_private = self.allow_private
             || self
                 .proxy_host
@@ -114,13 +131,13 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let err: Box<dyn StdError + Send + Sync> = match refused {
+                let err: BoxError = match refused {
                     Some(ip) => Box::new(refusal(ip)),
                     None => format!("{host} did not resolve to any address").into(),
                 };
                 return Err(err);
             }
-            Ok(Box::new(allowed.into_iter()) as Box<dyn Iterator<Item = SocketAddr> + Send>)
+            Ok(allowed.into_iter())
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The claim loop and the life of one claimed delivery.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -278,7 +279,7 @@ pub(super) async fn route(
                     defer(shared, job, admission::BUSY_DEFER).await;
                     continue;
                 };
-                let guard = InFlight::enter(shared.clone(), &hook.id);
+                let guard = InFlight::enter(shared.clone(), &hook);
                 let span = tracing::info_span!(
                     "attempt",
                     webhook_id = %hook.id,
@@ -317,20 +318,23 @@ pub(super) fn rate_request(shared: &Shared, hook: &Webhook) -> RateRequest {
 /// Counts a webhook's in-flight attempts while alive.
 struct InFlight {
     shared: Arc<Shared>,
-    webhook: String,
+    webhook: Arc<Webhook>,
 }
 
 impl InFlight {
-    fn enter(shared: Arc<Shared>, webhook: &str) -> Self {
-        *shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(webhook.to_owned())
-            .or_default() += 1;
+    fn enter(shared: Arc<Shared>, webhook: &Arc<Webhook>) -> Self {
+        {
+            let mut map = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get_mut(&webhook.id) {
+                Some(n) => *n += 1,
+                None => {
+                    map.insert(webhook.id.clone(), 1);
+                }
+            }
+        }
         InFlight {
             shared,
-            webhook: webhook.to_owned(),
+            webhook: webhook.clone(),
         }
     }
 }
@@ -338,10 +342,10 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut map = self.shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.webhook) {
+        if let Some(n) = map.get_mut(&self.webhook.id) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.webhook);
+                map.remove(&self.webhook.id);
             }
         }
     }
@@ -373,7 +377,7 @@ async fn run_one(
 
     // Plugins first: the signature covers what they produce.
     let (body, extra, sent) = if hook.plugins.is_empty() {
-        (job.data.clone(), hook.headers.clone(), None)
+        (job.data.clone(), Cow::Borrowed(hook.headers.as_slice()), None)
     } else {
         let no_attempt = |error: Option<String>, filtered: Option<String>| AttemptRecord {
             attempt: job.attempts + 1,
@@ -387,7 +391,7 @@ async fn run_one(
         let transformed = run_plugins(&shared, &job, &hook).await;
         plugin_time = Some(started.elapsed());
         match transformed {
-            Transformed::Forward { body, headers } => (body.clone(), headers, Some(body)),
+            Transformed::Forward { body, headers } => (body.clone(), Cow::Owned(headers), Some(body)),
             Transformed::Drop(reason) => {
                 drop(held);
                 tracing::debug!(%reason, "a plugin dropped the delivery");
@@ -395,7 +399,7 @@ async fn run_one(
                 traced.record(&shared, started.elapsed(), None, "filtered", &Outcome::Filtered);
                 note_outcome(&shared, &hook.id, &Outcome::Filtered);
                 let record = no_attempt(None, Some(reason));
-                commit(&shared, &job, Outcome::Filtered, Some(record)).await;
+                commit(&shared, job, Outcome::Filtered, Some(record)).await;
                 return;
             }
             Transformed::Failed(error) => {
@@ -407,7 +411,8 @@ async fn run_one(
                 let traced = Traced::new(&job, &hook, started_wall, plugin_time);
                 traced.record(&shared, started.elapsed(), None, "plugin_error", &outcome);
                 note_outcome(&shared, &hook.id, &outcome);
-                commit(&shared, &job, outcome, Some(no_attempt(Some(error), None))).await;
+                let record = no_attempt(Some(error), None);
+                commit(&shared, job, outcome, Some(record)).await;
                 return;
             }
         }
@@ -448,7 +453,7 @@ async fn run_one(
         Traced::new(&job, &hook, started_wall, plugin_time).record(&shared, took, status, label, &outcome);
     }
     note_outcome(&shared, &hook.id, &outcome);
-    commit_sent(&shared, &job, outcome, record, sent).await;
+    commit_sent(&shared, job, outcome, record, sent).await;
 }
 
 /// An attempt's trace span (`crate::telemetry`), recorded once its outcome
@@ -537,7 +542,7 @@ fn retry_or_dead(policy: &crate::retry::RetryPolicy, job: &Job, retry_after: Opt
 }
 
 async fn defer(shared: &Arc<Shared>, job: Job, delay: Duration) {
-    commit(shared, &job, Outcome::Defer(delay), None).await;
+    commit(shared, job, Outcome::Defer(delay), None).await;
 }
 
 async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome, why: &str) {
@@ -554,17 +559,17 @@ async fn finish_without_attempt(shared: &Arc<Shared>, job: Job, outcome: Outcome
         response_body: None,
         filtered: None,
     };
-    commit(shared, &job, outcome, Some(record)).await;
+    commit(shared, job, outcome, Some(record)).await;
 }
 
-async fn commit(shared: &Arc<Shared>, job: &Job, outcome: Outcome, attempt: Option<AttemptRecord>) {
+async fn commit(shared: &Arc<Shared>, job: Job, outcome: Outcome, attempt: Option<AttemptRecord>) {
     commit_sent(shared, job, outcome, attempt, None).await;
 }
 
 /// Like [`commit`], recording the body sent when plugins changed it.
 async fn commit_sent(
     shared: &Arc<Shared>,
-    job: &Job,
+    job: Job,
     outcome: Outcome,
     attempt: Option<AttemptRecord>,
     payload: Option<bytes::Bytes>,
@@ -578,15 +583,15 @@ async fn commit_sent(
 /// `job`'s outcome under this gateway's lease, for the committer.
 pub(super) fn completion(
     shared: &Shared,
-    job: &Job,
+    job: Job,
     outcome: Outcome,
     attempt: Option<AttemptRecord>,
     payload: Option<bytes::Bytes>,
 ) -> Completion {
     Completion {
-        delivery_id: job.delivery_id.clone(),
-        event_id: job.event_id.clone(),
-        webhook_id: job.webhook_id.clone(),
+        delivery_id: job.delivery_id,
+        event_id: job.event_id,
+        webhook_id: job.webhook_id,
         owner: shared.owner.clone(),
         outcome,
         attempt,
