@@ -25,6 +25,19 @@ pub struct Issued {
 }
 
 impl Issued {
+    /// The certificate and key, parsed for a rustls config.
+    pub fn chain_and_key(
+        &self,
+    ) -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        use rustls::pki_types::pem::PemObject;
+        let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).expect("cert")];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("key");
+        (chain, key)
+    }
+
     /// The certificate and key in one PEM (what an identity file holds).
     pub fn identity_pem(&self) -> String {
         format!("{}{}", self.cert_pem, self.key_pem)

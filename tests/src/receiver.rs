@@ -125,8 +125,7 @@ impl Receiver {
     /// `client_ca`, callers must present a certificate that CA signed.
     pub async fn start_tls(server: &crate::certs::Issued, client_ca: Option<&str>) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).expect("cert")];
-        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).expect("key");
+        let (chain, key) = server.chain_and_key();
         let builder = rustls::ServerConfig::builder();
         let builder = match client_ca {
             None => builder.with_no_client_auth(),

@@ -77,9 +77,8 @@ impl tower::Service<Uri> for Connector {
                 }
                 None => Ok(Stream::new(Io::Plain(this.tcp.clone().call(dst).await?), false)),
                 Some(proxy) if https => {
-                    let leg = ProxyLeg {
-                        connector: this.clone(),
-                    };
+                    let to_proxy = this.clone();
+                    let leg = tower::service_fn(move |proxy: Uri| to_proxy.to_proxy(proxy));
                     let mut tunnel = Tunnel::new(proxy.uri().clone(), leg);
                     if let Some(auth) = proxy.basic_auth() {
                         tunnel = tunnel.with_auth(auth.clone());
@@ -101,7 +100,8 @@ impl tower::Service<Uri> for Connector {
 type Connecting = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
 
 impl Connector {
-    /// A connection to the egress proxy itself (TLS for an `https://` one).
+    /// A connection to the egress proxy itself (TLS for an `https://` one);
+    /// for a `CONNECT` tunnel, the leg the tunnel is asked on.
     fn to_proxy(&self, proxy: Uri) -> Connecting {
         let this = self.clone();
         Box::pin(async move {
@@ -113,26 +113,6 @@ impl Connector {
                 Ok(Stream::new(Io::Plain(io), false))
             }
         })
-    }
-}
-
-/// Connects to the proxy, for the `CONNECT` tunnel.
-#[derive(Clone)]
-struct ProxyLeg {
-    connector: Connector,
-}
-
-impl tower::Service<Uri> for ProxyLeg {
-    type Response = Stream;
-    type Error = BoxError;
-    type Future = Connecting;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, proxy: Uri) -> Connecting {
-        self.connector.to_proxy(proxy)
     }
 }
 

@@ -145,6 +145,12 @@ pub(crate) fn records_script(body: &str) -> String {
     )
 }
 
+/// A script that takes rate limits, with the GCRA function (`rate.lua`) in
+/// front.
+pub(crate) fn rate_script(body: &str) -> String {
+    format!("{}\n{body}", include_str!("redis/lua/rate.lua"))
+}
+
 impl Scripts {
     fn new(route_key: &str) -> Self {
         let script = |code| RoutedScript::new(code, route_key);

@@ -98,23 +98,20 @@ async fn deliveries_trust_private_roots_and_present_client_certificates() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn deliveries_go_through_the_egress_proxy_which_never_reaches_private_destinations() {
-    let redis = RedisServer::start();
-    let dir = TempDir::new("egress-proxy");
-    let ca = TestCa::new("receivers CA");
+/// Delivers one event to an http and an https receiver through `proxy`
+/// (trusted through `ca`'s root, as the https receiver is) and checks the
+/// proxy was asked for both: absolute form and a `CONNECT` tunnel.
+async fn delivers_through(proxy: &Proxy, redis: &RedisServer, dir: &TempDir, ca: &TestCa) -> Receiver {
     let ca_file = ca.write(dir.path(), "ca.pem");
     let plain = Receiver::start().await;
     let secure = Receiver::start_tls(&ca.server(dir.path(), "receiver"), None).await;
-    let proxy = Proxy::start().await;
-
     let delivery = fast_delivery(&format!("proxy = {:?}\nca_file = {ca_file:?}", proxy.url()));
     let hooks = format!(
         "{}{}",
         webhook("plain", &plain.url("/p"), &["order.*"], ""),
         webhook("secure", &secure.url("/s"), &["order.*"], "")
     );
-    let (toml, _) = config_toml(&redis, &delivery, &hooks);
+    let (toml, _) = config_toml(redis, &delivery, &hooks);
     let gw = Gateway::start(&toml).await;
     gw.post_event("order.created", r#"{"n": 1}"#).await;
     plain.wait_for("/p", 1, Duration::from_secs(10)).await;
@@ -129,6 +126,16 @@ async fn deliveries_go_through_the_egress_proxy_which_never_reaches_private_dest
         "https through a CONNECT tunnel: {targets:?}"
     );
     gw.stop().await;
+    plain
+}
+
+#[tokio::test]
+async fn deliveries_go_through_the_egress_proxy_which_never_reaches_private_destinations() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("egress-proxy");
+    let ca = TestCa::new("receivers CA");
+    let proxy = Proxy::start().await;
+    let plain = delivers_through(&proxy, &redis, &dir, &ca).await;
 
     // Private destinations not allowed: the proxy is never asked for one.
     let before = proxy.targets().len();
@@ -150,4 +157,16 @@ async fn deliveries_go_through_the_egress_proxy_which_never_reaches_private_dest
     assert_eq!(proxy.targets().len(), before, "the proxy saw nothing");
     assert!(plain.received_on("/inside").is_empty());
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_go_through_an_https_egress_proxy() {
+    // TLS to the proxy itself (trusted through `ca_file`), in HTTP/1.1 even
+    // though the proxy also offers HTTP/2; TLS end to end inside its tunnel.
+    let redis = RedisServer::start();
+    let dir = TempDir::new("egress-https-proxy");
+    let ca = TestCa::new("private CA");
+    let proxy = Proxy::start_tls(&ca.server(dir.path(), "proxy")).await;
+    assert!(proxy.url().starts_with("https://"), "{}", proxy.url());
+    delivers_through(&proxy, &redis, &dir, &ca).await;
 }

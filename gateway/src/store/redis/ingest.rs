@@ -91,11 +91,7 @@ impl Ingest {
             conn,
             shards: shards.clone(),
             script: RoutedScript::new(
-                &super::records_script(&format!(
-                    "{}\n{}",
-                    include_str!("lua/rate.lua"),
-                    include_str!("lua/enqueue.lua")
-                )),
+                &super::records_script(&super::rate_script(include_str!("lua/enqueue.lua"))),
                 route_key,
             ),
             limiter,

@@ -23,7 +23,7 @@ impl Limiter {
     pub(super) fn new(name: &str, prefix: &str, cluster: bool) -> Self {
         Limiter {
             script: RoutedScript::new(
-                &format!("{}\n{}", include_str!("lua/rate.lua"), include_str!("lua/gcra.lua")),
+                &super::rate_script(include_str!("lua/gcra.lua")),
                 &format!("{prefix}:q:first"),
             ),
             prefix: if cluster { name.to_owned() } else { prefix.to_owned() },
