@@ -86,24 +86,9 @@ pub struct LeaseTo {
     pub ttl: Duration,
     /// Each delivery's rate limit, in the order of the deliveries (or
     /// none). A store that can take them in the same write (the embedded
-    /// store, a standalone Redis) does and puts its decisions in `taken`;
-    /// otherwise `taken` stays empty and the owner checks them itself.
-    /// (Written on every application of the write: the embedded store may
-    /// apply a batch twice, and the last one is what was committed.)
+    /// store, a standalone Redis) does and answers its decisions in
+    /// [`Stored::taken`]; otherwise the owner checks them itself.
     pub limits: Vec<RateRequest>,
-    pub taken: std::sync::Arc<std::sync::Mutex<Option<Vec<RateDecision>>>>,
-}
-
-impl LeaseTo {
-    /// Records the decisions on [`Self::limits`] taken in the write.
-    pub fn set_taken(&self, decisions: Vec<RateDecision>) {
-        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = Some(decisions);
-    }
-
-    /// The decisions recorded, if the store took the limits.
-    pub fn take_taken(&self) -> Option<Vec<RateDecision>> {
-        self.taken.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
 }
 
 /// One delivery of a new event to one webhook.
@@ -309,13 +294,15 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// nothing is written and the first request's answer comes back. With a
     /// `limit`, the caller's rate limit is checked (and taken) first, in the
     /// same step; over it, nothing is written. The limit's state comes back.
+    /// With a lease (`NewEvent::lease`), the deliveries are leased instead
+    /// of queued, and their rate limits may be taken in the same write.
     async fn enqueue(
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
         idempotency: Option<&Idempotency>,
         limit: Option<&RateRequest>,
-    ) -> Result<(Enqueued, Option<RateState>), StoreError>;
+    ) -> Result<Stored, StoreError>;
     /// Claims due deliveries, first attempts before retries within the budget.
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError>;
     /// Applies outcomes; returns, per completion, whether its lease was
@@ -474,6 +461,28 @@ pub struct Idempotency {
     /// The answer to give to repeats (JSON).
     pub answer: String,
     pub ttl: Duration,
+}
+
+/// What [`DeliveryQueue::enqueue`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub outcome: Enqueued,
+    /// The caller's rate limit after the check, when one was given.
+    pub rate: Option<RateState>,
+    /// A created event's lease limits ([`LeaseTo::limits`]) taken in the
+    /// same write, in order; `None` when the owner is to check them.
+    pub taken: Option<Vec<RateDecision>>,
+}
+
+impl Stored {
+    /// An answer with no lease limits taken.
+    pub fn new(outcome: Enqueued, rate: Option<RateState>) -> Self {
+        Stored {
+            outcome,
+            rate,
+            taken: None,
+        }
+    }
 }
 
 /// What [`DeliveryQueue::enqueue`] did.

@@ -61,23 +61,23 @@ pub async fn store_event(
     reservation: Option<Reservation>,
 ) -> Result<Enqueued, ApiError> {
     debug_assert_eq!(event.lease.is_some(), reservation.is_some());
-    let (done, rate) = state
+    let stored = state
         .store
         .enqueue(event, deliveries, idempotency, limit.map(|l| &l.request))
         .await?;
-    if let (Some(l), Some(rate)) = (limit, rate) {
+    if let (Some(l), Some(rate)) = (limit, stored.rate) {
         *l.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(rate);
         if let RateDecision::Wait(wait) = rate.decision {
             return Err(too_many(state.config.api.rate_limit_per_minute, wait));
         }
     }
-    if done == Enqueued::Created {
+    if stored.outcome == Enqueued::Created {
         match reservation {
-            Some(r) => r.start(event, deliveries),
+            Some(r) => r.start(event, deliveries, stored.taken),
             None => state.waker.wake(),
         }
     }
-    Ok(done)
+    Ok(stored.outcome)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {

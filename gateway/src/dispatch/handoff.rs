@@ -91,7 +91,6 @@ pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Re
         owner: shared.owner.clone(),
         ttl: shared.lease,
         limits: hooks.iter().map(|h| super::worker::rate_request(shared, h)).collect(),
-        taken: Default::default(),
     };
     Some(Reservation {
         shared: shared.clone(),
@@ -106,9 +105,10 @@ impl Reservation {
         self.lease.clone()
     }
 
-    /// Starts the deliveries of `event`, written with [`Self::lease`].
-    pub fn start(mut self, event: &NewEvent, deliveries: &[NewDelivery]) {
-        let mut taken = self.lease.take_taken().map(Vec::into_iter);
+    /// Starts the deliveries of `event`, written with [`Self::lease`];
+    /// `taken`: their rate limits, if the store took them in that write.
+    pub fn start(mut self, event: &NewEvent, deliveries: &[NewDelivery], taken: Option<Vec<RateDecision>>) {
+        let mut taken = taken.map(Vec::into_iter);
         for d in deliveries {
             let decision = taken.as_mut().and_then(Iterator::next);
             let job = Job {

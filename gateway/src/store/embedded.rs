@@ -200,7 +200,7 @@ impl DeliveryQueue for EmbeddedStore {
         deliveries: &[NewDelivery],
         idempotency: Option<&Idempotency>,
         limit: Option<&RateRequest>,
-    ) -> Result<(Enqueued, Option<RateState>), StoreError> {
+    ) -> Result<Stored, StoreError> {
         let input = ingest::EnqueueInput {
             event: event.clone(),
             deliveries: deliveries.to_vec(),

@@ -490,7 +490,7 @@ impl DeliveryQueue for RedisStore {
         deliveries: &[NewDelivery],
         idempotency: Option<&Idempotency>,
         limit: Option<&RateRequest>,
-    ) -> Result<(Enqueued, Option<RateState>), StoreError> {
+    ) -> Result<Stored, StoreError> {
         self.ingest.enqueue(event, deliveries, idempotency, limit).await
     }
 

@@ -233,8 +233,8 @@ async fn ingest_waits_for_replicas_when_asked() {
     let d = hookgate::ids::delivery_ids(&e, 1);
     let mut ev = event("");
     ev.id = e;
-    let (answer, _) = store.enqueue(&ev, &[delivery(&d[0], "w")], None, None).await.unwrap();
-    assert_eq!(answer, Enqueued::Created);
+    let answer = store.enqueue(&ev, &[delivery(&d[0], "w")], None, None).await.unwrap();
+    assert_eq!(answer.outcome, Enqueued::Created);
     let jobs = store.claim(&claim_req("A", 4, 60_000)).await.unwrap().jobs;
     assert_eq!(jobs.len(), 1);
     let applied = store

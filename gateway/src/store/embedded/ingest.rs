@@ -12,7 +12,7 @@ use super::tables::{EXP_EVENT, EXP_IDEMPOTENCY, W, corrupt, storage};
 use super::writer::Ctx;
 use crate::ratelimit::Gcra;
 use crate::store::{
-    Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, Status, StoreError,
+    Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, Status, StoreError, Stored,
 };
 
 /// One event to write, owned by the writer's operation.
@@ -59,7 +59,7 @@ pub fn gcra(w: &mut W<'_>, key: &str, limit: &Gcra, now_us: u64) -> Result<RateS
     }
 }
 
-pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueued, Option<RateState>), StoreError> {
+pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<Stored, StoreError> {
     let now_us = now_us();
     let now = ctx.now;
     let mut state = None;
@@ -67,7 +67,7 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
         let st = gcra(w, &l.key, &l.limit, now_us)?;
         state = Some(st);
         if st.decision != RateDecision::Allow {
-            return Ok((Enqueued::RateLimited, state));
+            return Ok(Stored::new(Enqueued::RateLimited, state));
         }
     }
     if let Some(i) = &input.idempotency {
@@ -78,7 +78,7 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
         if let Some((expires_at, fingerprint, answer)) = seen
             && expires_at > now
         {
-            return Ok((Enqueued::Repeated { fingerprint, answer }, state));
+            return Ok(Stored::new(Enqueued::Repeated { fingerprint, answer }, state));
         }
     }
     let e = &input.event;
@@ -131,6 +131,7 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
             .insert((d.webhook_id.as_str(), id), ())
             .map_err(storage)?;
     }
+    let mut stored = Stored::new(Enqueued::Created, state);
     if let Some(l) = &e.lease
         && !l.limits.is_empty()
     {
@@ -140,7 +141,7 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
             .iter()
             .map(|r| gcra(w, &r.key, &r.limit, now_us).map(|s| s.decision))
             .collect::<Result<Vec<_>, _>>()?;
-        l.set_taken(taken);
+        stored.taken = Some(taken);
     }
     if let Some(i) = &input.idempotency {
         let expires_at = now + i.ttl.as_millis() as u64;
@@ -156,5 +157,5 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<(Enqueu
             .map_err(storage)?;
         w.schedule_expiry(EXP_IDEMPOTENCY, &i.key, old, expires_at)?;
     }
-    Ok((Enqueued::Created, state))
+    Ok(stored)
 }

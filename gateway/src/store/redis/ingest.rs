@@ -35,7 +35,9 @@ use super::decode::{self, as_int};
 use super::limits::Limiter;
 use super::shards::{Shard, Shards};
 use super::{RoutedScript, unavailable, wait_for_replicas};
-use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError};
+use crate::store::{
+    Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError, Stored,
+};
 
 /// Scripts running at once; more events wait and go in the next batch.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -46,7 +48,7 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Events waiting at most; past this, callers are told the store is busy.
 pub const MAX_WAITING: usize = 16_384;
 
-type Answer = Result<(Enqueued, Option<RateState>), StoreError>;
+type Answer = Result<Stored, StoreError>;
 
 /// One event to write, owned, and where its answer goes.
 struct Item {
@@ -261,7 +263,7 @@ impl Ingest {
                 None => allowed.push((it, None)),
                 Some(state) if state.decision == RateDecision::Allow => allowed.push((it, Some(state))),
                 Some(state) => {
-                    let _ = it.reply.send(Ok((Enqueued::RateLimited, Some(state))));
+                    let _ = it.reply.send(Ok(Stored::new(Enqueued::RateLimited, Some(state))));
                 }
             }
         }
@@ -334,7 +336,7 @@ impl Ingest {
             Ok(replies) => {
                 for ((it, state), reply) in batch.into_iter().zip(replies) {
                     let taken = self.inline_limits(&it.event).len();
-                    let _ = it.reply.send(decode_one(reply, state, &it.event, taken));
+                    let _ = it.reply.send(decode_one(reply, state, taken));
                 }
             }
             Err(e) => {
@@ -386,29 +388,25 @@ fn take_batch(waiting: &mut Vec<Item>) -> Vec<Item> {
 }
 
 /// One event's answer from the script's reply; a created event's answer
-/// ends with the decisions on the `taken` rate limits it was given, which
-/// go to its lease.
-fn decode_one(reply: Value, state: Option<RateState>, event: &NewEvent, taken: usize) -> Answer {
+/// ends with the decisions on the `taken` rate limits it was given.
+fn decode_one(reply: Value, state: Option<RateState>, taken: usize) -> Answer {
     let Value::Array(reply) = reply else {
         return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
     };
     match reply.first().and_then(as_int) {
         Some(1) => {
-            if taken > 0
-                && let Some(lease) = &event.lease
-            {
+            let mut stored = Stored::new(Enqueued::Created, state);
+            if taken > 0 {
                 let waits: Option<Vec<RateDecision>> = reply[1..]
                     .iter()
                     .map(|w| as_int(w).map(RateDecision::from_wait_us))
                     .collect();
                 match waits {
-                    Some(d) if d.len() == taken => {
-                        lease.set_taken(d);
-                    }
+                    Some(d) if d.len() == taken => stored.taken = Some(d),
                     _ => return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
                 }
             }
-            Ok((Enqueued::Created, state))
+            Ok(stored)
         }
         Some(0) => {
             let seen = reply.get(1).and_then(decode::as_string).unwrap_or_default();
@@ -417,7 +415,7 @@ fn decode_one(reply: Value, state: Option<RateState>, event: &NewEvent, taken: u
                 fingerprint: fingerprint.to_owned(),
                 answer: answer.to_owned(),
             };
-            Ok((repeated, state))
+            Ok(Stored::new(repeated, state))
         }
         _ => Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"))),
     }
@@ -563,11 +561,11 @@ mod tests {
         };
         // Redis's clock is learned from the first answer.
         assert!(ingest.deadlines.not_after().is_none());
-        let (answer, _) = ingest
+        let answer = ingest
             .enqueue(&event("e1"), &[delivery("d1")], None, None)
             .await
             .unwrap();
-        assert_eq!(answer, Enqueued::Created);
+        assert_eq!(answer.outcome, Enqueued::Created);
         assert!(ingest.deadlines.not_after().is_some());
         // A deadline already past in Redis's clock: as if the script ran
         // after the gateway stopped waiting.

@@ -163,7 +163,6 @@ pub async fn deliveries_leased_at_enqueue_skip_the_queue_until_the_lease_expires
             owner: "A".into(),
             ttl: Duration::from_millis(ttl_ms),
             limits: Vec::new(),
-            taken: Default::default(),
         }),
         ..event(id)
     };
@@ -257,26 +256,36 @@ pub async fn rate_limits_of_a_leased_event_are_taken_in_its_write(s: Arc<dyn Sto
             owner: "A".into(),
             ttl: Duration::from_secs(60),
             limits: hooks.iter().map(|w| req(w)).collect(),
-            taken: Default::default(),
         }),
         ..event(id)
     };
     // Fan-out 2 to webhook w twice in one event, then one more for w and v.
-    let e1 = leased("e1", &["w", "w"]);
-    s.enqueue(&e1, &[delivery("d1", "w"), delivery("d2", "w")], None, None)
+    let e1 = s
+        .enqueue(
+            &leased("e1", &["w", "w"]),
+            &[delivery("d1", "w"), delivery("d2", "w")],
+            None,
+            None,
+        )
         .await
-        .unwrap();
-    let e2 = leased("e2", &["w", "v"]);
-    s.enqueue(&e2, &[delivery("d3", "w"), delivery("d4", "v")], None, None)
+        .unwrap()
+        .taken;
+    let e2 = s
+        .enqueue(
+            &leased("e2", &["w", "v"]),
+            &[delivery("d3", "w"), delivery("d4", "v")],
+            None,
+            None,
+        )
         .await
-        .unwrap();
-    let taken = |e: &NewEvent| e.lease.as_ref().unwrap().take_taken();
+        .unwrap()
+        .taken;
     if !inline {
-        assert_eq!((taken(&e1), taken(&e2)), (None, None));
+        assert_eq!((e1, e2), (None, None));
         return;
     }
-    assert_eq!(taken(&e1), Some(vec![RateDecision::Allow, RateDecision::Allow]));
-    let second = taken(&e2).expect("taken in the write");
+    assert_eq!(e1, Some(vec![RateDecision::Allow, RateDecision::Allow]));
+    let second = e2.expect("taken in the write");
     assert!(
         matches!(second[0], RateDecision::Wait(w) if w <= Duration::from_millis(100)),
         "w's burst of 2 is spent: {second:?}"

@@ -227,13 +227,13 @@ pub async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
         .enqueue(&event("e1"), &[delivery("d1", "w")], Some(&idem("A1")), None)
         .await
         .unwrap();
-    assert_eq!(first.0, Enqueued::Created);
+    assert_eq!(first.outcome, Enqueued::Created);
     let again = s
         .enqueue(&event("e2"), &[delivery("d2", "w")], Some(&idem("A2")), None)
         .await
         .unwrap();
     assert_eq!(
-        again.0,
+        again.outcome,
         Enqueued::Repeated {
             fingerprint: "f1".into(),
             answer: "A1".into()
@@ -246,13 +246,21 @@ pub async fn idempotent_enqueue_writes_once(s: Arc<dyn Store>) {
         key: "api:t".into(),
         limit: Gcra::per_minute(1, 1),
     };
-    let (done, st) = s
+    let Stored {
+        outcome: done,
+        rate: st,
+        ..
+    } = s
         .enqueue(&event("e3"), &[delivery("d3", "w")], None, Some(&limit))
         .await
         .unwrap();
     assert_eq!(done, Enqueued::Created);
     assert_eq!(st.unwrap().decision, RateDecision::Allow);
-    let (done, st) = s
+    let Stored {
+        outcome: done,
+        rate: st,
+        ..
+    } = s
         .enqueue(&event("e4"), &[delivery("d4", "w")], None, Some(&limit))
         .await
         .unwrap();
@@ -293,7 +301,7 @@ pub async fn concurrent_enqueues_each_get_their_own_answer(s: Arc<dyn Store>) {
                 .enqueue(&event(&format!("e{i}")), &[delivery(&did, "w")], idem.as_ref(), limited)
                 .await
                 .unwrap();
-            (i, did, got.0)
+            (i, did, got.outcome)
         });
     }
     let results = calls.join_all().await;

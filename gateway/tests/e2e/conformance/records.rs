@@ -268,7 +268,7 @@ pub async fn retention_removes_what_is_final_and_keeps_what_is_pending(s: Arc<dy
         .enqueue(&event("e2"), &[delivery("d4", "w")], Some(&idem), None)
         .await
         .unwrap();
-    assert_eq!(again.0, Enqueued::Created);
+    assert_eq!(again.outcome, Enqueued::Created);
     // Once final, d3 goes too.
     s.complete(&[completion(&job, "A", Outcome::Succeeded, Some(2))])
         .await
