@@ -5,14 +5,18 @@
 //! At a fixed rate, request `i` is due at `start + i / rate` and its latency
 //! is measured from that due time, not from when a connection got free to
 //! send it: a stalled server shows up as latency instead of hiding as a
-//! lower send rate (no coordinated omission).
+//! lower send rate (no coordinated omission). Due times are kept by a pacer
+//! thread that sleeps to each one with the OS's fine-grained sleep (tens of
+//! microseconds late), not by tokio's timer, whose 1 ms tick would send
+//! requests in bursts at each millisecond and add up to 1 ms of the
+//! driver's own lateness to every latency.
 //!
 //! Loops are bounded by `count` and by `max_time`; each request by
 //! [`REQUEST_TIMEOUT`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +24,7 @@ use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use serde::Deserialize;
-use tokio::sync::{Barrier, watch};
+use tokio::sync::{Barrier, Mutex, mpsc, watch};
 
 use crate::clock::Clock;
 use crate::http::{Body, Target, connect};
@@ -116,16 +120,16 @@ struct DeliveryRef {
 /// retransmit when many connect at once) is not part of the measurement.
 pub async fn run(clock: Clock, spec: LoadSpec) -> LoadResult {
     let spec = Arc::new(spec);
-    let next = Arc::new(AtomicUsize::new(0));
     let n = spec.concurrency.max(1);
+    let (schedule, due_tx) = Schedule::new(&spec, n);
     let connected = Arc::new(Barrier::new(n + 1));
     let (start_tx, start_rx) = watch::channel(None::<u64>);
     let counters = Arc::new(ConnCounters::default());
     let workers: Vec<_> = (0..n)
         .map(|_| {
-            let (spec, next, connected, mut start_rx, counters) = (
+            let (spec, schedule, connected, mut start_rx, counters) = (
                 spec.clone(),
-                next.clone(),
+                schedule.clone(),
                 connected.clone(),
                 start_rx.clone(),
                 counters.clone(),
@@ -138,13 +142,18 @@ pub async fn run(clock: Clock, spec: LoadSpec) -> LoadResult {
                     Ok(v) => v.unwrap_or_default(),
                     Err(_) => return LoadResult::default(),
                 };
-                worker(clock, spec, next, start_us, conn, &counters).await
+                worker(clock, spec, schedule, start_us, conn, &counters).await
             })
         })
         .collect();
     connected.wait().await;
     let start_us = clock.now_us();
     let _ = start_tx.send(Some(start_us));
+    let cut_short = Arc::new(AtomicBool::new(false));
+    let pacer = due_tx.map(|tx| {
+        let (spec, cut_short) = (spec.clone(), cut_short.clone());
+        std::thread::spawn(move || pace(clock, &spec, start_us, &tx, &cut_short))
+    });
     let mut total = LoadResult {
         first_start_us: start_us,
         last_end_us: start_us,
@@ -156,35 +165,87 @@ pub async fn run(clock: Clock, spec: LoadSpec) -> LoadResult {
             Err(e) => *total.errors.entry(format!("driver task: {e}")).or_default() += 1,
         }
     }
+    if let Some(p) = pacer {
+        let _ = p.join();
+    }
+    total.cut_short |= cut_short.load(Ordering::Relaxed);
     total.connections = counters.read();
     total
+}
+
+/// Where a worker's next request comes from.
+#[derive(Clone)]
+enum Schedule {
+    /// Closed loop: the next index, sent as soon as the worker is free.
+    Closed(Arc<AtomicUsize>),
+    /// Fixed rate: due times from the pacer, taken by whichever worker is
+    /// free (one waits on the channel at a time).
+    Paced(Arc<Mutex<mpsc::Receiver<u64>>>),
+}
+
+impl Schedule {
+    fn new(spec: &LoadSpec, workers: usize) -> (Self, Option<mpsc::Sender<u64>>) {
+        match spec.rate {
+            Some(rate) if rate > 0.0 => {
+                // Bounded: while every worker is busy the pacer waits, and
+                // the due times it then hands out are already past, so the
+                // wait counts as latency.
+                let (tx, rx) = mpsc::channel(workers);
+                (Schedule::Paced(Arc::new(Mutex::new(rx))), Some(tx))
+            }
+            _ => (Schedule::Closed(Arc::new(AtomicUsize::new(0))), None),
+        }
+    }
+
+    /// The next request's due time (µs on `clock`), or `None` when the run
+    /// is over.
+    async fn next(&self, clock: &Clock, count: usize) -> Option<u64> {
+        match self {
+            Schedule::Closed(next) => (next.fetch_add(1, Ordering::Relaxed) < count).then(|| clock.now_us()),
+            Schedule::Paced(rx) => rx.lock().await.recv().await,
+        }
+    }
+}
+
+/// The pacer thread: hands out request `i`'s due time at `start + i / rate`,
+/// sleeping to it first, until `count` or `max_time`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the pacer's own thread, never an async runtime's"
+)]
+fn pace(clock: Clock, spec: &LoadSpec, start_us: u64, tx: &mpsc::Sender<u64>, cut_short: &AtomicBool) {
+    let rate = spec.rate.unwrap_or(1.0);
+    let deadline_us = start_us + u64::try_from(spec.max_time.as_micros()).unwrap_or(u64::MAX);
+    for i in 0..spec.count {
+        let due_us = start_us + (i as f64 * 1e6 / rate) as u64;
+        if due_us > deadline_us {
+            cut_short.store(true, Ordering::Relaxed);
+            return;
+        }
+        let now_us = clock.now_us();
+        if due_us > now_us {
+            std::thread::sleep(Duration::from_micros(due_us - now_us));
+        }
+        if tx.blocking_send(due_us).is_err() {
+            return;
+        }
+    }
 }
 
 async fn worker(
     clock: Clock,
     spec: Arc<LoadSpec>,
-    next: Arc<AtomicUsize>,
+    schedule: Schedule,
     start_us: u64,
     mut conn: Option<SendRequest<Body>>,
     counters: &ConnCounters,
 ) -> LoadResult {
     let mut out = LoadResult::default();
     let deadline_us = start_us + u64::try_from(spec.max_time.as_micros()).unwrap_or(u64::MAX);
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= spec.count {
-            break;
-        }
-        let due_us = match spec.rate {
-            Some(rate) if rate > 0.0 => start_us + (i as f64 * 1e6 / rate) as u64,
-            _ => clock.now_us(),
-        };
+    while let Some(due_us) = schedule.next(&clock, spec.count).await {
         if due_us > deadline_us {
             out.cut_short = true;
             break;
-        }
-        if spec.rate.is_some() {
-            tokio::time::sleep_until(clock.at(due_us).into()).await;
         }
         out.sent += 1;
         let result = tokio::time::timeout(REQUEST_TIMEOUT, one(&spec, &mut conn, counters)).await;

@@ -243,20 +243,25 @@ async fn ceiling_and_fixed_rate_driver_complete_their_count() {
 
     // Fixed rate: all 20 requests go out, latencies measured from due times.
     let sink = ceiling::Sink::start().await.unwrap();
-    let r = driver::run(
-        Clock::new(),
-        driver::LoadSpec {
-            target: Target::local(sink.addr()),
-            path: "/api/events".into(),
-            token: None,
-            body,
-            count: 20,
-            concurrency: 2,
-            rate: Some(2000.0),
-            max_time: Duration::from_secs(10),
-            parse_deliveries: false,
-        },
-    )
-    .await;
+    let paced = |body, count, rate, max_time| driver::LoadSpec {
+        target: Target::local(sink.addr()),
+        path: "/api/events".into(),
+        token: None,
+        body,
+        count,
+        concurrency: 2,
+        rate: Some(rate),
+        max_time,
+        parse_deliveries: false,
+    };
+    let r = driver::run(Clock::new(), paced(body, 20, 2000.0, Duration::from_secs(10))).await;
     assert_eq!((r.sent, r.ok, r.cut_short), (20, 20, false));
+
+    // The pacer keeps to the schedule: at 10/s with 300 ms allowed,
+    // requests are due at 0, 100, 200 and 300 ms, and the last cannot end
+    // before its due time; the rest of the count is cut short.
+    let small = driver::event_body(gateway::EVENT_TYPE, 16);
+    let r = driver::run(Clock::new(), paced(small, 1000, 10.0, Duration::from_millis(300))).await;
+    assert_eq!((r.sent, r.ok, r.cut_short), (4, 4, true));
+    assert!(r.last_end_us - r.first_start_us >= 300_000, "{r:?}");
 }
