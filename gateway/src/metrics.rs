@@ -195,21 +195,17 @@ pub fn delivery(webhook_id: &str, outcome: &'static str) {
 }
 
 pub fn retry(webhook_id: &str) {
-    let s = webhook(webhook_id);
-    handle(
-        &s.retries,
-        || counter!("hookgate_retries_total", "webhook" => webhook_id.to_owned()),
-    )
-    .increment(1);
+    webhook_counter(webhook_id, |s| &s.retries, "hookgate_retries_total").increment(1);
 }
 
 pub fn rate_limited(webhook_id: &str) {
+    webhook_counter(webhook_id, |s| &s.rate_limited, "hookgate_rate_limited_total").increment(1);
+}
+
+/// A webhook's counter with the `webhook` label alone, kept in `slot`.
+fn webhook_counter(webhook_id: &str, slot: fn(&WebhookSeries) -> &OnceLock<Counter>, name: &'static str) -> Counter {
     let s = webhook(webhook_id);
-    handle(
-        &s.rate_limited,
-        || counter!("hookgate_rate_limited_total", "webhook" => webhook_id.to_owned()),
-    )
-    .increment(1);
+    handle(slot(&s), || counter!(name, "webhook" => webhook_id.to_owned()))
 }
 
 /// A breaker changed state (this gateway made the change).

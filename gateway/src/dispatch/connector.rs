@@ -73,9 +73,9 @@ impl tower::Service<Uri> for Connector {
                 None if https => {
                     let io = this.tcp.clone().call(dst.clone()).await?;
                     let s = this.tls.connect(server_name(&dst)?, io.into_inner()).await?;
-                    Ok(Stream::new(Io::Tls(Box::new(TokioIo::new(s))), false))
+                    Ok(Stream::new(Io::Tls(Box::new(TokioIo::new(s)))))
                 }
-                None => Ok(Stream::new(Io::Plain(this.tcp.clone().call(dst).await?), false)),
+                None => Ok(Stream::new(Io::Plain(this.tcp.clone().call(dst).await?))),
                 Some(proxy) if https => {
                     let to_proxy = this.clone();
                     let leg = tower::service_fn(move |proxy: Uri| to_proxy.to_proxy(proxy));
@@ -85,7 +85,7 @@ impl tower::Service<Uri> for Connector {
                     }
                     let io = tunnel.call(dst.clone()).await?;
                     let s = this.tls.connect(server_name(&dst)?, TokioIo::new(io)).await?;
-                    Ok(Stream::new(Io::Tunneled(Box::new(TokioIo::new(s))), false))
+                    Ok(Stream::new(Io::Tunneled(Box::new(TokioIo::new(s)))))
                 }
                 Some(proxy) => {
                     let mut leg = this.to_proxy(proxy.uri().clone()).await?;
@@ -108,9 +108,9 @@ impl Connector {
             let io = this.tcp.clone().call(proxy.clone()).await?;
             if proxy.scheme() == Some(&Scheme::HTTPS) {
                 let s = this.proxy_tls.connect(server_name(&proxy)?, io.into_inner()).await?;
-                Ok(Stream::new(Io::Tls(Box::new(TokioIo::new(s))), false))
+                Ok(Stream::new(Io::Tls(Box::new(TokioIo::new(s)))))
             } else {
-                Ok(Stream::new(Io::Plain(io), false))
+                Ok(Stream::new(Io::Plain(io)))
             }
         })
     }
@@ -139,8 +139,9 @@ enum Io {
 }
 
 impl Stream {
-    fn new(io: Io, proxied: bool) -> Self {
-        Stream { io, proxied }
+    /// A stream to a destination, or to the proxy for a `CONNECT` tunnel.
+    fn new(io: Io) -> Self {
+        Stream { io, proxied: false }
     }
 }
 

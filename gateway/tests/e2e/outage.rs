@@ -53,3 +53,39 @@ async fn redis_restart_is_survived_without_a_gateway_restart() {
     assert_eq!(bodies.iter().filter(|b| b.as_ref() == br#"{"before":true}"#).count(), 2);
     gw.stop().await;
 }
+
+/// Events posted while Redis is down are refused, and the delivery slots
+/// ingest set aside to start them at once (the handoff) come back: with a
+/// single slot, one that leaked would stop every later delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_set_aside_for_refused_events_come_back() {
+    let mut redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    let delivery = fast_delivery("concurrency = 1\n");
+    let (toml, _) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
+    let gw = Gateway::start(&toml).await;
+    // Delivered and claimed up to date: the next events may be handed off.
+    gw.post_event("a.b", r#"{"n":0}"#).await;
+    rx.wait_for("/hook", 1, Duration::from_secs(5)).await;
+
+    redis.kill();
+    let bodies: Vec<String> = (1..=3)
+        .map(|n| format!(r#"{{"type":"a.b","data":{{"n":{n}}}}}"#))
+        .collect();
+    let refused = futures_util::future::join_all(bodies.iter().map(|b| gw.post_raw(b))).await;
+    for (status, body) in refused {
+        assert_eq!(status, 503, "{body}");
+    }
+
+    redis.restart();
+    // As a producer would: again after each 503 until accepted.
+    wait_until(Duration::from_secs(15), "an event to be accepted again", || async {
+        let (status, _) = gw.post_raw(r#"{"type":"a.b","data":{"n":4}}"#).await;
+        (status == 202).then_some(())
+    })
+    .await;
+    let got = rx.wait_for("/hook", 2, Duration::from_secs(10)).await;
+    let bodies: Vec<&[u8]> = got.iter().map(|r| r.body.as_ref()).collect();
+    assert_eq!(bodies, [br#"{"n":0}"#.as_slice(), br#"{"n":4}"#.as_slice()]);
+    gw.stop().await;
+}

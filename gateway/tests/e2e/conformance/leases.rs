@@ -259,27 +259,18 @@ pub async fn rate_limits_of_a_leased_event_are_taken_in_its_write(s: Arc<dyn Sto
         }),
         ..event(id)
     };
+    // The limits a leased event's write took: one delivery per hook.
+    let taken = async |id: &str, hooks: [(&str, &str); 2]| {
+        let deliveries = hooks.map(|(d, w)| delivery(d, w));
+        let webhooks = hooks.map(|(_, w)| w);
+        s.enqueue(&leased(id, &webhooks), &deliveries, None, None)
+            .await
+            .unwrap()
+            .taken
+    };
     // Fan-out 2 to webhook w twice in one event, then one more for w and v.
-    let e1 = s
-        .enqueue(
-            &leased("e1", &["w", "w"]),
-            &[delivery("d1", "w"), delivery("d2", "w")],
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .taken;
-    let e2 = s
-        .enqueue(
-            &leased("e2", &["w", "v"]),
-            &[delivery("d3", "w"), delivery("d4", "v")],
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .taken;
+    let e1 = taken("e1", [("d1", "w"), ("d2", "w")]).await;
+    let e2 = taken("e2", [("d3", "w"), ("d4", "v")]).await;
     if !inline {
         assert_eq!((e1, e2), (None, None));
         return;
