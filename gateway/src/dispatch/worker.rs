@@ -391,7 +391,12 @@ async fn run_one(
         let transformed = run_plugins(&shared, &job, &hook).await;
         plugin_time = Some(started.elapsed());
         match transformed {
-            Transformed::Forward { body, headers } => (body.clone(), Cow::Owned(headers), Some(body)),
+            Transformed::Forward { body, headers } => {
+                // Kept with the outcome only when the chain changed it: an
+                // unchanged body is the event's data, which the store has.
+                let changed = (body != job.data).then(|| body.clone());
+                (body, Cow::Owned(headers), changed)
+            }
             Transformed::Drop(reason) => {
                 drop(held);
                 tracing::debug!(%reason, "a plugin dropped the delivery");
@@ -566,7 +571,7 @@ async fn commit(shared: &Arc<Shared>, job: Job, outcome: Outcome, attempt: Optio
     commit_sent(shared, job, outcome, attempt, None).await;
 }
 
-/// Like [`commit`], recording the body sent when plugins changed it.
+/// Like [`commit`], recording the body sent when a plugin changed it.
 async fn commit_sent(
     shared: &Arc<Shared>,
     job: Job,
