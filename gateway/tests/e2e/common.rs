@@ -359,6 +359,19 @@ pub fn delivery_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The id of a 202 answer's delivery to `webhook`.
+pub fn delivery_to(answer: &Value, webhook: &str) -> String {
+    answer["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["webhookId"] == webhook)
+        .unwrap_or_else(|| panic!("no delivery to {webhook} in {answer}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Waits until the store shows `status` for a delivery, and returns it.
 pub async fn wait_status(
     store: &Arc<dyn Store>,

@@ -51,14 +51,7 @@ async fn deliveries_trust_private_roots_and_present_client_certificates() {
     let got = receiver.wait_for("/with", 1, Duration::from_secs(10)).await;
     assert_eq!(got[0].header("x-webhook-id"), Some("with-id"));
     let ids = delivery_ids(&answer);
-    let without = answer["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["webhookId"] == "without-id")
-        .and_then(|d| d["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let without = delivery_to(&answer, "without-id");
     assert_eq!(ids.len(), 2);
     let dead = wait_status(&store, &without, Status::Dead, Duration::from_secs(10)).await;
     let error = dead.attempts[0].error.clone().unwrap_or_default();

@@ -87,19 +87,8 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent(backend
     let d = rx.wait_for("/done", 1, Duration::from_secs(20)).await;
     assert_eq!(json_body(&d[0])["task"]["status"], "done");
     let store = store(&db, &prefix);
-    let dropped = second["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["webhookId"] == only_done.as_str())
-        .unwrap();
-    let rec = wait_status(
-        &store,
-        dropped["id"].as_str().unwrap(),
-        Status::Filtered,
-        Duration::from_secs(10),
-    )
-    .await;
+    let dropped = delivery_to(&second, &only_done);
+    let rec = wait_status(&store, &dropped, Status::Filtered, Duration::from_secs(10)).await;
     assert!(
         rec.attempts[0].filtered.as_deref().is_some_and(|r| !r.is_empty()) && rec.attempts[0].error.is_none(),
         "a filter is an outcome with its reason, not an error: {:?}",
@@ -108,22 +97,11 @@ async fn example_plugins_transform_and_the_signature_covers_what_is_sent(backend
     assert_eq!(rec.attempts[0].status_code, None);
 
     // The payload as last sent is the transformed one.
-    let delivery_to = |webhook: &str| {
-        first["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["webhookId"] == webhook)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let redacted = delivery_to("redacted");
+    let redacted = delivery_to(&first, "redacted");
     if let TestStore::Redis(redis) = &db {
         // The store keeps a copy of what was sent only when a plugin
         // changed it; the filter forwarded its body unchanged.
-        let forwarded = delivery_to(&only_done);
+        let forwarded = delivery_to(&first, &only_done);
         wait_status(&store, &forwarded, Status::Succeeded, Duration::from_secs(10)).await;
         wait_status(&store, &redacted, Status::Succeeded, Duration::from_secs(10)).await;
         let mut conn = ::redis::Client::open(redis.url())
@@ -211,15 +189,7 @@ async fn hostile_plugins_fail_their_attempt_while_a_healthy_webhook_keeps_delive
         ("panics", "trapped"),
     ] {
         for a in &answers {
-            let id = a["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|d| d["webhookId"] == webhook)
-                .unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let id = delivery_to(a, webhook);
             let rec = wait_status(&store, &id, Status::Dead, Duration::from_secs(20)).await;
             let err = rec.attempts[0].error.as_deref().unwrap();
             assert!(err.starts_with("plugin: ") && err.contains(expect), "{webhook}: {err}");

@@ -26,18 +26,6 @@ fn json_body(r: &hookgate_testkit::Received) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
-fn delivery_to(answer: &Value, webhook: &str) -> String {
-    answer["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["webhookId"] == webhook)
-        .unwrap_or_else(|| panic!("no delivery to {webhook} in {answer}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_go_through_javascript_and_python_plugins_and_hostile_ones_are_contained() {
     let s = built_script_plugins();
