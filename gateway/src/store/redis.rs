@@ -23,8 +23,9 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `S:evt:{id}` | hash | `type`, `data` (raw JSON, chunked: see below), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final. Not written for an event with one delivery (that delivery holds the data) |
-//! | `S:dlv:{id}` | hash | `webhook`, `type`, `status`, `attempts`, `updatedAt`, `due`; `test` = "1" for a test delivery; `event` unless `solo` = "1" (its event's only delivery: it holds the event's `data`, and the event id is the delivery's own with `evt_` in front); attempt records `a<n>` (and `x<ms>.<i>` for attempts whose lease was lost) as `attempt_text.rs` writes them; the delivered `payload` when a plugin changed it, chunked; `retryBase` once a retry schedule starts. Its creation time is the one in its time-sortable id. Expires `retention` after it is final |
+//! | `S:evt:{id}` | hash | `type`, `data` (raw JSON, when at most 64 bytes; see below), `test`, `createdAt`, `pending` (deliveries not final yet); expires `retention` after its last delivery is final. Not written for an event with one delivery (that delivery holds the data) |
+//! | `S:dlv:{id}` | hash | `webhook`, `type`, `status`, `attempts`, `updatedAt`, `due`; `test` = "1" for a test delivery; `event` unless `solo` = "1" (its event's only delivery: it holds the event's data, and the event id is the delivery's own with `evt_` in front); attempt records `a<n>` (and `x<ms>.<i>` for attempts whose lease was lost) as `attempt_text.rs` writes them; the delivered `payload` when a plugin changed it, chunked; `retryBase` once a retry schedule starts. Its creation time is the one in its time-sortable id. Expires `retention` after it is final |
+//! | `S:dat:{id}` | string | the data of record `id` (an event, or a solo delivery) when longer than 64 bytes; expires, persists and is removed with its record |
 //! | `S:q:first` | zset | delivery id -> due ms, first attempts |
 //! | `S:q:retry` | zset | delivery id -> due ms, retries |
 //! | `S:leases` | zset | delivery id -> lease expiry ms, claimed deliveries |
@@ -48,8 +49,11 @@
 //!
 //! Records are kept small, so Redis keeps each hash in its compact
 //! encoding (a listpack: every field at most 64 bytes, at most 128 fields):
-//! a value longer than 64 bytes (event data, a plugin's payload) is stored
-//! as chunks `<c>0`, `<c>1`, ... and `<c>n` (their count), `lua/chunks.lua`.
+//! event data longer than 64 bytes is a string key of its own, `S:dat:{id}`
+//! (`lua/data.lua`: one value to write and read back), and a plugin's
+//! longer payload is stored as chunks `<c>0`, `<c>1`, ... and `<c>n` (their
+//! count), `lua/chunks.lua`. Records written before the data keys hold longer
+//! data in chunks `d0`, ... `dn`; every reader reads both.
 
 mod attempt_text;
 mod cluster;
@@ -134,13 +138,14 @@ pub(crate) struct Scripts {
 }
 
 /// A script on delivery records with its helpers in front: variadic
-/// commands (`bulk.lua`), chunked values (`chunks.lua`) and the history
-/// index (`index.lua`).
+/// commands (`bulk.lua`), chunked values (`chunks.lua`), event data
+/// (`data.lua`) and the history index (`index.lua`).
 pub(crate) fn records_script(body: &str) -> String {
     format!(
-        "{}\n{}\n{}\n{body}",
+        "{}\n{}\n{}\n{}\n{body}",
         include_str!("redis/lua/bulk.lua"),
         include_str!("redis/lua/chunks.lua"),
+        include_str!("redis/lua/data.lua"),
         include_str!("redis/lua/index.lua")
     )
 }
@@ -165,7 +170,7 @@ impl Scripts {
             complete: records(include_str!("redis/lua/complete.lua")),
             disable: logging(include_str!("redis/lua/disable.lua")),
             requeue: records(include_str!("redis/lua/requeue.lua")),
-            dead_letter: script(include_str!("redis/lua/dead_letter.lua")),
+            dead_letter: records(include_str!("redis/lua/dead_letter.lua")),
             trim: records(include_str!("redis/lua/trim.lua")),
             purge: records(include_str!("redis/lua/purge.lua")),
             migrate_index: records(include_str!("redis/lua/migrate_index.lua")),

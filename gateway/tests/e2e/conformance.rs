@@ -252,8 +252,11 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
     use hookgate::ids;
     use hookgate::store::redis::RedisStore;
     let redis = RedisServer::start();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     for (shards, bound) in [(1, 10), (1, 30), (5, 10)] {
-        let s = RedisStore::open(&redis.url(), &format!("bound{}", unique()), RETENTION)
+        let name = format!("bound{}", unique());
+        let s = RedisStore::open(&redis.url(), &name, RETENTION)
             .unwrap()
             .with_shards(shards)
             .with_history_max(bound);
@@ -263,6 +266,8 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
         for i in 0..40u16 {
             let mut e = event("");
             e.id = ids::new_id_in("evt", i * 97 % ids::BUCKETS);
+            // Longer than 64 bytes: kept in a key of its own.
+            e.data = Bytes::from(format!("{{\"note\":\"{}\"}}", "x".repeat(100)));
             let d = ids::delivery_ids(&e.id, 1).remove(0);
             s.enqueue(&e, &[delivery(&d, "w")], None, None).await.unwrap();
             ids_made.push(d);
@@ -325,8 +330,33 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
             .items
             .len();
         assert_eq!(listed, left.len(), "the index lost the removed ones too");
+        let mut data_keys = 0;
+        for pattern in [format!("{name}:dat:*"), format!("{{{name}:*}}:dat:*")] {
+            let keys: Vec<String> = ::redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.unwrap();
+            data_keys += keys.len();
+        }
+        assert_eq!(data_keys, left.len(), "removed deliveries took their data with them");
         assert_eq!(s.enforce_history_bound().await.unwrap(), 0, "nothing more to remove");
     }
+}
+
+/// A Redis store under a fresh prefix starting with `name` (returned),
+/// its layout checked, and a plain connection to the same Redis: to look at
+/// its keys, or write records as an earlier version did.
+async fn store_with_raw_conn(
+    redis: &RedisServer,
+    name: &str,
+) -> (
+    hookgate::store::redis::RedisStore,
+    ::redis::aio::MultiplexedConnection,
+    String,
+) {
+    let prefix = format!("{name}{}", unique());
+    let s = hookgate::store::redis::RedisStore::open(&redis.url(), &prefix, RETENTION).unwrap();
+    s.check_layout().await.unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    (s, conn, prefix)
 }
 
 /// Records and history indexes written by an earlier version (JSON attempt
@@ -336,13 +366,8 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_and_indexes_of_an_earlier_version_read_after_an_upgrade() {
     use hookgate::ids;
-    use hookgate::store::redis::RedisStore;
     let redis = RedisServer::start();
-    let prefix = format!("old{}", unique());
-    let s = RedisStore::open(&redis.url(), &prefix, RETENTION).unwrap();
-    s.check_layout().await.unwrap();
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (s, mut conn, prefix) = store_with_raw_conn(&redis, "old").await;
     let key = |rest: &str| format!("{prefix}:{rest}");
     let data = format!("{{\"note\":\"{}\"}}", "x".repeat(200));
     let now = ids::now_ms();
@@ -557,31 +582,178 @@ async fn ingest_on_a_cluster_with_a_master_down_answers_by_its_deadline() {
     }
 }
 
-/// Event data is stored in 64-byte chunks on Redis, numbered from a table
-/// up to 64 chunks and formatted past it: data of every size around those
-/// edges reads back byte for byte.
+/// Event data on Redis: up to 64 bytes in its record, longer in a key of
+/// its own that goes with the record. Data of every size around that edge,
+/// of an event with one delivery (the delivery holds it) and of one with
+/// two (the event's hash does), reads back byte for byte when claimed and
+/// in the delivery's record; its key expires with the record once the
+/// deliveries are final and is kept again when one is queued again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn event_data_of_any_chunk_count_reads_back_whole() {
+async fn event_data_of_any_size_reads_back_whole_and_expires_with_its_record() {
     use hookgate::ids;
-    use hookgate::store::redis::RedisStore;
     let redis = RedisServer::start();
-    let s = RedisStore::open(&redis.url(), &format!("chunks{}", unique()), RETENTION).unwrap();
+    let (s, conn, prefix) = store_with_raw_conn(&redis, "data").await;
     let mut made = Vec::new();
-    for size in [1, 64, 65, 63 * 64, 64 * 64, 64 * 64 + 1, 65 * 64, 200 * 64 + 5] {
-        let body: String = (0..size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-        let mut e = event("");
-        e.id = ids::new_id("evt");
-        e.data = Bytes::from(format!("\"{body}\""));
-        let d = ids::delivery_ids(&e.id, 1).remove(0);
-        s.enqueue(&e, &[delivery(&d, "w")], None, None).await.unwrap();
-        made.push((d, e.data.clone()));
+    for size in [1, 62, 63, 64, 65, 1024, 64 * 64 + 1, 200 * 64 + 5] {
+        for fan_out in [1, 2] {
+            let body: String = (0..size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut e = event("");
+            e.id = ids::new_id("evt");
+            e.data = Bytes::from(format!("\"{body}\""));
+            let ds: Vec<NewDelivery> = ids::delivery_ids(&e.id, fan_out)
+                .iter()
+                .map(|d| delivery(d, "w"))
+                .collect();
+            s.enqueue(&e, &ds, None, None).await.unwrap();
+            // The record that holds the data: the only delivery, or the event.
+            let holder = if fan_out == 1 { ds[0].id.clone() } else { e.id.clone() };
+            made.push((e.id.clone(), holder, e.data.clone()));
+        }
     }
     let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
-    assert_eq!(jobs.len(), made.len());
-    for (id, data) in &made {
-        let job = jobs.iter().find(|j| &j.delivery_id == id).expect("claimed");
-        assert_eq!(job.data.len(), data.len(), "{id}");
-        assert_eq!(&job.data, data, "{id}");
-        assert!(!job.data_missing);
+    assert_eq!(
+        jobs.len(),
+        made.iter().map(|(e, h, _)| if e == h { 2 } else { 1 }).sum::<usize>()
+    );
+    for job in &jobs {
+        let (_, _, data) = made.iter().find(|(e, _, _)| *e == job.event_id).expect("an event made");
+        assert!(!job.data_missing, "{}", job.delivery_id);
+        assert_eq!(&job.data, data, "{} claimed", job.delivery_id);
+        let rec = s.delivery(&job.delivery_id).await.unwrap().expect("recorded");
+        assert_eq!(&rec.payload, data, "{} read back", job.delivery_id);
     }
+    let ttl = |holder: String| {
+        let mut conn = conn.clone();
+        let key = format!("{prefix}:dat:{holder}");
+        async move {
+            ::redis::cmd("PTTL")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    // Long data has a key of its own, kept while a delivery waits.
+    for (_, holder, data) in &made {
+        let want = if data.len() > 64 { -1 } else { -2 };
+        assert_eq!(
+            ttl(holder.clone()).await,
+            want,
+            "{holder} ({} bytes) while waiting",
+            data.len()
+        );
+    }
+    let done: Vec<Completion> = jobs
+        .iter()
+        .map(|j| completion(j, "A", Outcome::Succeeded, Some(1)))
+        .collect();
+    assert!(s.complete(&done).await.unwrap().iter().all(|applied| *applied));
+    for (_, holder, data) in made.iter().filter(|(_, _, d)| d.len() > 64) {
+        let left = ttl(holder.clone()).await;
+        assert!(
+            left > 0 && left <= RETENTION.as_millis() as i64,
+            "{holder} ({} bytes) expires: {left}",
+            data.len()
+        );
+    }
+    // Queued again, the data is kept again; then delivered with it.
+    let again: Vec<String> = jobs.iter().map(|j| j.delivery_id.clone()).collect();
+    s.requeue(&again, &[Status::Succeeded]).await.unwrap();
+    for (_, holder, data) in made.iter().filter(|(_, _, d)| d.len() > 64) {
+        assert_eq!(ttl(holder.clone()).await, -1, "{holder} ({} bytes) kept", data.len());
+    }
+    let jobs = s.claim(&claim_req("A", 100, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), again.len());
+    for job in &jobs {
+        let (_, _, data) = made.iter().find(|(e, _, _)| *e == job.event_id).expect("an event made");
+        assert_eq!(&job.data, data, "{} claimed again", job.delivery_id);
+    }
+}
+
+/// Event data an earlier version wrote in 64-byte chunks of its record
+/// (`d0`, `d1`, ..., `dn`), of an event with one delivery and of one with
+/// two, is claimed, read, exported and queued again whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_data_in_chunks_of_an_earlier_version_reads_back_whole() {
+    use hookgate::ids;
+    use hookgate::store::transfer::Transfer;
+    let redis = RedisServer::start();
+    let (s, mut conn, prefix) = store_with_raw_conn(&redis, "chunks").await;
+    let key = |rest: &str| format!("{prefix}:{rest}");
+    let data: String = format!("{{\"note\":\"{}\"}}", "chunked ".repeat(40));
+    let mut chunks: Vec<(String, String)> = data
+        .as_bytes()
+        .chunks(64)
+        .enumerate()
+        .map(|(i, c)| (format!("d{i}"), String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    chunks.push(("dn".into(), data.len().div_ceil(64).to_string()));
+    let now = ids::now_ms().to_string();
+    let record = |event: Option<&str>, webhook: &str| {
+        let mut f: Vec<(String, String)> = [
+            ("webhook", webhook),
+            ("type", "order.created"),
+            ("status", "pending"),
+            ("attempts", "0"),
+            ("updatedAt", now.as_str()),
+            ("due", now.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        match event {
+            Some(e) => f.push(("event".into(), e.to_owned())),
+            None => {
+                f.push(("solo".into(), "1".into()));
+                f.extend(chunks.iter().cloned());
+            }
+        }
+        f
+    };
+    let solo_event = ids::new_id("evt");
+    let solo = ids::solo_delivery_id(&solo_event);
+    let fanned = ids::new_id("evt");
+    let two = ids::delivery_ids(&fanned, 2);
+    let mut event_fields: Vec<(String, String)> = vec![
+        ("type".into(), "order.created".into()),
+        ("test".into(), "0".into()),
+        ("createdAt".into(), now.clone()),
+        ("pending".into(), "2".into()),
+    ];
+    event_fields.extend(chunks.iter().cloned());
+    let mut pipe = ::redis::pipe();
+    pipe.cmd("HSET").arg(key(&format!("evt:{fanned}"))).arg(&event_fields);
+    pipe.cmd("HSET").arg(key(&format!("dlv:{solo}"))).arg(record(None, "v"));
+    for id in &two {
+        pipe.cmd("HSET")
+            .arg(key(&format!("dlv:{id}")))
+            .arg(record(Some(&fanned), "w"));
+    }
+    for id in [&solo, &two[0], &two[1]] {
+        pipe.cmd("ZADD").arg(key("q:first")).arg(&now).arg(id);
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 3);
+    for job in &jobs {
+        assert!(!job.data_missing, "{}", job.delivery_id);
+        assert_eq!(job.data, Bytes::from(data.clone()), "{} claimed", job.delivery_id);
+        let rec = s.delivery(&job.delivery_id).await.unwrap().expect("recorded");
+        assert_eq!(rec.payload, Bytes::from(data.clone()), "{} read back", job.delivery_id);
+    }
+    let exported = s.export_events(&[solo_event.clone(), fanned.clone()]).await.unwrap();
+    assert_eq!(exported.len(), 2);
+    assert!(exported.iter().all(|e| e.data == data), "exported whole");
+    let done: Vec<Completion> = jobs
+        .iter()
+        .map(|j| completion(j, "A", Outcome::Succeeded, Some(1)))
+        .collect();
+    s.complete(&done).await.unwrap();
+    let ids: Vec<String> = jobs.iter().map(|j| j.delivery_id.clone()).collect();
+    let requeued = s.requeue(&ids, &[Status::Succeeded]).await.unwrap();
+    assert!(requeued.iter().all(|r| matches!(r, Requeue::Queued)), "{requeued:?}");
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j.data == data.as_bytes()), "claimed again whole");
 }

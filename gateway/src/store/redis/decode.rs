@@ -68,6 +68,17 @@ pub fn chunked(f: &HashMap<String, Vec<u8>>, name: &str, c: &str) -> Option<Vec<
     Some(out)
 }
 
+/// The event data a record holds (`lua/data.lua`): its `data` field, the
+/// chunks of a record written before data keys, or `key`, the value of its
+/// data key (`S:dat:{id}`) read with it.
+pub fn record_data(f: &HashMap<String, Vec<u8>>, key: Value) -> Option<Vec<u8>> {
+    let key = match key {
+        Value::BulkString(b) => Some(b),
+        _ => None,
+    };
+    chunked(f, "data", "d").or(key)
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("claim: unexpected reply ({what})"))
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 
 use super::attempt_text;
-use super::decode::{as_int, as_string, chunked, field_map};
+use super::decode::{as_int, as_string, chunked, field_map, record_data};
 use super::shards::Shard;
 use super::{RedisStore, unavailable};
 use crate::store::*;
@@ -335,8 +335,12 @@ impl RedisStore {
 impl Records for RedisStore {
     async fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
         let shard = self.shards.of(id);
-        let fields: Value = ::redis::cmd("HGETALL")
+        // The record and, if it holds its event's data, the data's key.
+        let (fields, data_key): (Value, Value) = ::redis::pipe()
+            .cmd("HGETALL")
             .arg(shard.key(&format!("dlv:{id}")))
+            .cmd("GET")
+            .arg(shard.key(&format!("dat:{id}")))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -349,15 +353,18 @@ impl Records for RedisStore {
         if !f.contains_key("pn") && !f.contains_key("payload") {
             // Not transformed: the event's data, held by the delivery when
             // it is the event's only one.
-            let data = match chunked(&f, "data", "d") {
+            let data = match record_data(&f, data_key) {
                 Some(d) => Some(d),
                 None => {
-                    let event: Value = ::redis::cmd("HGETALL")
+                    let (event, data_key): (Value, Value) = ::redis::pipe()
+                        .cmd("HGETALL")
                         .arg(shard.key(&format!("evt:{}", rec.event_id)))
+                        .cmd("GET")
+                        .arg(shard.key(&format!("dat:{}", rec.event_id)))
                         .query_async(&mut self.conn.clone())
                         .await
                         .map_err(unavailable)?;
-                    chunked(&field_map(event), "data", "d")
+                    record_data(&field_map(event), data_key)
                 }
             };
             rec.payload = Bytes::from(data.unwrap_or_default());

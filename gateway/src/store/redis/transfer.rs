@@ -7,7 +7,7 @@ use ::redis::Value;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::decode::{as_int, chunked, field_map};
+use super::decode::{as_int, chunked, field_map, record_data};
 use super::history::{attempts_from_fields, record_from_fields};
 use super::shards::Shard;
 use super::{RedisStore, unavailable};
@@ -81,25 +81,30 @@ impl Transfer for RedisStore {
             let solos: Vec<String> = ids.iter().map(|id| crate::ids::solo_delivery_id(id)).collect();
             for (id, solo) in ids.iter().zip(&solos) {
                 pipe.cmd("HGETALL").arg(shard.key(&format!("evt:{id}")));
+                pipe.cmd("GET").arg(shard.key(&format!("dat:{id}")));
                 pipe.cmd("HGETALL").arg(shard.key(&format!("dlv:{solo}")));
+                pipe.cmd("GET").arg(shard.key(&format!("dat:{solo}")));
             }
             let rows: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await.map_err(unavailable)?;
-            let mut rows = rows.into_iter().map(field_map);
+            let mut rows = rows.into_iter();
             let text = |f: &std::collections::HashMap<String, Vec<u8>>, k: &str| {
                 f.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
             };
             for (id, solo_id) in ids.iter().zip(&solos) {
-                let (Some(event), Some(solo)) = (rows.next(), rows.next()) else {
+                let (Some(event), Some(event_data), Some(solo), Some(solo_data)) =
+                    (rows.next(), rows.next(), rows.next(), rows.next())
+                else {
                     break;
                 };
+                let (event, solo) = (field_map(event), field_map(solo));
                 // The event's own hash, or its only delivery, which holds
                 // the data and names its event or leaves it to its id.
                 let holds =
                     text(&solo, "solo").as_deref() == Some("1") && text(&solo, "event").is_none_or(|e| e == **id);
-                let (row, data, created) = match chunked(&event, "data", "d") {
+                let (row, data, created) = match record_data(&event, event_data) {
                     Some(data) => (&event, data, text(&event, "createdAt").and_then(|t| t.parse().ok())),
                     None if holds => {
-                        let Some(data) = chunked(&solo, "data", "d") else {
+                        let Some(data) = record_data(&solo, solo_data) else {
                             continue;
                         };
                         let created = text(&solo, "createdAt")

@@ -26,16 +26,6 @@ local function put_chunks(f, c, value)
   f[#f + 1] = chunk_no(n)
 end
 
--- Appends the fields that store `value` (written once) to `f`.
-local function put_chunked(f, name, c, value)
-  if #value <= CHUNK then
-    f[#f + 1] = name
-    f[#f + 1] = value
-  else
-    put_chunks(f, c, value)
-  end
-end
-
 -- Whether hash `k` stores a value under `name`.
 local function has_chunked(k, name, c)
   return redis.call('HEXISTS', k, name) == 1 or redis.call('HEXISTS', k, c .. 'n') == 1

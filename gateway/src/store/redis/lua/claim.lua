@@ -79,10 +79,10 @@ local function take(id)
   local eid = h.event or ('evt_' .. string.sub(id, 5))
   local data = 0
   if h.solo == '1' then
-    data = chunked_in(h, 'data', 'd')
+    data = data_of(h, p, id)
   elseif not seen[eid] then
     seen[eid] = true
-    data = chunked_in(hash_map(p .. ':evt:' .. eid), 'data', 'd')
+    data = data_of(hash_map(p .. ':evt:' .. eid), p, eid)
   end
   out[#out + 1] = {id, eid, h.webhook or '', h.type or '', h.test or '0', h.attempts or '0', h.retryBase or '0',
     h.createdAt or '', data}

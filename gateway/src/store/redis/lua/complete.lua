@@ -36,10 +36,13 @@ local function finish(id, k, status, wid, eid, solo)
     dead[#dead + 1] = id
   end
   redis.call('PEXPIRE', k, retention)
-  if not solo then
+  if solo then
+    expire_data(p, id, retention)
+  else
     local ek = p .. ':evt:' .. eid
     if redis.call('HINCRBY', ek, 'pending', -1) <= 0 then
       redis.call('PEXPIRE', ek, retention)
+      expire_data(p, eid, retention)
     end
   end
 end

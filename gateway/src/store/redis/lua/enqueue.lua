@@ -16,8 +16,9 @@
 -- The only delivery of an event holds the event's data itself ('solo'):
 -- one key per event. A delivery record leaves out what readers can tell
 -- without it: `event` of a solo delivery (its id says), `createdAt` (the
--- id's time), `test` and `retryBase` when 0. With data in 64-byte chunks
--- (chunks.lua) it stays in Redis's compact hash encoding. Queue and index
+-- id's time), `test` and `retryBase` when 0. Data longer than 64 bytes
+-- is a key of its own (data.lua), so the record stays in Redis's compact
+-- hash encoding. Queue and index
 -- entries are written with one command per batch (per webhook for the
 -- per-webhook keys).
 -- Returns one array per event: {0, "fingerprint\nanswer"} when the
@@ -54,9 +55,12 @@ for e = 1, m do
     if n ~= 1 then
       local ek = p .. ':evt:' .. eid
       local f = {'type', typ, 'test', test, 'createdAt', now, 'pending', n}
-      put_chunked(f, 'data', 'd', data)
+      put_data(f, p, eid, data)
       redis.call('HSET', ek, unpack(f))
-      if n == 0 then redis.call('PEXPIRE', ek, retention) end
+      if n == 0 then
+        redis.call('PEXPIRE', ek, retention)
+        expire_data(p, eid, retention)
+      end
     end
     for i = 0, n - 1 do
       local did, wid = ARGV[first + 2 * i], ARGV[first + 1 + 2 * i]
@@ -69,7 +73,7 @@ for e = 1, m do
       if n == 1 then
         f[#f + 1] = 'solo'
         f[#f + 1] = '1'
-        put_chunked(f, 'data', 'd', data)
+        put_data(f, p, did, data)
       else
         f[#f + 1] = 'event'
         f[#f + 1] = eid

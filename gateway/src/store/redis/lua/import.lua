@@ -19,10 +19,11 @@ for _ = 1, ne do
   local ek = p .. ':evt:' .. ARGV[a]
   if redis.call('EXISTS', ek) == 0 then
     local f = {'type', ARGV[a + 1], 'test', ARGV[a + 3], 'createdAt', ARGV[a + 4], 'pending', '0'}
-    put_chunked(f, 'data', 'd', ARGV[a + 2])
+    put_data(f, p, ARGV[a], ARGV[a + 2])
     redis.call('HSET', ek, unpack(f))
     -- Until a waiting delivery of it arrives, it expires like a finished one.
     redis.call('PEXPIRE', ek, retention)
+    expire_data(p, ARGV[a], retention)
     events_added = events_added + 1
   end
   a = a + 5
@@ -61,6 +62,7 @@ for _ = 1, nd do
       local ek = p .. ':evt:' .. eid
       redis.call('HINCRBY', ek, 'pending', 1)
       redis.call('PERSIST', ek)
+      persist_data(p, eid)
     else
       redis.call('ZADD', p .. ':dead', 0, id)
       redis.call('PEXPIRE', k, retention)

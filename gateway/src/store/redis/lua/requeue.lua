@@ -17,12 +17,13 @@ for i = 3, #ARGV do
     out[#out + 1] = -1
   elseif not string.find(allowed, ',' .. f[1] .. ',', 1, true) then
     out[#out + 1] = f[1]
-  elseif (solo and not has_chunked(k, 'data', 'd')) or (not solo and not has_chunked(ek, 'data', 'd')) then
+  elseif (solo and not has_data(k, p, id)) or (not solo and not has_data(ek, p, f[3] or '')) then
     out[#out + 1] = -2
   else
     local attempts = tonumber(f[2]) or 0
     redis.call('HSET', k, 'status', 'pending', 'retryBase', string.format('%d', attempts), 'due', now, 'updatedAt', now)
     redis.call('PERSIST', k)
+    if solo then persist_data(p, id) end
     if attempts > 0 then
       redis.call('ZADD', p .. ':q:retry', now, id)
     else
@@ -33,6 +34,7 @@ for i = 3, #ARGV do
     if not solo then
       redis.call('HINCRBY', ek, 'pending', 1)
       redis.call('PERSIST', ek)
+      persist_data(p, f[3])
     end
     out[#out + 1] = 1
   end

@@ -30,7 +30,7 @@ for _, s in ipairs(slices) do
       if not f[1] then
         dropped = dropped + 1
       elseif f[1] == 'succeeded' or f[1] == 'filtered' then
-        redis.call('UNLINK', k)
+        redis.call('UNLINK', k, data_key(p, id))
         dropped = dropped + 1
         removed = removed + 1
         local w = per_webhook[f[2]]
