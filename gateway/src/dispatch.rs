@@ -3,10 +3,13 @@
 //! * `worker.rs`: the claim loop. It holds semaphore permits before it
 //!   claims (so it never claims more than it can start), claims in batches,
 //!   checks the per-webhook in-flight cap and the shared rate limits for the
-//!   whole batch at once, and starts one task per attempt. Deliveries it
-//!   cannot start yet are deferred in the store without using their retry
-//!   budget. It sleeps until the next due time, a local wake-up (ingest or a
-//!   committed retry) or at most [`IDLE_POLL`], never in a busy loop.
+//!   whole batch at once (on a standalone Redis the claim itself takes the
+//!   limits of the webhooks it expects to hand out), and starts one task per
+//!   attempt. Deliveries it cannot start yet are deferred in the store
+//!   without using their retry budget. It sleeps until the next due time, a
+//!   local wake-up (ingest, a committed retry, or an attempt ending that
+//!   leaves room under a webhook's cap) or at most [`IDLE_POLL`], never in a
+//!   busy loop.
 //! * `handoff.rs`: first attempts of events this gateway accepted, leased
 //!   in the write that stored them and started without a claim while the
 //!   gateway keeps up with its queue.

@@ -109,6 +109,9 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// The claimer's identity; completions must present it.
     pub owner: String,
+    /// Rate limits of webhooks (by id) the store may take for the
+    /// deliveries it hands out, in the same call ([`ClaimBatch::taken`]).
+    pub limits: Vec<(String, RateRequest)>,
 }
 
 /// A claimed delivery, with everything an attempt needs.
@@ -144,6 +147,9 @@ pub struct ClaimBatch {
     pub jobs: Vec<Job>,
     /// How long until the next delivery falls due or lease expires, if any.
     pub next_due_in: Option<Duration>,
+    /// For each job, its webhook's rate limit if the store took it
+    /// ([`ClaimRequest::limits`]); empty when it took none.
+    pub taken: Vec<Option<RateDecision>>,
 }
 
 /// One attempt, as recorded and shown by the API.

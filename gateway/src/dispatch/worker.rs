@@ -70,6 +70,7 @@ pub(super) async fn run(
             retry: shared.retries.available_permits().min(permits.len()),
             lease: shared.lease,
             owner: shared.owner.clone(),
+            limits: claim_limits(&shared, &recent),
         };
         let batch = match shared.store.claim(&req).await {
             Ok(b) => {
@@ -100,7 +101,9 @@ pub(super) async fn run(
             continue;
         }
         recent = batch.jobs.iter().map(|j| j.webhook_id.clone()).collect();
-        let jobs = batch.jobs.into_iter().map(|j| (j, None)).collect();
+        let mut taken = batch.taken;
+        taken.resize(batch.jobs.len(), None);
+        let jobs = batch.jobs.into_iter().zip(taken).collect();
         let _turn = shared.routing.lock().await;
         route(&shared, jobs, permits, &hard_stop, &attempts).await;
     }
@@ -130,6 +133,28 @@ fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Inst
     } else {
         0
     }
+}
+
+/// Most webhooks whose rate limits a claim offers to take.
+const CLAIM_LIMITS: usize = 64;
+
+/// The rate limits of the webhooks a claim will likely hand out (those of
+/// the last batch and those in flight), for the store to take in the same
+/// call: a claimed batch then needs no rate-limit call of its own, as a
+/// handed-off one (`handoff`). Jobs of other webhooks are checked after.
+fn claim_limits(shared: &Shared, recent: &HashSet<String>) -> Vec<(String, RateRequest)> {
+    let mut ids: Vec<String> = recent.iter().cloned().collect();
+    {
+        let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        ids.extend(in_flight.keys().filter(|w| !recent.contains(*w)).cloned());
+    }
+    ids.truncate(CLAIM_LIMITS);
+    ids.into_iter()
+        .filter_map(|id| {
+            let hook = shared.registry.get(&id)?;
+            Some((id, rate_request(shared, &hook)))
+        })
+        .collect()
 }
 
 /// A job past the screen: its webhook, the breaker probe it carries, and
@@ -342,11 +367,19 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut map = self.shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.webhook.id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.webhook.id);
-            }
+        let Some(n) = map.get_mut(&self.webhook.id) else {
+            return;
+        };
+        let was_full = *n >= self.shared.per_webhook_cap;
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&self.webhook.id);
+        }
+        drop(map);
+        // The claim loop may be waiting for room under this webhook's cap
+        // (`claim_budget`): there is some now.
+        if was_full {
+            self.shared.wake.notify_one();
         }
     }
 }

@@ -166,7 +166,7 @@ impl Scripts {
         let logging =
             |body: &str| RoutedScript::new(&format!("{}\n{body}", include_str!("redis/lua/whlog.lua")), route_key);
         Scripts {
-            claim: records(include_str!("redis/lua/claim.lua")),
+            claim: records(&rate_script(include_str!("redis/lua/claim.lua"))),
             complete: records(include_str!("redis/lua/complete.lua")),
             disable: logging(include_str!("redis/lua/disable.lua")),
             requeue: records(include_str!("redis/lua/requeue.lua")),
@@ -408,17 +408,22 @@ impl RedisStore {
 
     async fn claim_shard(&self, index: usize, share: usize, req: &ClaimRequest) -> Result<ClaimBatch, StoreError> {
         let shard = &self.shards.all()[index];
-        let reply: Value = self
-            .scripts
-            .claim
-            .on(shard)
-            .arg(share)
+        let mut inv = self.scripts.claim.on(shard);
+        inv.arg(share)
             .arg(req.retry.min(share))
             .arg(req.lease.as_millis() as u64)
-            .arg(&req.owner)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+            .arg(&req.owner);
+        // The webhooks' rate limits, taken by the script where it can reach
+        // their keys (`Limiter::shared_slot`).
+        let limits: &[(String, RateRequest)] = if self.limiter.shared_slot() { &req.limits } else { &[] };
+        inv.arg(limits.len());
+        for (webhook, l) in limits {
+            inv.arg(webhook)
+                .arg(self.limiter.key(&l.key))
+                .arg(l.limit.interval_us)
+                .arg(l.limit.tolerance_us);
+        }
+        let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         decode::claim_batch(reply)
     }
 
@@ -505,10 +510,7 @@ impl DeliveryQueue for RedisStore {
         // the budget is used or every shard was asked.
         let mut remaining = req.first.max(req.retry);
         let mut order = self.claim_order().into_iter();
-        let mut out = ClaimBatch {
-            jobs: Vec::new(),
-            next_due_in: None,
-        };
+        let mut out = ClaimBatch::default();
         let mut failed = None;
         while remaining > 0 {
             let k = remaining.div_ceil(MIN_CLAIM_PER_SHARD).max(1);
@@ -527,6 +529,12 @@ impl DeliveryQueue for RedisStore {
                 match answer {
                     Ok(b) => {
                         remaining = remaining.saturating_sub(b.jobs.len());
+                        if b.taken.is_empty() {
+                            out.taken.resize(out.jobs.len() + b.jobs.len(), None);
+                        } else {
+                            out.taken.resize(out.jobs.len(), None);
+                            out.taken.extend(b.taken);
+                        }
                         out.jobs.extend(b.jobs);
                         out.next_due_in = match (out.next_due_in, b.next_due_in) {
                             (Some(a), Some(b)) => Some(a.min(b)),
@@ -545,6 +553,9 @@ impl DeliveryQueue for RedisStore {
         if order.next().is_some() {
             // Shards not asked this time may have due work: come back at once.
             out.next_due_in = Some(Duration::ZERO);
+        }
+        if out.taken.iter().all(Option::is_none) {
+            out.taken.clear();
         }
         Ok(out)
     }

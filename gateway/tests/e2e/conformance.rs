@@ -50,6 +50,7 @@ pub fn claim_split(owner: &str, first: usize, retry: usize, lease_ms: u64) -> Cl
         retry,
         lease: Duration::from_millis(lease_ms),
         owner: owner.into(),
+        limits: Vec::new(),
     }
 }
 
@@ -338,6 +339,53 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
         assert_eq!(data_keys, left.len(), "removed deliveries took their data with them");
         assert_eq!(s.enforce_history_bound().await.unwrap(), 0, "nothing more to remove");
     }
+}
+
+/// On a standalone Redis a claim takes the rate limits it is given for the
+/// deliveries it hands out, in order as one call to the limiter would, and
+/// only for the webhooks named: the limiter then sees them spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_takes_the_rate_limits_it_is_given() {
+    use hookgate::ids;
+    use hookgate::ratelimit::Gcra;
+    let redis = RedisServer::start();
+    let (s, _, _) = store_with_raw_conn(&redis, "claimlimits").await;
+    // Three deliveries to "w" (limited: two at once), two to "v" (not given).
+    for webhook in ["w", "w", "w", "v", "v"] {
+        let mut e = event("");
+        e.id = ids::new_id("evt");
+        let d = ids::delivery_ids(&e.id, 1).remove(0);
+        s.enqueue(&e, &[delivery(&d, webhook)], None, None).await.unwrap();
+    }
+    let limit = RateRequest {
+        key: format!("wh:w{}", unique()),
+        limit: Gcra::per_minute(60, 2),
+    };
+    let mut req = claim_req("A", 10, 60_000);
+    req.limits = vec![("w".into(), limit.clone())];
+    let batch = s.claim(&req).await.unwrap();
+    assert_eq!(batch.jobs.len(), 5);
+    assert_eq!(batch.taken.len(), 5, "one per job");
+    let mut admitted = 0;
+    for (job, taken) in batch.jobs.iter().zip(&batch.taken) {
+        match (job.webhook_id.as_str(), taken) {
+            ("w", Some(RateDecision::Allow)) => admitted += 1,
+            ("w", Some(RateDecision::Wait(wait))) => {
+                assert!(
+                    *wait > Duration::from_millis(500) && *wait <= Duration::from_secs(1),
+                    "{wait:?}"
+                )
+            }
+            ("v", None) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(admitted, 2, "the burst, then a wait");
+    let after = s.acquire(std::slice::from_ref(&limit)).await.unwrap();
+    assert!(
+        matches!(after[0], RateDecision::Wait(_)),
+        "spent by the claim: {after:?}"
+    );
 }
 
 /// A Redis store under a fresh prefix starting with `name` (returned),

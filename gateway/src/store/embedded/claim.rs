@@ -133,8 +133,11 @@ pub fn claim(w: &mut W<'_>, now: u64, req: &ClaimRequest) -> Result<ClaimBatch, 
         .into_iter()
         .flatten()
         .min();
+    // Rate limits stay with the caller: the embedded limiter answers
+    // without a round trip.
     Ok(ClaimBatch {
         jobs,
         next_due_in: next.map(|at| Duration::from_millis(at.saturating_sub(now))),
+        taken: Vec::new(),
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ::redis::Value;
 use bytes::Bytes;
 
-use crate::store::{ClaimBatch, Job, StoreError};
+use crate::store::{ClaimBatch, Job, RateDecision, StoreError};
 
 pub fn as_bytes(v: &Value) -> Option<Vec<u8>> {
     match v {
@@ -84,7 +84,9 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 /// Decodes the reply of `claim.lua`. The event data of a batch comes once
-/// per event; a job whose event is gone is marked `data_missing`.
+/// per event; a job whose event is gone is marked `data_missing`. A job's
+/// last field is its webhook's rate limit as the script took it (a wait in
+/// µs), or -1 when it took none.
 pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
     let Value::Array(items) = reply else {
         return Err(corrupt("not an array"));
@@ -96,13 +98,18 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
         .ok_or_else(|| corrupt("no next-due"))?;
     let mut data_by_event: HashMap<String, Bytes> = HashMap::new();
     let mut jobs = Vec::new();
+    let mut taken = Vec::new();
     for job in it {
         let Value::Array(f) = job else {
             return Err(corrupt("job not an array"));
         };
-        if f.len() != 9 {
+        if f.len() != 10 {
             return Err(corrupt("job arity"));
         }
+        taken.push(match as_int(&f[9]) {
+            Some(wait) if wait >= 0 => Some(RateDecision::from_wait_us(wait)),
+            _ => None,
+        });
         let s = |i: usize| as_string(&f[i]).ok_or_else(|| corrupt("job field"));
         let n = |i: usize| as_int(&f[i]).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
         let event_id = s(1)?;
@@ -134,8 +141,12 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             last.data_missing = !data_by_event.contains_key(&last.event_id);
         }
     }
+    if taken.iter().all(Option::is_none) {
+        taken.clear();
+    }
     Ok(ClaimBatch {
         jobs,
         next_due_in: u64::try_from(next).ok().map(Duration::from_millis),
+        taken,
     })
 }

@@ -8,9 +8,11 @@
 //! data). A lone event is written at once, so this adds no latency at low
 //! load, and under load Redis runs one script per shard (one `TIME`, one
 //! variadic write per queue and index) per batch instead of per event.
-//! Callers' API rate limits are checked first, for the whole batch, with
-//! one `gcra.lua` call (per slot on a cluster; each state read and written
-//! once); events over their limit are answered and not written.
+//! Callers' API rate limits are taken first: on a standalone Redis by the
+//! same script, before it writes each event; on a cluster, where each
+//! limit's state is in a slot of its own, for the whole batch with one
+//! `gcra.lua` call per slot (each state read and written once) before the
+//! write. Events over their limit are answered and not written.
 //!
 //! Batches run on their own tasks, so a caller that goes away (its client
 //! disconnected) never strands the others; its event is still written, as it
@@ -218,14 +220,25 @@ impl Ingest {
         }
     }
 
+    /// The caller's API rate limit of `it` if the script takes it itself:
+    /// on a standalone Redis (see `lua/enqueue.lua`).
+    fn inline_api_limit<'i>(&self, it: &'i Item) -> Option<&'i RateRequest> {
+        it.limit.as_ref().filter(|_| self.limiter.shared_slot())
+    }
+
     /// The gate of the API rate limits in [`Deadlines`] (after the shards').
     fn limits_gate(&self) -> usize {
         self.shards.len()
     }
 
     async fn write(&self, batch: Vec<Item>) {
-        // API rate limits first: over-limit events are answered here.
-        let batch = self.limit(batch).await;
+        // API rate limits first: over-limit events are answered here, or
+        // by the script where it takes them itself.
+        let batch = if self.limiter.shared_slot() {
+            batch.into_iter().map(|it| (it, None)).collect()
+        } else {
+            self.limit(batch).await
+        };
         let groups = self.shards.group(batch, |(it, _)| it.event.id.as_str());
         join_all(groups.into_iter().map(|(shard, items)| self.write_shard(shard, items))).await;
     }
@@ -292,6 +305,13 @@ impl Ingest {
                 Some(l) => inv.arg(&l.owner).arg(l.ttl.as_millis() as u64),
                 None => inv.arg("").arg(0),
             };
+            match self.inline_api_limit(it) {
+                Some(l) => inv
+                    .arg(self.limiter.key(&l.key))
+                    .arg(l.limit.interval_us)
+                    .arg(l.limit.tolerance_us),
+                None => inv.arg("").arg(0).arg(0),
+            };
             inv.arg(it.deliveries.len());
             for d in &it.deliveries {
                 inv.arg(&d.id).arg(&d.webhook_id);
@@ -336,7 +356,8 @@ impl Ingest {
             Ok(replies) => {
                 for ((it, state), reply) in batch.into_iter().zip(replies) {
                     let taken = self.inline_limits(&it.event).len();
-                    let _ = it.reply.send(decode_one(reply, state, taken));
+                    let api = self.inline_api_limit(&it).is_some();
+                    let _ = it.reply.send(decode_one(reply, state, taken, api));
                 }
             }
             Err(e) => {
@@ -388,10 +409,43 @@ fn take_batch(waiting: &mut Vec<Item>) -> Vec<Item> {
 }
 
 /// One event's answer from the script's reply; a created event's answer
-/// ends with the decisions on the `taken` rate limits it was given.
-fn decode_one(reply: Value, state: Option<RateState>, taken: usize) -> Answer {
-    let Value::Array(reply) = reply else {
+/// ends with the decisions on the `taken` rate limits it was given. With
+/// `api` (the script took the caller's API rate limit), an event over it
+/// is answered rate-limited, and the others' answers end with the limit's
+/// state.
+fn decode_one(reply: Value, state: Option<RateState>, taken: usize, api: bool) -> Answer {
+    let Value::Array(mut reply) = reply else {
         return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
+    };
+    let unexpected = |reply: &[Value]| StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"));
+    let state = match reply.first().and_then(as_int) {
+        Some(2) if api => {
+            let [_, wait, tat, now] = &reply[..] else {
+                return Err(unexpected(&reply));
+            };
+            let (Some(wait), Some(tat), Some(now)) = (as_int(wait), as_int(tat), as_int(now)) else {
+                return Err(unexpected(&reply));
+            };
+            let state = RateState {
+                decision: RateDecision::from_wait_us(wait),
+                tat_us: tat.max(0) as u64,
+                now_us: now.max(0) as u64,
+            };
+            return Ok(Stored::new(Enqueued::RateLimited, Some(state)));
+        }
+        Some(_) if api => {
+            let now = reply.pop().as_ref().and_then(as_int);
+            let tat = reply.pop().as_ref().and_then(as_int);
+            let (Some(tat), Some(now)) = (tat, now) else {
+                return Err(unexpected(&reply));
+            };
+            Some(RateState {
+                decision: RateDecision::Allow,
+                tat_us: tat.max(0) as u64,
+                now_us: now.max(0) as u64,
+            })
+        }
+        _ => state,
     };
     match reply.first().and_then(as_int) {
         Some(1) => {
@@ -433,6 +487,12 @@ mod tests {
     /// An `Ingest` on a Redis address that takes connections and never
     /// answers: every script it runs hangs (until a minute passes).
     fn silent_ingest() -> (Arc<Ingest>, std::net::TcpListener) {
+        silent_ingest_with(false)
+    }
+
+    /// [`silent_ingest`], its rate limits kept as on a cluster (`true`:
+    /// taken by a call of their own before the write) or not.
+    fn silent_ingest_with(cluster_limits: bool) -> (Arc<Ingest>, std::net::TcpListener) {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("redis://{}", silent.local_addr().unwrap());
         let config = ConnectionManagerConfig::new()
@@ -441,7 +501,7 @@ mod tests {
         let conn =
             ConnectionManager::new_lazy_with_config(::redis::Client::open(url.as_str()).unwrap(), config).unwrap();
         let shards = Arc::new(Shards::new("t", "t", 1));
-        let limiter = Arc::new(Limiter::new("t", "t", false));
+        let limiter = Arc::new(Limiter::new("t", "t", cluster_limits));
         (
             Ingest::new(Conn::Single(conn), shards, limiter, "t:q:first", 1000, 0),
             silent,
@@ -624,7 +684,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_rate_limit_that_does_not_answer_gets_503_after_the_deadline_then_at_once() {
-        let (ingest, _silent) = silent_ingest();
+        // Limits taken apart from the write, as on a cluster.
+        let (ingest, _silent) = silent_ingest_with(true);
         let limit = RateRequest {
             key: "api:token".into(),
             limit: crate::ratelimit::Gcra::per_minute(600, 10),

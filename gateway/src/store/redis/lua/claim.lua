@@ -1,9 +1,13 @@
 -- Claims due deliveries of one shard under a lease.
 -- ARGV: shard prefix, budget (max jobs), max retries among them, lease ms,
--- owner. Expired leases are put back in their queue first.
+-- owner, nl, then nl groups (webhook id, rate-limit key, interval us,
+-- tolerance us): webhooks' rate limits to take for the deliveries handed
+-- out (rate.lua; standalone Redis only, where every key is reachable).
+-- Expired leases are put back in their queue first.
 -- Returns {next_due_in_ms or -1, job, job, ...}; a job is
 -- {id, event, webhook, type, test, attempts, retryBase, createdAt ('' when
--- the id tells), data}
+-- the id tells), data, wait} where wait is its webhook's rate limit as
+-- taken here (0: admitted, else µs) or -1 when not given
 -- where data is the event's data the first time an event appears in the
 -- batch, 0 when repeated, and nil when the event is gone. next_due is 0
 -- when the budget was filled (more may be due).
@@ -13,8 +17,14 @@
 local p = ARGV[1]
 local budget, max_retry = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms, owner = tonumber(ARGV[4]), ARGV[5]
+local limits = {}
+for i = 0, (tonumber(ARGV[6]) or 0) - 1 do
+  local b = 7 + 4 * i
+  limits[ARGV[b]] = {ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- Times go to Redis as integer strings (it would format numbers as doubles).
 local nows, until_s = string.format('%d', now), string.format('%d', now + lease_ms)
 local leases, qf, qr, lo = p .. ':leases', p .. ':q:first', p .. ':q:retry', p .. ':lo'
@@ -84,13 +94,17 @@ local function take(id)
     seen[eid] = true
     data = data_of(hash_map(p .. ':evt:' .. eid), p, eid)
   end
+  local wait = -1
+  local limit = limits[h.webhook or '']
+  if limit then wait = rl_take(limit[1], limit[2], limit[3], now_us) end
   out[#out + 1] = {id, eid, h.webhook or '', h.type or '', h.test or '0', h.attempts or '0', h.retryBase or '0',
-    h.createdAt or '', data}
+    h.createdAt or '', data, wait}
 end
 for _, id in ipairs(firsts) do take(id) end
 for _, id in ipairs(retries) do take(id) end
 bulk('ZADD', leases, leased)
 bulk('HSET', lo, owners)
+rl_flush(now_us)
 
 if #firsts + #retries >= budget then
   out[1] = 0

@@ -5,6 +5,8 @@
 --   event id, type, data, test ("1"/"0"),
 --   idempotency key ('' for none), fingerprint, answer, key ttl ms,
 --   lease owner ('' for none), lease ms,
+--   the caller's API rate limit: key ('' for none), interval us,
+--   tolerance us (standalone Redis only, as below),
 --   n, then n pairs (delivery id, webhook id),
 --   nl (0 or n), then nl triples (rate-limit key, interval us, tolerance
 --   us): the deliveries' rate limits, taken here for leased deliveries
@@ -21,9 +23,13 @@
 -- hash encoding. Queue and index
 -- entries are written with one command per batch (per webhook for the
 -- per-webhook keys).
+-- The caller's API rate limit is taken first, for every event given one:
+-- an event over it is answered {2, wait µs, tat µs, now µs} and nothing of
+-- it is written.
 -- Returns one array per event: {0, "fingerprint\nanswer"} when the
 -- idempotency key was seen before (nothing written), else {1, waits...}
--- with one wait per rate limit given (0: admitted, else µs); then
+-- with one wait per rate limit given (0: admitted, else µs); either ends
+-- with the API rate limit's tat and now (µs) when one was given. Then
 -- Redis's time (ms). Past the deadline it writes nothing and answers an
 -- error (LATE): the gateway has stopped waiting and answered 503.
 local p, retention, deadline, m = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -42,14 +48,21 @@ for e = 1, m do
   local eid, typ, data, test = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local ikey, fingerprint, answer, ittl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local lowner, lms = ARGV[a + 8], ARGV[a + 9]
-  local n = tonumber(ARGV[a + 10])
-  local first = a + 11
+  local akey, aint, atol = ARGV[a + 10], tonumber(ARGV[a + 11]), tonumber(ARGV[a + 12])
+  local n = tonumber(ARGV[a + 13])
+  local first = a + 14
   local nl = tonumber(ARGV[first + 2 * n])
   local limits = first + 2 * n + 1
   a = limits + 3 * nl
+  local await, atat = 0, 0
+  if akey ~= '' then
+    await, atat = rl_take(akey, aint, atol, now_us)
+  end
   local seen = nil
-  if ikey ~= '' then seen = redis.call('GET', p .. ':idem:' .. ikey) end
-  if seen then
+  if await == 0 and ikey ~= '' then seen = redis.call('GET', p .. ':idem:' .. ikey) end
+  if await > 0 then
+    out[e] = {2, await, atat, now_us}
+  elseif seen then
     out[e] = {0, seen}
   else
     if n ~= 1 then
@@ -102,6 +115,11 @@ for e = 1, m do
       done[#done + 1] = rl_take(ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), now_us)
     end
     out[e] = done
+  end
+  if akey ~= '' and await == 0 then
+    local r = out[e]
+    r[#r + 1] = atat
+    r[#r + 1] = now_us
   end
 end
 bulk('ZADD', p .. ':q:first', queued)
