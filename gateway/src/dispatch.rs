@@ -10,6 +10,8 @@
 //!   local wake-up (ingest, a committed retry, or an attempt ending that
 //!   leaves room under a webhook's cap) or at most [`IDLE_POLL`], never in a
 //!   busy loop.
+//! * `inflight.rs`: each webhook's running attempts and the deliveries
+//!   parked to start when one of them ends.
 //! * `handoff.rs`: first attempts of events this gateway accepted, leased
 //!   in the write that stored them and started without a claim while the
 //!   gateway keeps up with its queue.
@@ -22,8 +24,10 @@
 //!   store every second (`crate::stats`).
 //!
 //! Fairness: a quarter of the concurrency is kept for first attempts (retries
-//! may use at most three quarters), and one webhook may hold at most a
-//! quarter of it, so a slow or dead endpoint cannot stall the others. The
+//! may use at most three quarters), and one webhook may run at most a
+//! quarter of it at once, so a slow or dead endpoint cannot stall the others
+//! (up to an eighth more of its deliveries wait locally for a place:
+//! `inflight.rs`). The
 //! claim loop claims only as much as the webhooks it has seen lately can
 //! start (plus a small periodic probe), so a saturated webhook's backlog is
 //! not claimed and deferred over and over.
@@ -35,6 +39,7 @@ mod client;
 mod committer;
 mod connector;
 mod handoff;
+mod inflight;
 mod ssrf;
 mod tally;
 mod transform;
@@ -85,7 +90,8 @@ pub(crate) struct Shared {
     pub retries: Arc<Semaphore>,
     /// Most in-flight attempts one webhook may hold (a quarter of `total`).
     pub per_webhook_cap: usize,
-    pub in_flight: Mutex<HashMap<String, usize>>,
+    /// Each webhook's attempts running and deliveries parked (`inflight`).
+    pub in_flight: Mutex<inflight::Loads>,
     /// Smoothed attempt duration per webhook (pacing for busy webhooks).
     pub durations: Mutex<HashMap<String, Duration>>,
     /// Consecutive failed attempts per webhook seen by this gateway (the
@@ -108,6 +114,12 @@ pub(crate) struct Shared {
     pub tally: Arc<tally::Tally>,
     /// Trace export, if `[telemetry]` is set.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Every attempt task.
+    pub attempts: TaskTracker,
+    /// Cancelled when the dispatcher stops taking work.
+    pub stopping: CancellationToken,
+    /// Cuts running attempts short (shutdown past its grace).
+    pub hard_stop: CancellationToken,
 }
 
 impl Shared {
@@ -198,7 +210,7 @@ impl Dispatcher {
             total: Arc::new(Semaphore::new(concurrency)),
             retries: Arc::new(Semaphore::new((concurrency * 3 / 4).max(1))),
             per_webhook_cap: (concurrency / 4).max(1),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(inflight::Loads::new()),
             durations: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
@@ -210,12 +222,15 @@ impl Dispatcher {
             config,
             tally: Arc::new(tally::Tally::default()),
             telemetry,
+            attempts: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
         });
         let d = Dispatcher {
+            stop_claiming: shared.stopping.clone(),
+            hard_stop: shared.hard_stop.clone(),
+            attempts: shared.attempts.clone(),
             shared,
-            stop_claiming: CancellationToken::new(),
-            hard_stop: CancellationToken::new(),
-            attempts: TaskTracker::new(),
             loops: TaskTracker::new(),
             committer_done: CancellationToken::new(),
         };
@@ -226,19 +241,9 @@ impl Dispatcher {
             d.shared.store.clone(),
             d.committer_done.clone(),
         ));
-        d.loops.spawn(handoff::run(
-            d.shared.clone(),
-            handoff_rx,
-            d.stop_claiming.clone(),
-            d.hard_stop.clone(),
-            d.attempts.clone(),
-        ));
-        d.loops.spawn(worker::run(
-            d.shared.clone(),
-            d.stop_claiming.clone(),
-            d.hard_stop.clone(),
-            d.attempts.clone(),
-        ));
+        d.loops
+            .spawn(handoff::run(d.shared.clone(), handoff_rx, d.stop_claiming.clone()));
+        d.loops.spawn(worker::run(d.shared.clone(), d.stop_claiming.clone()));
         Ok(d)
     }
 

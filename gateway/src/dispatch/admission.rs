@@ -76,13 +76,14 @@ pub enum Screened {
     Probe,
 }
 
-/// Step 1 at `now_ms`. `in_flight` counts attempts running per webhook;
+/// Step 1 at `now_ms`. `load` counts a webhook's attempts running and
+/// deliveries waiting locally to start, `cap` the most it may have;
 /// `typical` is a webhook's typical attempt time; `jitter` spreads
 /// deferrals (0..200 ms in the gateway, fixed in tests).
 pub fn screen(
     jobs: &[Candidate<'_>],
     now_ms: u64,
-    in_flight: &HashMap<String, usize>,
+    load: impl Fn(&str) -> usize,
     cap: usize,
     typical: impl Fn(&str) -> Duration,
     mut jitter: impl FnMut() -> Duration,
@@ -113,7 +114,7 @@ pub fn screen(
             }
             let extra = held.entry(job.webhook_id).or_default();
             *extra += 1;
-            let running = in_flight.get(job.webhook_id).copied().unwrap_or(0);
+            let running = load(job.webhook_id);
             let over = (running + *extra).saturating_sub(cap);
             if over == 0 {
                 return Screened::Ready;
@@ -200,7 +201,7 @@ mod tests {
             },
             job("d"),
         ];
-        let out = screen(&jobs, 0, &HashMap::new(), 4, |_| MS(0), || MS(0));
+        let out = screen(&jobs, 0, |_| 0, 4, |_| MS(0), || MS(0));
         assert_eq!(
             out,
             [
@@ -227,7 +228,14 @@ mod tests {
             job("fast"),
         ];
         let typical = |w: &str| if w == "slow" { MS(3000) } else { MS(10) };
-        let out = screen(&jobs, 0, &in_flight, 3, typical, || MS(0));
+        let out = screen(
+            &jobs,
+            0,
+            |w| in_flight.get(w).copied().unwrap_or(0),
+            3,
+            typical,
+            || MS(0),
+        );
         assert_eq!(
             out,
             [
@@ -244,9 +252,23 @@ mod tests {
     #[test]
     fn busy_deferrals_are_jittered_and_capped() {
         let in_flight = HashMap::from([("w".to_owned(), 1)]);
-        let out = screen(&[job("w")], 0, &in_flight, 1, |_| Duration::from_secs(3600), || MS(7));
+        let out = screen(
+            &[job("w")],
+            0,
+            |w| in_flight.get(w).copied().unwrap_or(0),
+            1,
+            |_| Duration::from_secs(3600),
+            || MS(7),
+        );
         assert_eq!(out, [Screened::Defer(MAX_BUSY_DEFER)]);
-        let out = screen(&[job("w")], 0, &in_flight, 1, |_| MS(0), || MS(7));
+        let out = screen(
+            &[job("w")],
+            0,
+            |w| in_flight.get(w).copied().unwrap_or(0),
+            1,
+            |_| MS(0),
+            || MS(7),
+        );
         assert_eq!(out, [Screened::Defer(BUSY_DEFER + MS(7))]);
     }
 
@@ -262,7 +284,7 @@ mod tests {
             gated("due", Gate::Probe),
             job("fine"),
         ];
-        let out = screen(&jobs, 1_000, &HashMap::new(), 4, |_| MS(0), || MS(3));
+        let out = screen(&jobs, 1_000, |_| 0, 4, |_| MS(0), || MS(3));
         assert_eq!(
             out,
             [

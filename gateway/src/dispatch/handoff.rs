@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{CLAIM_BATCH, Shared};
 use crate::circuit::Gate;
@@ -69,7 +68,7 @@ pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Re
         let startable = |h: &Arc<Webhook>| {
             h.enabled
                 && crate::circuit::gate(h.circuit.as_ref(), now) == Gate::Pass
-                && in_flight.get(&h.id).copied().unwrap_or(0) < shared.per_webhook_cap
+                && super::inflight::load_of(&in_flight, &h.id) < super::inflight::load_limit(shared)
         };
         if !hooks.iter().all(startable) {
             return None;
@@ -145,7 +144,7 @@ impl Reservation {
 /// A leased delivery that will not be started here (the dispatcher is
 /// stopping): due again at once, for this or another gateway. If even that
 /// cannot be recorded, its lease expires and a claim hands it out.
-fn release(shared: &Shared, job: Job) {
+pub(super) fn release(shared: &Shared, job: Job) {
     let c = super::worker::completion(shared, job, Outcome::Defer(Duration::ZERO), None, None);
     let _ = shared.commits.try_send(c);
 }
@@ -153,13 +152,7 @@ fn release(shared: &Shared, job: Job) {
 /// Routes handed deliveries in batches of what has arrived, one batch at a
 /// time with the claim loop's batches. On stop, whatever is left is
 /// released.
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    mut handed: mpsc::Receiver<Handed>,
-    stop: CancellationToken,
-    hard_stop: CancellationToken,
-    attempts: TaskTracker,
-) {
+pub(super) async fn run(shared: Arc<Shared>, mut handed: mpsc::Receiver<Handed>, stop: CancellationToken) {
     let mut buf = Vec::with_capacity(CLAIM_BATCH);
     loop {
         let n = tokio::select! {
@@ -173,7 +166,7 @@ pub(super) async fn run(
         let (jobs, permits): (Vec<(Job, Option<RateDecision>)>, Vec<OwnedSemaphorePermit>) =
             buf.drain(..).map(|h| ((h.job, h.taken), h.permit)).unzip();
         let _turn = shared.routing.lock().await;
-        super::worker::route(&shared, jobs, permits, &hard_stop, &attempts).await;
+        super::worker::route(&shared, jobs, permits).await;
     }
     handed.close();
     while let Ok(h) = handed.try_recv() {

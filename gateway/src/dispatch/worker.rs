@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::admission::{self, Candidate, Dead, Paced, Screened, Start};
 use super::attempt::{Payload, Verdict, attempt};
 use super::breaker;
+use super::inflight::{self, InFlight};
 use super::transform::Transformed;
 use super::{CLAIM_BATCH, IDLE_POLL, Shared};
 use crate::circuit::Circuit;
@@ -29,12 +29,7 @@ use crate::webhooks::Webhook;
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 const PROBE: usize = CLAIM_BATCH / 4;
 
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-    hard_stop: CancellationToken,
-    attempts: TaskTracker,
-) {
+pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut recent: HashSet<String> = HashSet::new();
     let mut last_probe = Instant::now();
     loop {
@@ -105,7 +100,7 @@ pub(super) async fn run(
         taken.resize(batch.jobs.len(), None);
         let jobs = batch.jobs.into_iter().zip(taken).collect();
         let _turn = shared.routing.lock().await;
-        route(&shared, jobs, permits, &hard_stop, &attempts).await;
+        route(&shared, jobs, permits).await;
     }
 }
 
@@ -114,16 +109,16 @@ pub(super) async fn run(
 /// them are at their cap, a small probe every [`PROBE_EVERY`] finds work of
 /// other webhooks queued behind theirs.
 fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Instant) -> usize {
-    let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-    if recent.is_empty() && in_flight.is_empty() {
+    let loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    if recent.is_empty() && loads.is_empty() {
         return CLAIM_BATCH;
     }
-    let cap = shared.per_webhook_cap;
+    let limit = inflight::load_limit(shared);
     let mut known: HashSet<&str> = recent.iter().map(String::as_str).collect();
-    known.extend(in_flight.keys().map(String::as_str));
+    known.extend(loads.keys().map(String::as_str));
     let room: usize = known
         .iter()
-        .map(|w| cap.saturating_sub(in_flight.get(*w).copied().unwrap_or(0)))
+        .map(|w| limit.saturating_sub(inflight::load_of(&loads, w)))
         .sum();
     if room > 0 {
         room
@@ -169,8 +164,6 @@ pub(super) async fn route(
     shared: &Arc<Shared>,
     jobs: Vec<(Job, Option<RateDecision>)>,
     mut permits: Vec<OwnedSemaphorePermit>,
-    hard_stop: &CancellationToken,
-    attempts: &TaskTracker,
 ) {
     let (jobs, taken): (Vec<Job>, Vec<Option<RateDecision>>) = jobs.into_iter().unzip();
     if jobs.iter().any(|j| shared.registry.get(&j.webhook_id).is_none()) {
@@ -200,12 +193,12 @@ pub(super) async fn route(
         })
         .collect();
     let screened = {
-        let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         admission::screen(
             &candidates,
             now,
-            &in_flight,
-            shared.per_webhook_cap,
+            |w| inflight::load_of(&loads, w),
+            inflight::load_limit(shared),
             |w| shared.typical_duration(w),
             || Duration::from_millis(rand::random_range(0..200)),
         )
@@ -304,28 +297,24 @@ pub(super) async fn route(
                     defer(shared, job, admission::BUSY_DEFER).await;
                     continue;
                 };
-                let guard = InFlight::enter(shared.clone(), &hook);
-                let span = tracing::info_span!(
-                    "attempt",
-                    webhook_id = %hook.id,
-                    delivery_id = %job.delivery_id,
-                    attempt = job.attempts + 1,
-                    status = tracing::field::Empty,
-                );
-                attempts.spawn(
-                    run_one(
-                        shared.clone(),
-                        job,
-                        hook,
-                        probe,
-                        hard_stop.clone(),
-                        (permit, retry_permit, guard),
-                    )
-                    .instrument(span),
-                );
+                inflight::start_or_park(shared, job, hook, probe, permit, retry_permit);
             }
         }
     }
+}
+
+/// Runs one attempt on its own task (traced as `attempt`).
+pub(super) fn spawn_attempt(shared: &Arc<Shared>, job: Job, hook: Arc<Webhook>, probe: Option<Circuit>, held: Held) {
+    let span = tracing::info_span!(
+        "attempt",
+        webhook_id = %hook.id,
+        delivery_id = %job.delivery_id,
+        attempt = job.attempts + 1,
+        status = tracing::field::Empty,
+    );
+    shared
+        .attempts
+        .spawn(run_one(shared.clone(), job, hook, probe, shared.hard_stop.clone(), held).instrument(span));
 }
 
 /// The rate limit of deliveries to `hook`.
@@ -337,50 +326,6 @@ pub(super) fn rate_request(shared: &Shared, hook: &Webhook) -> RateRequest {
             hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
             d.rate_limit_burst,
         ),
-    }
-}
-
-/// Counts a webhook's in-flight attempts while alive.
-struct InFlight {
-    shared: Arc<Shared>,
-    webhook: Arc<Webhook>,
-}
-
-impl InFlight {
-    fn enter(shared: Arc<Shared>, webhook: &Arc<Webhook>) -> Self {
-        {
-            let mut map = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            match map.get_mut(&webhook.id) {
-                Some(n) => *n += 1,
-                None => {
-                    map.insert(webhook.id.clone(), 1);
-                }
-            }
-        }
-        InFlight {
-            shared,
-            webhook: webhook.clone(),
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let mut map = self.shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(n) = map.get_mut(&self.webhook.id) else {
-            return;
-        };
-        let was_full = *n >= self.shared.per_webhook_cap;
-        *n -= 1;
-        if *n == 0 {
-            map.remove(&self.webhook.id);
-        }
-        drop(map);
-        // The claim loop may be waiting for room under this webhook's cap
-        // (`claim_budget`): there is some now.
-        if was_full {
-            self.shared.wake.notify_one();
-        }
     }
 }
 

@@ -87,3 +87,49 @@ async fn sigterm_finishes_in_flight_attempts_and_exits_zero() {
     );
     assert!(gw.log_text().contains("shutdown complete"));
 }
+
+/// A delivery waiting in the gateway for its webhook's cap (one attempt at
+/// a time here: concurrency 4) is released on SIGTERM, not started and not
+/// lost, and the next gateway delivers it, as it does the one still queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_deliveries_waiting_for_their_webhooks_cap() {
+    let redis = RedisServer::start();
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_millis(800)));
+    let delivery = fast_delivery("concurrency = 4\n");
+    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
+    let dir = Arc::new(TempDir::new("parked"));
+    let mut gw = GatewayProcess::spawn(&toml, dir.clone()).await;
+    let client = http();
+    let first = post(&client, &gw.url("/api/events"), 1).await;
+    rx.wait_for("/hook", 1, Duration::from_secs(5)).await;
+    // The webhook is at its cap: the next one waits in the gateway, the
+    // one after that in the store.
+    let mut waiting = post(&client, &gw.url("/api/events"), 2).await;
+    waiting.extend(post(&client, &gw.url("/api/events"), 3).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = gw.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}; log:\n{}", gw.log_text());
+    assert_eq!(rx.received().len(), 1, "nothing started after the stop began");
+    let store = store(&redis, &prefix);
+    assert_eq!(store.delivery(&first[0]).await.unwrap().unwrap().status, Status::Succeeded);
+    for id in &waiting {
+        let rec = store.delivery(id).await.unwrap().expect("still stored");
+        assert_eq!((rec.status, rec.attempt_count), (Status::Pending, 0), "{id}");
+    }
+
+    let restarted = GatewayProcess::spawn(&toml, dir).await;
+    for id in &waiting {
+        wait_status(&store, id, Status::Succeeded, Duration::from_secs(30)).await;
+    }
+    let mut seen: Vec<String> = rx
+        .received()
+        .iter()
+        .map(|r| r.header("x-delivery-id").unwrap().to_owned())
+        .collect();
+    seen.sort();
+    let mut all: Vec<String> = first.iter().chain(&waiting).cloned().collect();
+    all.sort();
+    assert_eq!(seen, all, "each delivered once");
+    drop(restarted);
+}

@@ -1,0 +1,142 @@
+//! What each webhook holds in this gateway: attempts running, and
+//! deliveries parked to start the moment one of them ends.
+//!
+//! A webhook runs at most `per_webhook_cap` attempts at once (a quarter of
+//! the concurrency). A delivery ready to start for a webhook at its cap,
+//! handed off at ingest or claimed, is parked here with its slot instead of
+//! being deferred in the store: when a running attempt of that webhook
+//! ends, the oldest parked delivery starts at once, without a store round
+//! trip or a deferral's wait. At most [`park_room`] deliveries park per
+//! webhook; past that they are deferred as before. A webhook's load (what
+//! the claim loop, ingest's handoff and the admission screen count) is its
+//! running attempts plus its parked deliveries, up to [`load_limit`].
+//!
+//! A parked delivery waits for at most one attempt of its webhook per place
+//! ahead of it in line, each bounded by the attempt timeout, so well within
+//! its lease. While the dispatcher stops, parked deliveries are released
+//! (due again at once) instead of started.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Shared;
+use crate::circuit::Circuit;
+use crate::store::Job;
+use crate::webhooks::Webhook;
+
+/// One webhook's load.
+#[derive(Default)]
+pub(crate) struct Load {
+    /// Attempts running plus deliveries parked.
+    pub count: usize,
+    parked: VecDeque<Parked>,
+}
+
+/// Every webhook's load, by webhook id (absent: none).
+pub(crate) type Loads = HashMap<String, Load>;
+
+/// A delivery ready to start, with its slots.
+struct Parked {
+    job: Job,
+    hook: Arc<Webhook>,
+    permit: OwnedSemaphorePermit,
+    retry_permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Deliveries that may park per webhook: half its cap (at least one).
+pub(crate) fn park_room(shared: &Shared) -> usize {
+    (shared.per_webhook_cap / 2).max(1)
+}
+
+/// The most load one webhook may have: its cap of running attempts plus
+/// its parked deliveries.
+pub(crate) fn load_limit(shared: &Shared) -> usize {
+    shared.per_webhook_cap + park_room(shared)
+}
+
+/// The load of webhook `id` in `loads`.
+pub(crate) fn load_of(loads: &Loads, id: &str) -> usize {
+    loads.get(id).map_or(0, |l| l.count)
+}
+
+/// Starts an attempt of `job` now if its webhook has room under its cap
+/// (a breaker probe always starts), else parks it until a running attempt
+/// of the webhook ends.
+pub(super) fn start_or_park(
+    shared: &Arc<Shared>,
+    job: Job,
+    hook: Arc<Webhook>,
+    probe: Option<Circuit>,
+    permit: OwnedSemaphorePermit,
+    retry_permit: Option<OwnedSemaphorePermit>,
+) {
+    {
+        let mut loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let load = loads.entry(hook.id.clone()).or_default();
+        let running = load.count - load.parked.len();
+        load.count += 1;
+        if running >= shared.per_webhook_cap && probe.is_none() {
+            load.parked.push_back(Parked {
+                job,
+                hook,
+                permit,
+                retry_permit,
+            });
+            return;
+        }
+    }
+    let guard = InFlight {
+        shared: shared.clone(),
+        webhook_id: hook.id.clone(),
+    };
+    super::worker::spawn_attempt(shared, job, hook, probe, (permit, retry_permit, guard));
+}
+
+/// One running attempt, counted in its webhook's load while alive. When
+/// it ends, the webhook's oldest parked delivery starts in its place.
+pub(super) struct InFlight {
+    shared: Arc<Shared>,
+    webhook_id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let stopping = shared.stopping.is_cancelled();
+        let mut loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(load) = loads.get_mut(&self.webhook_id) else {
+            return;
+        };
+        let was_full = load.count >= load_limit(shared);
+        load.count -= 1;
+        // Parked to running leaves the count as it is; released ones leave it.
+        let next = if stopping { None } else { load.parked.pop_front() };
+        let released: Vec<Parked> = if stopping {
+            load.count -= load.parked.len();
+            load.parked.drain(..).collect()
+        } else {
+            Vec::new()
+        };
+        if load.count == 0 {
+            loads.remove(&self.webhook_id);
+        }
+        drop(loads);
+        for p in released {
+            drop((p.permit, p.retry_permit));
+            super::handoff::release(shared, p.job);
+        }
+        if let Some(p) = next {
+            let guard = InFlight {
+                shared: shared.clone(),
+                webhook_id: self.webhook_id.clone(),
+            };
+            super::worker::spawn_attempt(shared, p.job, p.hook, None, (p.permit, p.retry_permit, guard));
+        } else if was_full {
+            // The claim loop may be waiting for room under this webhook's
+            // limit (`claim_budget`): there is some now.
+            shared.wake.notify_one();
+        }
+    }
+}
