@@ -9,6 +9,13 @@ use hookgate_testkit::{Receiver, RedisServer, Reply, TempDir};
 
 use crate::common::*;
 
+/// A receiver that answers 200 after `ms`.
+async fn receiver_answering_after(ms: u64) -> Receiver {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_millis(ms)));
+    rx
+}
+
 async fn post(client: &reqwest::Client, url: &str, i: usize) -> Vec<String> {
     let resp = client
         .post(url)
@@ -24,8 +31,7 @@ async fn post(client: &reqwest::Client, url: &str, i: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_deliveries_pending_then_restart_delivers_everything() {
     let redis = RedisServer::start();
-    let rx = Receiver::start().await;
-    rx.set_default(Reply::status(200).delay(Duration::from_millis(150)));
+    let rx = receiver_answering_after(150).await;
     let delivery = fast_delivery("concurrency = 4\ntimeout = \"1s\"\n");
     let hooks = [
         webhook("a", &rx.url("/a"), &["order.*"], ""),
@@ -69,8 +75,7 @@ async fn kill_9_with_deliveries_pending_then_restart_delivers_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_attempts_and_exits_zero() {
     let redis = RedisServer::start();
-    let rx = Receiver::start().await;
-    rx.set_default(Reply::status(200).delay(Duration::from_millis(800)));
+    let rx = receiver_answering_after(800).await;
     let (toml, prefix) = config_toml(&redis, FAST_DELIVERY, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let dir = Arc::new(TempDir::new("sigterm"));
     let mut gw = GatewayProcess::spawn(&toml, dir).await;
@@ -94,8 +99,7 @@ async fn sigterm_finishes_in_flight_attempts_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_deliveries_waiting_for_their_webhooks_cap() {
     let redis = RedisServer::start();
-    let rx = Receiver::start().await;
-    rx.set_default(Reply::status(200).delay(Duration::from_millis(800)));
+    let rx = receiver_answering_after(800).await;
     let delivery = fast_delivery("concurrency = 4\n");
     let (toml, prefix) = config_toml(&redis, &delivery, &webhook("w", &rx.url("/hook"), &["*"], ""));
     let dir = Arc::new(TempDir::new("parked"));
@@ -112,7 +116,10 @@ async fn sigterm_releases_deliveries_waiting_for_their_webhooks_cap() {
     assert!(status.success(), "exit status {status:?}; log:\n{}", gw.log_text());
     assert_eq!(rx.received().len(), 1, "nothing started after the stop began");
     let store = store(&redis, &prefix);
-    assert_eq!(store.delivery(&first[0]).await.unwrap().unwrap().status, Status::Succeeded);
+    assert_eq!(
+        store.delivery(&first[0]).await.unwrap().unwrap().status,
+        Status::Succeeded
+    );
     for id in &waiting {
         let rec = store.delivery(id).await.unwrap().expect("still stored");
         assert_eq!((rec.status, rec.attempt_count), (Status::Pending, 0), "{id}");
