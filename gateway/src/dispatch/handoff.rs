@@ -145,7 +145,12 @@ impl Reservation {
 /// stopping): due again at once, for this or another gateway. If even that
 /// cannot be recorded, its lease expires and a claim hands it out.
 pub(super) fn release(shared: &Shared, job: Job) {
-    let c = super::worker::completion(shared, job, Outcome::Defer(Duration::ZERO), None, None);
+    release_after(shared, job, Duration::ZERO);
+}
+
+/// [`release`], due again after `wait`.
+pub(super) fn release_after(shared: &Shared, job: Job, wait: Duration) {
+    let c = super::worker::completion(shared, job, Outcome::Defer(wait), None, None);
     let _ = shared.commits.try_send(c);
 }
 

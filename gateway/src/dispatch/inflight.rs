@@ -13,16 +13,20 @@
 //!
 //! A parked delivery waits for at most one attempt of its webhook per place
 //! ahead of it in line, each bounded by the attempt timeout, so well within
-//! its lease. While the dispatcher stops, parked deliveries are released
-//! (due again at once) instead of started.
+//! its lease. It starts only if its webhook still takes attempts: one whose
+//! breaker opened, or that was disabled or deleted, while it waited gets it
+//! back in the store, due when the breaker lets the next one through (the
+//! claim screens it again then). While the dispatcher stops, parked
+//! deliveries are released (due again at once) instead of started.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Shared;
-use crate::circuit::Circuit;
+use crate::circuit::{Circuit, Gate};
 use crate::store::Job;
 use crate::webhooks::Webhook;
 
@@ -37,10 +41,10 @@ pub(crate) struct Load {
 /// Every webhook's load, by webhook id (absent: none).
 pub(crate) type Loads = HashMap<String, Load>;
 
-/// A delivery ready to start, with its slots.
+/// A delivery ready to start, with its slots (its webhook is looked up
+/// again when it starts).
 struct Parked {
     job: Job,
-    hook: Arc<Webhook>,
     permit: OwnedSemaphorePermit,
     retry_permit: Option<OwnedSemaphorePermit>,
 }
@@ -80,7 +84,6 @@ pub(super) fn start_or_park(
         if running >= shared.per_webhook_cap && probe.is_none() {
             load.parked.push_back(Parked {
                 job,
-                hook,
                 permit,
                 retry_permit,
             });
@@ -92,6 +95,25 @@ pub(super) fn start_or_park(
         webhook_id: hook.id.clone(),
     };
     super::worker::spawn_attempt(shared, job, hook, probe, (permit, retry_permit, guard));
+}
+
+/// Webhook `id` as it is now, if it takes attempts (enabled, its breaker
+/// closed); else how long until its breaker lets one through (zero for a
+/// webhook disabled or gone: the claim settles it).
+fn startable(shared: &Shared, id: &str) -> Result<Arc<Webhook>, Duration> {
+    let Some(hook) = shared.registry.get(id) else {
+        return Err(Duration::ZERO);
+    };
+    if !hook.enabled {
+        return Err(Duration::ZERO);
+    }
+    let now = crate::store::now_ms();
+    match crate::circuit::gate(hook.circuit.as_ref(), now) {
+        Gate::Pass => Ok(hook),
+        Gate::WaitUntil(at) => Err(Duration::from_millis(at.saturating_sub(now))),
+        // A probe is the claim loop's to send (one per webhook).
+        Gate::Probe => Err(Duration::ZERO),
+    }
 }
 
 /// One running attempt, counted in its webhook's load while alive. When
@@ -128,11 +150,29 @@ impl Drop for InFlight {
             super::handoff::release(shared, p.job);
         }
         if let Some(p) = next {
-            let guard = InFlight {
-                shared: shared.clone(),
-                webhook_id: self.webhook_id.clone(),
-            };
-            super::worker::spawn_attempt(shared, p.job, p.hook, None, (p.permit, p.retry_permit, guard));
+            match startable(shared, &self.webhook_id) {
+                Ok(hook) => {
+                    let guard = InFlight {
+                        shared: shared.clone(),
+                        webhook_id: self.webhook_id.clone(),
+                    };
+                    super::worker::spawn_attempt(shared, p.job, hook, None, (p.permit, p.retry_permit, guard));
+                }
+                Err(wait) => {
+                    // Not started after all: out of the webhook's load.
+                    let mut loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(load) = loads.get_mut(&self.webhook_id) {
+                        load.count -= 1;
+                        if load.count == 0 {
+                            loads.remove(&self.webhook_id);
+                        }
+                    }
+                    drop(loads);
+                    drop((p.permit, p.retry_permit));
+                    super::handoff::release_after(shared, p.job, wait);
+                    shared.wake.notify_one();
+                }
+            }
         } else if was_full {
             // The claim loop may be waiting for room under this webhook's
             // limit (`claim_budget`): there is some now.

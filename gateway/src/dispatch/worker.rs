@@ -414,7 +414,6 @@ async fn run_one(
     .await;
     let took = started.elapsed();
     shared.note_duration(&hook.id, took);
-    drop(held);
     tracing::Span::current().record("status", tracing::field::display(&attempted.verdict));
     breaker::observe(&shared, &hook, &attempted.verdict, probe).await;
 
@@ -428,6 +427,11 @@ async fn run_one(
         Verdict::Http { retry_after, .. } => (retry_or_dead(&policy, &job, *retry_after), Some(attempted.record)),
         Verdict::Timeout | Verdict::Connect => (retry_or_dead(&policy, &job, None), Some(attempted.record)),
     };
+    // The slot goes once the breaker and the webhook's state have taken
+    // this attempt in (both local unless it opened the breaker or disabled
+    // the webhook): the delivery that takes the slot next, parked or
+    // claimed, sees them.
+    drop(held);
     if attempted.verdict != Verdict::Cancelled {
         let label = attempted.verdict.metric_label();
         metrics::attempt(&hook.id, label, took);

@@ -147,3 +147,39 @@ async fn a_webhook_failing_for_disable_after_is_disabled_and_its_owners_are_told
     dead.wait_for("/d", before + 5, Duration::from_secs(10)).await;
     gw.stop().await;
 }
+
+/// A delivery waiting in the gateway for its webhook's one place (cap 1
+/// at concurrency 4) is not sent when the attempt ahead of it opens the
+/// breaker: it goes back to the store, due when the breaker lets the next
+/// one through, with no attempt used.
+#[tokio::test]
+async fn a_delivery_waiting_for_its_webhook_is_held_when_the_breaker_opens() {
+    let redis = RedisServer::start();
+    let dead = Receiver::start().await;
+    dead.set_default(Reply::status(503).delay(Duration::from_millis(500)));
+    let delivery = fast_delivery(
+        "concurrency = 4\nmax_retries = 10\nretry_base = \"100ms\"\n\
+         circuit_failures = 1\ncircuit_cooldown = \"60s\"\ncircuit_max_cooldown = \"60s\"",
+    );
+    let (toml, prefix) = config_toml(&redis, &delivery, &webhook("dead", &dead.url("/d"), &["order.*"], ""));
+    let gw = Gateway::start(&toml).await;
+    gw.post_event("order.created", "{\"n\": 1}").await;
+    dead.wait_for("/d", 1, Duration::from_secs(5)).await;
+    // The first attempt is on its way (and will fail): this one waits.
+    let waiting = delivery_ids(&gw.post_event("order.created", "{\"n\": 2}").await).remove(0);
+    let store = store(&redis, &prefix);
+    let due = wait_until(Duration::from_secs(10), "the waiting delivery to be held", || async {
+        let d = store.delivery(&waiting).await.unwrap().unwrap();
+        d.next_attempt_at_ms
+            .filter(|at| *at > hookgate::store::now_ms() + 30_000)
+            .map(|at| (at, d.attempt_count))
+    })
+    .await;
+    assert_eq!(due.1, 0, "no attempt was made or counted");
+    assert_eq!(
+        dead.received().len(),
+        1,
+        "only the attempt that opened the breaker was sent"
+    );
+    gw.stop().await;
+}
