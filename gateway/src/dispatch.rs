@@ -99,6 +99,9 @@ pub(crate) struct Shared {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Wakes the claim loop: new work, or a retry was scheduled.
     pub wake: Arc<Notify>,
+    /// The claim loop waits for room under the webhooks' limits: an attempt
+    /// that ends and leaves some wakes it (`inflight`).
+    pub awaiting_room: AtomicBool,
     pub commits: mpsc::Sender<Completion>,
     /// Deliveries leased at ingest, on their way to `handoff::run`.
     pub handoff: mpsc::Sender<handoff::Handed>,
@@ -214,6 +217,7 @@ impl Dispatcher {
             durations: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
+            awaiting_room: AtomicBool::new(false),
             commits: tx,
             handoff: handoff_tx,
             caught_up: AtomicBool::new(false),

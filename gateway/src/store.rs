@@ -109,9 +109,19 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// The claimer's identity; completions must present it.
     pub owner: String,
-    /// Rate limits of webhooks (by id) the store may take for the
-    /// deliveries it hands out, in the same call ([`ClaimBatch::taken`]).
-    pub limits: Vec<(String, RateRequest)>,
+    /// Rate limits of webhooks the store may take for the deliveries it
+    /// hands out, in the same call ([`ClaimBatch::taken`]).
+    pub limits: Vec<ClaimLimit>,
+}
+
+/// A webhook's rate limit for a claim to take: for at most `at_most` of
+/// its deliveries (those the claimer can start; a limit taken for a
+/// delivery that then waits would be spent for nothing).
+#[derive(Debug, Clone)]
+pub struct ClaimLimit {
+    pub webhook_id: String,
+    pub limit: RateRequest,
+    pub at_most: usize,
 }
 
 /// A claimed delivery, with everything an attempt needs.

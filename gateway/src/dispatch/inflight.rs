@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -116,6 +117,15 @@ fn startable(shared: &Shared, id: &str) -> Result<Arc<Webhook>, Duration> {
     }
 }
 
+/// A webhook's load went down: wakes the claim loop if it waits for room
+/// (`Shared::awaiting_room`), and only then, so attempts ending while it
+/// has nothing to claim cost nothing.
+fn room_made(shared: &Shared) {
+    if shared.awaiting_room.swap(false, Ordering::SeqCst) {
+        shared.wake.notify_one();
+    }
+}
+
 /// One running attempt, counted in its webhook's load while alive. When
 /// it ends, the webhook's oldest parked delivery starts in its place.
 pub(super) struct InFlight {
@@ -131,7 +141,6 @@ impl Drop for InFlight {
         let Some(load) = loads.get_mut(&self.webhook_id) else {
             return;
         };
-        let was_full = load.count >= load_limit(shared);
         load.count -= 1;
         // Parked to running leaves the count as it is; released ones leave it.
         let next = if stopping { None } else { load.parked.pop_front() };
@@ -170,13 +179,11 @@ impl Drop for InFlight {
                     drop(loads);
                     drop((p.permit, p.retry_permit));
                     super::handoff::release_after(shared, p.job, wait);
-                    shared.wake.notify_one();
+                    room_made(shared);
                 }
             }
-        } else if was_full {
-            // The claim loop may be waiting for room under this webhook's
-            // limit (`claim_budget`): there is some now.
-            shared.wake.notify_one();
+        } else {
+            room_made(shared);
         }
     }
 }

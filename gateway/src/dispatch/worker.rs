@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::operational::reason;
 use crate::ratelimit::Gcra;
 use crate::stats::Field;
-use crate::store::{AttemptRecord, ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
+use crate::store::{AttemptRecord, ClaimLimit, ClaimRequest, Completion, Job, Outcome, RateDecision, RateRequest};
 use crate::webhooks::Webhook;
 
 /// How often to look for other webhooks' work while every known webhook is
@@ -35,7 +35,14 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         // Claim no more than the webhooks seen lately can start: deliveries
         // of a webhook at its cap would only be deferred again.
-        let budget = claim_budget(&shared, &recent, &mut last_probe);
+        let mut budget = claim_budget(&shared, &recent, &mut last_probe);
+        if budget == 0 {
+            // Waiting for room: the next attempt to end leaves some and
+            // wakes this loop (`inflight`). Looked at again once the flag
+            // is up, so room made just before is not missed.
+            shared.awaiting_room.store(true, Ordering::SeqCst);
+            budget = claim_budget(&shared, &recent, &mut last_probe);
+        }
         if budget == 0 {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -44,6 +51,7 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             }
             continue;
         }
+        shared.awaiting_room.store(false, Ordering::SeqCst);
         // Hold permits first: never claim more than can start now.
         let first = tokio::select! {
             biased;
@@ -135,19 +143,30 @@ const CLAIM_LIMITS: usize = 64;
 
 /// The rate limits of the webhooks a claim will likely hand out (those of
 /// the last batch and those in flight), for the store to take in the same
-/// call: a claimed batch then needs no rate-limit call of its own, as a
-/// handed-off one (`handoff`). Jobs of other webhooks are checked after.
-fn claim_limits(shared: &Shared, recent: &HashSet<String>) -> Vec<(String, RateRequest)> {
-    let mut ids: Vec<String> = recent.iter().cloned().collect();
-    {
-        let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        ids.extend(in_flight.keys().filter(|w| !recent.contains(*w)).cloned());
-    }
-    ids.truncate(CLAIM_LIMITS);
-    ids.into_iter()
-        .filter_map(|id| {
-            let hook = shared.registry.get(&id)?;
-            Some((id, rate_request(shared, &hook)))
+/// call, each for as many deliveries as the webhook has room for: a claimed
+/// batch then needs no rate-limit call of its own, as a handed-off one
+/// (`handoff`). Other jobs are checked after, if they can start.
+fn claim_limits(shared: &Shared, recent: &HashSet<String>) -> Vec<ClaimLimit> {
+    let limit = inflight::load_limit(shared);
+    let rooms: Vec<(String, usize)> = {
+        let loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<&String> = recent.iter().collect();
+        ids.extend(loads.keys().filter(|w| !recent.contains(*w)));
+        ids.into_iter()
+            .map(|id| (id.clone(), limit.saturating_sub(inflight::load_of(&loads, id))))
+            .filter(|(_, room)| *room > 0)
+            .take(CLAIM_LIMITS)
+            .collect()
+    };
+    rooms
+        .into_iter()
+        .filter_map(|(webhook_id, at_most)| {
+            let hook = shared.registry.get(&webhook_id)?;
+            Some(ClaimLimit {
+                limit: rate_request(shared, &hook),
+                webhook_id,
+                at_most,
+            })
         })
         .collect()
 }

@@ -415,13 +415,14 @@ impl RedisStore {
             .arg(&req.owner);
         // The webhooks' rate limits, taken by the script where it can reach
         // their keys (`Limiter::shared_slot`).
-        let limits: &[(String, RateRequest)] = if self.limiter.shared_slot() { &req.limits } else { &[] };
+        let limits: &[ClaimLimit] = if self.limiter.shared_slot() { &req.limits } else { &[] };
         inv.arg(limits.len());
-        for (webhook, l) in limits {
-            inv.arg(webhook)
-                .arg(self.limiter.key(&l.key))
-                .arg(l.limit.interval_us)
-                .arg(l.limit.tolerance_us);
+        for l in limits {
+            inv.arg(&l.webhook_id)
+                .arg(self.limiter.key(&l.limit.key))
+                .arg(l.limit.limit.interval_us)
+                .arg(l.limit.limit.tolerance_us)
+                .arg(l.at_most);
         }
         let reply: Value = inv.invoke_async(&mut self.conn.clone()).await.map_err(unavailable)?;
         decode::claim_batch(reply)

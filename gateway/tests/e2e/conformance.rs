@@ -342,16 +342,18 @@ async fn the_history_bound_removes_the_oldest_finished_deliveries_only() {
 }
 
 /// On a standalone Redis a claim takes the rate limits it is given for the
-/// deliveries it hands out, in order as one call to the limiter would, and
-/// only for the webhooks named: the limiter then sees them spent.
+/// deliveries it hands out, in order as one call to the limiter would, only
+/// for the webhooks named and for at most as many deliveries as it is told:
+/// the limiter then sees them spent, and no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_takes_the_rate_limits_it_is_given() {
     use hookgate::ids;
     use hookgate::ratelimit::Gcra;
     let redis = RedisServer::start();
     let (s, _, _) = store_with_raw_conn(&redis, "claimlimits").await;
-    // Three deliveries to "w" (limited: two at once), two to "v" (not given).
-    for webhook in ["w", "w", "w", "v", "v"] {
+    // Four deliveries to "w" (limited: two at once, taken for three of
+    // them), two to "v" (not given).
+    for webhook in ["w", "w", "w", "w", "v", "v"] {
         let mut e = event("");
         e.id = ids::new_id("evt");
         let d = ids::delivery_ids(&e.id, 1).remove(0);
@@ -362,25 +364,34 @@ async fn a_claim_takes_the_rate_limits_it_is_given() {
         limit: Gcra::per_minute(60, 2),
     };
     let mut req = claim_req("A", 10, 60_000);
-    req.limits = vec![("w".into(), limit.clone())];
+    req.limits = vec![ClaimLimit {
+        webhook_id: "w".into(),
+        limit: limit.clone(),
+        at_most: 3,
+    }];
     let batch = s.claim(&req).await.unwrap();
-    assert_eq!(batch.jobs.len(), 5);
-    assert_eq!(batch.taken.len(), 5, "one per job");
-    let mut admitted = 0;
+    assert_eq!(batch.jobs.len(), 6);
+    assert_eq!(batch.taken.len(), 6, "one per job");
+    let (mut admitted, mut waits, mut not_taken) = (0, Vec::new(), 0);
     for (job, taken) in batch.jobs.iter().zip(&batch.taken) {
         match (job.webhook_id.as_str(), taken) {
             ("w", Some(RateDecision::Allow)) => admitted += 1,
-            ("w", Some(RateDecision::Wait(wait))) => {
-                assert!(
-                    *wait > Duration::from_millis(500) && *wait <= Duration::from_secs(1),
-                    "{wait:?}"
-                )
-            }
+            ("w", Some(RateDecision::Wait(wait))) => waits.push(*wait),
+            ("w", None) => not_taken += 1,
             ("v", None) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(admitted, 2, "the burst, then a wait");
+    assert_eq!(
+        (admitted, waits.len(), not_taken),
+        (2, 1, 1),
+        "the burst, a wait, one left alone"
+    );
+    assert!(
+        waits[0] > Duration::from_millis(500) && waits[0] <= Duration::from_secs(1),
+        "{waits:?}"
+    );
+    // Two admitted: the limiter's next slot is a second away.
     let after = s.acquire(std::slice::from_ref(&limit)).await.unwrap();
     assert!(
         matches!(after[0], RateDecision::Wait(_)),

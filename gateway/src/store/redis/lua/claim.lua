@@ -1,8 +1,9 @@
 -- Claims due deliveries of one shard under a lease.
 -- ARGV: shard prefix, budget (max jobs), max retries among them, lease ms,
 -- owner, nl, then nl groups (webhook id, rate-limit key, interval us,
--- tolerance us): webhooks' rate limits to take for the deliveries handed
--- out (rate.lua; standalone Redis only, where every key is reachable).
+-- tolerance us, at most): webhooks' rate limits to take for up to `at most`
+-- of their deliveries handed out (rate.lua; standalone Redis only, where
+-- every key is reachable).
 -- Expired leases are put back in their queue first.
 -- Returns {next_due_in_ms or -1, job, job, ...}; a job is
 -- {id, event, webhook, type, test, attempts, retryBase, createdAt ('' when
@@ -19,8 +20,8 @@ local budget, max_retry = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms, owner = tonumber(ARGV[4]), ARGV[5]
 local limits = {}
 for i = 0, (tonumber(ARGV[6]) or 0) - 1 do
-  local b = 7 + 4 * i
-  limits[ARGV[b]] = {ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])}
+  local b = 7 + 5 * i
+  limits[ARGV[b]] = {ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -96,7 +97,10 @@ local function take(id)
   end
   local wait = -1
   local limit = limits[h.webhook or '']
-  if limit then wait = rl_take(limit[1], limit[2], limit[3], now_us) end
+  if limit and limit[4] > 0 then
+    limit[4] = limit[4] - 1
+    wait = rl_take(limit[1], limit[2], limit[3], now_us)
+  end
   out[#out + 1] = {id, eid, h.webhook or '', h.type or '', h.test or '0', h.attempts or '0', h.retryBase or '0',
     h.createdAt or '', data, wait}
 end
