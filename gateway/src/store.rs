@@ -158,7 +158,7 @@ pub struct ClaimBatch {
     /// How long until the next delivery falls due or lease expires, if any.
     pub next_due_in: Option<Duration>,
     /// For each job, its webhook's rate limit if the store took it
-    /// ([`ClaimRequest::limits`]); empty when it took none.
+    /// ([`ClaimRequest::limits`]); empty from a store that takes none.
     pub taken: Vec<Option<RateDecision>>,
 }
 

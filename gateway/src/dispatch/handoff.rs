@@ -27,7 +27,6 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{CLAIM_BATCH, Shared};
-use crate::circuit::Gate;
 use crate::store::{Job, LeaseTo, NewDelivery, NewEvent, Outcome, RateDecision};
 use crate::webhooks::Webhook;
 
@@ -66,8 +65,7 @@ pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Re
     {
         let in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let startable = |h: &Arc<Webhook>| {
-            h.enabled
-                && crate::circuit::gate(h.circuit.as_ref(), now) == Gate::Pass
+            super::inflight::takes_attempts(h, now).is_ok()
                 && super::inflight::load_of(&in_flight, &h.id) < super::inflight::load_limit(shared)
         };
         if !hooks.iter().all(startable) {

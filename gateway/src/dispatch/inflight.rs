@@ -19,7 +19,7 @@
 //! claim screens it again then). While the dispatcher stops, parked
 //! deliveries are released (due again at once) instead of started.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -66,6 +66,28 @@ pub(crate) fn load_of(loads: &Loads, id: &str) -> usize {
     loads.get(id).map_or(0, |l| l.count)
 }
 
+/// The webhooks of `recent` and those with a load, each with its room
+/// under [`load_limit`] (empty: none of either).
+pub(super) fn rooms(shared: &Shared, recent: &HashSet<String>) -> Vec<(String, usize)> {
+    let limit = load_limit(shared);
+    let loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    recent
+        .iter()
+        .chain(loads.keys().filter(|w| !recent.contains(*w)))
+        .map(|id| (id.clone(), limit.saturating_sub(load_of(&loads, id))))
+        .collect()
+}
+
+/// Takes `n` out of webhook `id`'s load (gone at zero).
+fn leave(loads: &mut Loads, id: &str, n: usize) {
+    if let Some(load) = loads.get_mut(id) {
+        load.count -= n;
+        if load.count == 0 {
+            loads.remove(id);
+        }
+    }
+}
+
 /// Starts an attempt of `job` now if its webhook has room under its cap
 /// (a breaker probe always starts), else parks it until a running attempt
 /// of the webhook ends.
@@ -98,23 +120,26 @@ pub(super) fn start_or_park(
     super::worker::spawn_attempt(shared, job, hook, probe, (permit, retry_permit, guard));
 }
 
-/// Webhook `id` as it is now, if it takes attempts (enabled, its breaker
+/// Whether `hook` takes attempts at `now_ms` (enabled, its breaker
 /// closed); else how long until its breaker lets one through (zero for a
-/// webhook disabled or gone: the claim settles it).
-fn startable(shared: &Shared, id: &str) -> Result<Arc<Webhook>, Duration> {
-    let Some(hook) = shared.registry.get(id) else {
-        return Err(Duration::ZERO);
-    };
+/// disabled webhook, or a probe, which is the claim loop's to send).
+pub(super) fn takes_attempts(hook: &Webhook, now_ms: u64) -> Result<(), Duration> {
     if !hook.enabled {
         return Err(Duration::ZERO);
     }
-    let now = crate::store::now_ms();
-    match crate::circuit::gate(hook.circuit.as_ref(), now) {
-        Gate::Pass => Ok(hook),
-        Gate::WaitUntil(at) => Err(Duration::from_millis(at.saturating_sub(now))),
-        // A probe is the claim loop's to send (one per webhook).
+    match crate::circuit::gate(hook.circuit.as_ref(), now_ms) {
+        Gate::Pass => Ok(()),
+        Gate::WaitUntil(at) => Err(Duration::from_millis(at.saturating_sub(now_ms))),
         Gate::Probe => Err(Duration::ZERO),
     }
+}
+
+/// Webhook `id` as it is now, if it takes attempts ([`takes_attempts`];
+/// a webhook gone: zero, the claim settles it).
+fn startable(shared: &Shared, id: &str) -> Result<Arc<Webhook>, Duration> {
+    let hook = shared.registry.get(id).ok_or(Duration::ZERO)?;
+    takes_attempts(&hook, crate::store::now_ms())?;
+    Ok(hook)
 }
 
 /// A webhook's load went down: wakes the claim loop if it waits for room
@@ -141,18 +166,13 @@ impl Drop for InFlight {
         let Some(load) = loads.get_mut(&self.webhook_id) else {
             return;
         };
-        load.count -= 1;
         // Parked to running leaves the count as it is; released ones leave it.
-        let next = if stopping { None } else { load.parked.pop_front() };
-        let released: Vec<Parked> = if stopping {
-            load.count -= load.parked.len();
-            load.parked.drain(..).collect()
+        let (next, released): (Option<Parked>, Vec<Parked>) = if stopping {
+            (None, load.parked.drain(..).collect())
         } else {
-            Vec::new()
+            (load.parked.pop_front(), Vec::new())
         };
-        if load.count == 0 {
-            loads.remove(&self.webhook_id);
-        }
+        leave(&mut loads, &self.webhook_id, 1 + released.len());
         drop(loads);
         for p in released {
             drop((p.permit, p.retry_permit));
@@ -169,14 +189,11 @@ impl Drop for InFlight {
                 }
                 Err(wait) => {
                     // Not started after all: out of the webhook's load.
-                    let mut loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(load) = loads.get_mut(&self.webhook_id) {
-                        load.count -= 1;
-                        if load.count == 0 {
-                            loads.remove(&self.webhook_id);
-                        }
-                    }
-                    drop(loads);
+                    leave(
+                        &mut shared.in_flight.lock().unwrap_or_else(|e| e.into_inner()),
+                        &self.webhook_id,
+                        1,
+                    );
                     drop((p.permit, p.retry_permit));
                     super::handoff::release_after(shared, p.job, wait);
                     room_made(shared);

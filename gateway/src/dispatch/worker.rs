@@ -35,13 +35,15 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         // Claim no more than the webhooks seen lately can start: deliveries
         // of a webhook at its cap would only be deferred again.
-        let mut budget = claim_budget(&shared, &recent, &mut last_probe);
+        let mut rooms = inflight::rooms(&shared, &recent);
+        let mut budget = claim_budget(&rooms, &mut last_probe);
         if budget == 0 {
             // Waiting for room: the next attempt to end leaves some and
             // wakes this loop (`inflight`). Looked at again once the flag
             // is up, so room made just before is not missed.
             shared.awaiting_room.store(true, Ordering::SeqCst);
-            budget = claim_budget(&shared, &recent, &mut last_probe);
+            rooms = inflight::rooms(&shared, &recent);
+            budget = claim_budget(&rooms, &mut last_probe);
         }
         if budget == 0 {
             tokio::select! {
@@ -73,7 +75,7 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             retry: shared.retries.available_permits().min(permits.len()),
             lease: shared.lease,
             owner: shared.owner.clone(),
-            limits: claim_limits(&shared, &recent),
+            limits: claim_limits(&shared, rooms),
         };
         let batch = match shared.store.claim(&req).await {
             Ok(b) => {
@@ -105,6 +107,7 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         }
         recent = batch.jobs.iter().map(|j| j.webhook_id.clone()).collect();
         let mut taken = batch.taken;
+        // None taken (a store that leaves rate limits to the caller).
         taken.resize(batch.jobs.len(), None);
         let jobs = batch.jobs.into_iter().zip(taken).collect();
         let _turn = shared.routing.lock().await;
@@ -116,18 +119,11 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// cap of the webhooks seen in the last batch or in flight. When all of
 /// them are at their cap, a small probe every [`PROBE_EVERY`] finds work of
 /// other webhooks queued behind theirs.
-fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Instant) -> usize {
-    let loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-    if recent.is_empty() && loads.is_empty() {
+fn claim_budget(rooms: &[(String, usize)], last_probe: &mut Instant) -> usize {
+    if rooms.is_empty() {
         return CLAIM_BATCH;
     }
-    let limit = inflight::load_limit(shared);
-    let mut known: HashSet<&str> = recent.iter().map(String::as_str).collect();
-    known.extend(loads.keys().map(String::as_str));
-    let room: usize = known
-        .iter()
-        .map(|w| limit.saturating_sub(inflight::load_of(&loads, w)))
-        .sum();
+    let room: usize = rooms.iter().map(|(_, room)| room).sum();
     if room > 0 {
         room
     } else if last_probe.elapsed() >= PROBE_EVERY {
@@ -141,25 +137,17 @@ fn claim_budget(shared: &Shared, recent: &HashSet<String>, last_probe: &mut Inst
 /// Most webhooks whose rate limits a claim offers to take.
 const CLAIM_LIMITS: usize = 64;
 
-/// The rate limits of the webhooks a claim will likely hand out (those of
-/// the last batch and those in flight), for the store to take in the same
-/// call, each for as many deliveries as the webhook has room for: a claimed
-/// batch then needs no rate-limit call of its own, as a handed-off one
-/// (`handoff`). Other jobs are checked after, if they can start.
-fn claim_limits(shared: &Shared, recent: &HashSet<String>) -> Vec<ClaimLimit> {
-    let limit = inflight::load_limit(shared);
-    let rooms: Vec<(String, usize)> = {
-        let loads = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<&String> = recent.iter().collect();
-        ids.extend(loads.keys().filter(|w| !recent.contains(*w)));
-        ids.into_iter()
-            .map(|id| (id.clone(), limit.saturating_sub(inflight::load_of(&loads, id))))
-            .filter(|(_, room)| *room > 0)
-            .take(CLAIM_LIMITS)
-            .collect()
-    };
+/// The rate limits of the webhooks a claim will likely hand out (`rooms`:
+/// those of the last batch and those in flight, with their room), for the
+/// store to take in the same call, each for as many deliveries as the
+/// webhook has room for: a claimed batch then needs no rate-limit call of
+/// its own, as a handed-off one (`handoff`). Other jobs are checked after,
+/// if they can start.
+fn claim_limits(shared: &Shared, rooms: Vec<(String, usize)>) -> Vec<ClaimLimit> {
     rooms
         .into_iter()
+        .filter(|(_, room)| *room > 0)
+        .take(CLAIM_LIMITS)
         .filter_map(|(webhook_id, at_most)| {
             let hook = shared.registry.get(&webhook_id)?;
             Some(ClaimLimit {

@@ -530,12 +530,7 @@ impl DeliveryQueue for RedisStore {
                 match answer {
                     Ok(b) => {
                         remaining = remaining.saturating_sub(b.jobs.len());
-                        if b.taken.is_empty() {
-                            out.taken.resize(out.jobs.len() + b.jobs.len(), None);
-                        } else {
-                            out.taken.resize(out.jobs.len(), None);
-                            out.taken.extend(b.taken);
-                        }
+                        out.taken.extend(b.taken);
                         out.jobs.extend(b.jobs);
                         out.next_due_in = match (out.next_due_in, b.next_due_in) {
                             (Some(a), Some(b)) => Some(a.min(b)),
@@ -554,9 +549,6 @@ impl DeliveryQueue for RedisStore {
         if order.next().is_some() {
             // Shards not asked this time may have due work: come back at once.
             out.next_due_in = Some(Duration::ZERO);
-        }
-        if out.taken.iter().all(Option::is_none) {
-            out.taken.clear();
         }
         Ok(out)
     }

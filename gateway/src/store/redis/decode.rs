@@ -141,9 +141,6 @@ pub fn claim_batch(reply: Value) -> Result<ClaimBatch, StoreError> {
             last.data_missing = !data_by_event.contains_key(&last.event_id);
         }
     }
-    if taken.iter().all(Option::is_none) {
-        taken.clear();
-    }
     Ok(ClaimBatch {
         jobs,
         next_due_in: u64::try_from(next).ok().map(Duration::from_millis),

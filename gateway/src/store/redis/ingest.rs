@@ -34,7 +34,7 @@ use futures_util::future::join_all;
 use super::conn::Conn;
 use super::deadline::{DEADLINE, Deadlines, GRACE};
 use super::decode::{self, as_int};
-use super::limits::Limiter;
+use super::limits::{Limiter, rate_states};
 use super::shards::{Shard, Shards};
 use super::{RoutedScript, unavailable, wait_for_replicas};
 use crate::store::{
@@ -417,37 +417,20 @@ fn decode_one(reply: Value, state: Option<RateState>, taken: usize, api: bool) -
     let Value::Array(mut reply) = reply else {
         return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
     };
-    let unexpected = |reply: &[Value]| StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}"));
-    let state = match reply.first().and_then(as_int) {
-        Some(2) if api => {
-            let [_, wait, tat, now] = &reply[..] else {
-                return Err(unexpected(&reply));
-            };
-            let (Some(wait), Some(tat), Some(now)) = (as_int(wait), as_int(tat), as_int(now)) else {
-                return Err(unexpected(&reply));
-            };
-            let state = RateState {
-                decision: RateDecision::from_wait_us(wait),
-                tat_us: tat.max(0) as u64,
-                now_us: now.max(0) as u64,
-            };
-            return Ok(Stored::new(Enqueued::RateLimited, Some(state)));
-        }
-        Some(_) if api => {
-            let now = reply.pop().as_ref().and_then(as_int);
-            let tat = reply.pop().as_ref().and_then(as_int);
-            let (Some(tat), Some(now)) = (tat, now) else {
-                return Err(unexpected(&reply));
-            };
-            Some(RateState {
-                decision: RateDecision::Allow,
-                tat_us: tat.max(0) as u64,
-                now_us: now.max(0) as u64,
-            })
-        }
-        _ => state,
+    let state = if api {
+        // The API rate limit's state ends the answer, as `gcra.lua` gives it.
+        let at = reply.len().checked_sub(3).filter(|at| *at >= 1);
+        let flat: Option<Vec<i64>> = at.and_then(|at| reply[at..].iter().map(as_int).collect());
+        let (Some(at), Some(flat)) = (at, flat) else {
+            return Err(StoreError::Corrupt(format!("enqueue: unexpected reply {reply:?}")));
+        };
+        reply.truncate(at);
+        rate_states(&flat).next()
+    } else {
+        state
     };
     match reply.first().and_then(as_int) {
+        Some(2) if api => Ok(Stored::new(Enqueued::RateLimited, state)),
         Some(1) => {
             let mut stored = Stored::new(Enqueued::Created, state);
             if taken > 0 {
@@ -707,6 +690,34 @@ mod tests {
             matches!(&second, StoreError::Unavailable(m) if m.contains("rate limit's state did not answer in time")),
             "the limits are not asked again for a moment: {second:?}"
         );
+    }
+
+    /// With the API rate limit taken in the script, every answer ends with
+    /// its state; an event over it is answered rate-limited; an answer too
+    /// short to hold the state is refused as corrupt, not misread.
+    #[test]
+    fn an_answer_with_the_api_limit_ends_with_its_state() {
+        let ints = |v: &[i64]| Value::Array(v.iter().map(|i| Value::Int(*i)).collect());
+        let limited = decode_one(ints(&[2, 500, 9_000, 8_000]), None, 0, true).unwrap();
+        assert_eq!(limited.outcome, Enqueued::RateLimited);
+        let state = limited.rate.expect("its state");
+        assert_eq!(state.decision, RateDecision::Wait(Duration::from_micros(500)));
+        let created = decode_one(ints(&[1, 0, 0, 9_000, 8_000]), None, 1, true).unwrap();
+        assert_eq!(created.outcome, Enqueued::Created);
+        assert_eq!(
+            created.taken,
+            Some(vec![RateDecision::Allow]),
+            "the delivery's own limit"
+        );
+        let state = created.rate.expect("its state");
+        assert_eq!(
+            (state.decision, state.tat_us, state.now_us),
+            (RateDecision::Allow, 9_000, 8_000)
+        );
+        assert!(matches!(
+            decode_one(ints(&[1, 9_000, 8_000]), None, 0, true),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl RateLimiter for RedisStore {
 }
 
 /// The states in a `gcra.lua` reply (three integers per request).
-fn rate_states(flat: &[i64]) -> impl Iterator<Item = RateState> + '_ {
+pub(super) fn rate_states(flat: &[i64]) -> impl Iterator<Item = RateState> + '_ {
     flat.chunks(3).map(|c| RateState {
         decision: RateDecision::from_wait_us(c[0]),
         tat_us: c[1].max(0) as u64,

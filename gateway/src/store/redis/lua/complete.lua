@@ -35,14 +35,13 @@ local function finish(id, k, status, wid, eid, solo)
     dead[#dead + 1] = 0
     dead[#dead + 1] = id
   end
-  redis.call('PEXPIRE', k, retention)
   if solo then
-    expire_data(p, id, retention)
+    expire_record(k, p, id, retention)
   else
+    redis.call('PEXPIRE', k, retention)
     local ek = p .. ':evt:' .. eid
     if redis.call('HINCRBY', ek, 'pending', -1) <= 0 then
-      redis.call('PEXPIRE', ek, retention)
-      expire_data(p, eid, retention)
+      expire_record(ek, p, eid, retention)
     end
   end
 end

@@ -35,12 +35,14 @@ local function has_data(k, p, id)
   return has_chunked(k, 'data', 'd') or redis.call('EXISTS', data_key(p, id)) == 1
 end
 
--- The record `id`'s data expires with it, `ms` from now.
-local function expire_data(p, id, ms)
+-- Record `k` (id `id`) and its data expire `ms` from now.
+local function expire_record(k, p, id, ms)
+  redis.call('PEXPIRE', k, ms)
   redis.call('PEXPIRE', data_key(p, id), ms)
 end
 
--- The record `id`'s data is kept as long as it.
-local function persist_data(p, id)
+-- Record `k` (id `id`) and its data are kept again.
+local function persist_record(k, p, id)
+  redis.call('PERSIST', k)
   redis.call('PERSIST', data_key(p, id))
 end

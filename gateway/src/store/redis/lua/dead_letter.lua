@@ -17,14 +17,13 @@ for _, id in ipairs(ids) do
   if f[3] then
     redis.call('HSET', k, 'status', 'dead', 'due', '', 'updatedAt', now)
     redis.call('ZADD', p .. ':dead', 0, id)
-    redis.call('PEXPIRE', k, retention)
     if f[2] == '1' then
-      expire_data(p, id, retention)
+      expire_record(k, p, id, retention)
     else
+      redis.call('PEXPIRE', k, retention)
       local ek = p .. ':evt:' .. f[1]
       if redis.call('HINCRBY', ek, 'pending', -1) <= 0 then
-        redis.call('PEXPIRE', ek, retention)
-        expire_data(p, f[1], retention)
+        expire_record(ek, p, f[1], retention)
       end
     end
   end

@@ -24,12 +24,12 @@
 -- entries are written with one command per batch (per webhook for the
 -- per-webhook keys).
 -- The caller's API rate limit is taken first, for every event given one:
--- an event over it is answered {2, wait µs, tat µs, now µs} and nothing of
--- it is written.
+-- an event over it is answered {2} and nothing of it is written.
 -- Returns one array per event: {0, "fingerprint\nanswer"} when the
 -- idempotency key was seen before (nothing written), else {1, waits...}
--- with one wait per rate limit given (0: admitted, else µs); either ends
--- with the API rate limit's tat and now (µs) when one was given. Then
+-- with one wait per rate limit given (0: admitted, else µs); each ends
+-- with the API rate limit's state when one was given, as gcra.lua answers
+-- it (wait µs or 0, tat µs, now µs). Then
 -- Redis's time (ms). Past the deadline it writes nothing and answers an
 -- error (LATE): the gateway has stopped waiting and answered 503.
 local p, retention, deadline, m = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -61,7 +61,7 @@ for e = 1, m do
   local seen = nil
   if await == 0 and ikey ~= '' then seen = redis.call('GET', p .. ':idem:' .. ikey) end
   if await > 0 then
-    out[e] = {2, await, atat, now_us}
+    out[e] = {2}
   elseif seen then
     out[e] = {0, seen}
   else
@@ -71,8 +71,7 @@ for e = 1, m do
       put_data(f, p, eid, data)
       redis.call('HSET', ek, unpack(f))
       if n == 0 then
-        redis.call('PEXPIRE', ek, retention)
-        expire_data(p, eid, retention)
+        expire_record(ek, p, eid, retention)
       end
     end
     for i = 0, n - 1 do
@@ -116,8 +115,9 @@ for e = 1, m do
     end
     out[e] = done
   end
-  if akey ~= '' and await == 0 then
+  if akey ~= '' then
     local r = out[e]
+    r[#r + 1] = await
     r[#r + 1] = atat
     r[#r + 1] = now_us
   end

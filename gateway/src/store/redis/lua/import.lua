@@ -22,8 +22,7 @@ for _ = 1, ne do
     put_data(f, p, ARGV[a], ARGV[a + 2])
     redis.call('HSET', ek, unpack(f))
     -- Until a waiting delivery of it arrives, it expires like a finished one.
-    redis.call('PEXPIRE', ek, retention)
-    expire_data(p, ARGV[a], retention)
+    expire_record(ek, p, ARGV[a], retention)
     events_added = events_added + 1
   end
   a = a + 5
@@ -61,8 +60,7 @@ for _ = 1, nd do
       redis.call('SADD', p .. ':wh:' .. wid .. ':pending', id)
       local ek = p .. ':evt:' .. eid
       redis.call('HINCRBY', ek, 'pending', 1)
-      redis.call('PERSIST', ek)
-      persist_data(p, eid)
+      persist_record(ek, p, eid)
     else
       redis.call('ZADD', p .. ':dead', 0, id)
       redis.call('PEXPIRE', k, retention)

@@ -22,8 +22,11 @@ for i = 3, #ARGV do
   else
     local attempts = tonumber(f[2]) or 0
     redis.call('HSET', k, 'status', 'pending', 'retryBase', string.format('%d', attempts), 'due', now, 'updatedAt', now)
-    redis.call('PERSIST', k)
-    if solo then persist_data(p, id) end
+    if solo then
+      persist_record(k, p, id)
+    else
+      redis.call('PERSIST', k)
+    end
     if attempts > 0 then
       redis.call('ZADD', p .. ':q:retry', now, id)
     else
@@ -33,8 +36,7 @@ for i = 3, #ARGV do
     redis.call('ZREM', p .. ':dead', id)
     if not solo then
       redis.call('HINCRBY', ek, 'pending', 1)
-      redis.call('PERSIST', ek)
-      persist_data(p, f[3])
+      persist_record(ek, p, f[3])
     end
     out[#out + 1] = 1
   end
