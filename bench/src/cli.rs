@@ -132,6 +132,10 @@ pub struct Args {
     /// `[delivery] concurrency` of the spawned gateway.
     #[arg(long, default_value_t = 256)]
     pub gateway_concurrency: u32,
+    /// `[server] worker_threads` of the spawned gateway; left out of the
+    /// config (one thread per CPU) when not given.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub gateway_threads: Option<u32>,
     /// Webhooks to create through the API before the load (none matches
     /// its events): times per create, update, rotation and delete, and the
     /// gateways' CPU per change (see BENCHMARKS.md). A comma-separated list
@@ -232,6 +236,9 @@ impl Args {
         }
         if self.shards.is_some() && !self.store.iter().any(|s| s.is_redis()) {
             bail!("--shards is a Redis store setting: add redis or redis-cluster to --store");
+        }
+        if self.gateway_threads.is_some() && self.gateway_url.is_some() {
+            bail!("--gateway-threads goes into the config of a gateway this tool spawns; drop --gateway-url");
         }
         if self.shards.is_some() && self.gateway_url.is_some() {
             bail!("--shards goes into the config of a gateway this tool spawns; drop --gateway-url");

@@ -68,6 +68,8 @@ pub struct ConfigSpec {
     pub tls: Option<TlsFiles>,
     /// `[store] shards` (Redis only); not written when `None`.
     pub shards: Option<u32>,
+    /// `[server] worker_threads`; not written when `None`.
+    pub worker_threads: Option<u32>,
 }
 
 /// A TOML basic string.
@@ -106,6 +108,9 @@ pub fn config_toml(spec: &ConfigSpec) -> anyhow::Result<String> {
         "[server]\nlisten = {}\nmax_body_bytes = 2097152",
         toml_str(&spec.listen.to_string())
     )?;
+    if let Some(n) = spec.worker_threads {
+        writeln!(t, "worker_threads = {n}")?;
+    }
     if let Some(tls) = &spec.tls {
         writeln!(
             t,
@@ -343,6 +348,7 @@ mod tests {
             plugin_cache: PathBuf::from("/tmp/run/cache"),
             tls: None,
             shards: None,
+            worker_threads: None,
         }
     }
 
@@ -360,7 +366,16 @@ mod tests {
             "[store]\nbackend = \"redis\"\ncluster_nodes = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n\
              prefix = \"bench\"\nretention = \"1h\"\n\n[delivery]"
         ));
-        assert!(!t.contains("url = \"redis") && !t.contains("shards"));
+        assert!(!t.contains("url = \"redis") && !t.contains("shards") && !t.contains("worker_threads"));
+        let threaded = config_toml(&ConfigSpec {
+            worker_threads: Some(1),
+            ..spec(PluginMode::None, None)
+        })
+        .unwrap();
+        assert!(
+            threaded.contains("max_body_bytes = 2097152\nworker_threads = 1\n"),
+            "{threaded}"
+        );
         let sharded = config_toml(&ConfigSpec {
             shards: Some(16),
             ..cluster

@@ -81,6 +81,10 @@ pub struct Scenario {
     pub concurrency: usize,
     pub rate: Option<f64>,
     pub gateway_concurrency: Option<u32>,
+    /// `[server] worker_threads` of the spawned gateway (`--gateway-threads`);
+    /// `None`: one per CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_threads: Option<u32>,
     /// API webhooks created before the load (`--webhooks`).
     pub webhooks: usize,
     /// Finished deliveries stored before the load (`--history`).
@@ -237,6 +241,7 @@ impl Report {
                 concurrency: args.concurrency,
                 rate: args.rate,
                 gateway_concurrency: (!m.attached).then_some(args.gateway_concurrency),
+                gateway_threads: args.gateway_threads,
                 webhooks: args.webhook_count(),
                 history: args.history_count(),
                 shards: args.shards.filter(|_| args.store_kind().is_redis()),

@@ -202,6 +202,7 @@ async fn start_stack(
         plugin_cache: dir.path.join("plugin-cache"),
         tls: tls_files,
         shards: args.shards,
+        worker_threads: args.gateway_threads,
     })?;
     let config_path = dir.path.join("config.toml");
     std::fs::write(&config_path, config)?;

@@ -59,11 +59,14 @@ impl std::fmt::Display for Report {
         );
         let _ = writeln!(
             t,
-            "  {} events over {} connections ({}), gateway concurrency {}{}{}\n",
+            "  {} events over {} connections ({}), gateway concurrency {}{}{}{}\n",
             s.events,
             s.concurrency,
             s.rate.map_or("closed loop".into(), |r| format!("{r:.0} events/s")),
             s.gateway_concurrency.map_or("(attached)".into(), |c| c.to_string()),
+            s.gateway_threads
+                .map(|n| format!(", {n} worker threads"))
+                .unwrap_or_default(),
             s.shards.map(|n| format!(", [store] shards = {n}")).unwrap_or_default(),
             match s.history {
                 0 => String::new(),

@@ -39,6 +39,7 @@ use crate::registry::Registry;
 use crate::store::Store;
 pub use error::{ApiError, ErrorCode};
 pub use json::BodyTimeout;
+pub use limits::token_limit_keys;
 pub use openapi::OPENAPI_JSON;
 
 /// What the handlers share.
@@ -51,6 +52,8 @@ pub struct AppState {
     pub plugins: Arc<PluginRuntime>,
     /// Trace export, if `[telemetry]` is set.
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// The rate-limit key of each of `[api] tokens`, in their order.
+    pub token_limits: Arc<[String]>,
 }
 
 /// One `/api` route: its path (below `/api`), its methods, its handlers.

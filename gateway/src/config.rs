@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the backlog.
     pub max_connections: usize,
+    /// Threads running the gateway's async work; `None`: one per CPU the
+    /// process may use.
+    pub worker_threads: Option<usize>,
 }
 
 /// A certificate chain and its private key, PEM files.

@@ -194,6 +194,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         waker: dispatcher.waker(),
         plugins,
         telemetry: telemetry.clone(),
+        token_limits: api::token_limit_keys(&config.api.tokens),
     };
     let tls = match &config.server.tls {
         None => None,
@@ -211,6 +212,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         listen = %listener.local_addr()?,
         tls = tls.is_some(),
         webhooks = config.webhooks.len(),
+        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "hookgate listening"
     );
     let grace = config.max_attempt_time().min(Duration::from_secs(30));

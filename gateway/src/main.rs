@@ -363,10 +363,11 @@ fn receive(listen: &str, behaviour: hookgate::receive::Behaviour) -> ExitCode {
 
 fn serve(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.server.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build().context("starting the async runtime")?;
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await

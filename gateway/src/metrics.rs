@@ -5,7 +5,7 @@
 //! Prometheus recorder (installed on first use), so gateways started twice
 //! in one process (tests) share it.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 

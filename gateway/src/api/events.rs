@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Extension, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -102,12 +102,12 @@ struct IngestNote {
     replayed: bool,
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    limit: Option<Extension<IngestLimit>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+/// Takes the request whole: its headers and the limit the middleware left
+/// in its extensions are moved out, not cloned.
+pub async fn create(State(state): State<AppState>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let limit = parts.extensions.remove::<IngestLimit>();
+    let headers = parts.headers;
     let Some(telemetry) = state.telemetry.clone() else {
         return accept(&state, limit, headers, body, None).await.into_response();
     };
@@ -131,7 +131,7 @@ pub async fn create(
 
 async fn accept(
     state: &AppState,
-    limit: Option<Extension<IngestLimit>>,
+    limit: Option<IngestLimit>,
     headers: HeaderMap,
     body: Body,
     mut note: Option<&mut IngestNote>,
@@ -187,7 +187,6 @@ async fn accept(
         n.event_type = Some(event.event_type.clone());
         n.deliveries = Some(deliveries.len());
     }
-    let limit = limit.map(|Extension(l)| l);
     let stored = store_event(
         state,
         &event,

@@ -37,20 +37,36 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn valid_token(state: &AppState, given: &str) -> bool {
-    // Compare against every token so timing does not tell which matched.
-    state.config.api.tokens.iter().fold(false, |acc, t| {
-        constant_time_eq(t.expose().as_bytes(), given.as_bytes()) | acc
+/// Which of the configured tokens `given` is, comparing with every one in
+/// constant time.
+fn matching_token(state: &AppState, given: &str) -> Option<usize> {
+    state.config.api.tokens.iter().enumerate().fold(None, |found, (i, t)| {
+        if constant_time_eq(t.expose().as_bytes(), given.as_bytes()) {
+            Some(i)
+        } else {
+            found
+        }
     })
 }
 
-/// Authenticates, rate-limits and stamps the limit headers.
+/// The rate-limit key of each token: a prefix of its SHA-256, so neither
+/// the store nor its keys hold the token itself.
+pub fn token_limit_keys(tokens: &[crate::webhooks::Secret]) -> std::sync::Arc<[String]> {
+    tokens
+        .iter()
+        .map(|t| {
+            format!(
+                "api:tok:{}",
+                &digest_hex(&Sha256::digest(t.expose().as_bytes()).into())[..24]
+            )
+        })
+        .collect()
+}
+
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let token = bearer(req.headers())
-        .filter(|t| valid_token(&state, t))
-        .map(str::to_owned);
-    let key = match &token {
-        Some(t) => format!("api:tok:{}", &digest_hex(&Sha256::digest(t.as_bytes()).into())[..24]),
+    let token = bearer(req.headers()).and_then(|t| matching_token(&state, t));
+    let key = match token {
+        Some(i) => state.token_limits[i].clone(),
         None => {
             let ip = req
                 .extensions()

@@ -52,6 +52,7 @@ pub struct RawServer {
     pub idle_timeout: Option<S>,
     pub body_timeout: Option<S>,
     pub max_connections: Option<N>,
+    pub worker_threads: Option<N>,
 }
 
 #[derive(Debug, Default, Deserialize)]

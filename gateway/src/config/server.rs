@@ -64,6 +64,10 @@ pub(super) fn validate_server(ctx: &mut Ctx<'_>, raw: &RawServer, base_dir: &Pat
             1..1_000_001,
             "server.max_connections",
         ),
+        worker_threads: raw
+            .worker_threads
+            .as_ref()
+            .map(|n| ctx.int(Some(n), 1, 1..1025, "server.worker_threads")),
     }
 }
 

@@ -152,6 +152,9 @@ fn server_settings_have_safe_defaults_and_are_checked_like_serve_would() {
         )
     );
     assert!(s.tls.is_none() && c.api.client_ca.is_none());
+    assert_eq!(s.worker_threads, None, "one thread per CPU unless set");
+    let threads = parse(&format!("{MINIMAL}[server]\nworker_threads = 3\n")).unwrap();
+    assert_eq!(threads.server.worker_threads, Some(3));
     assert!(parse(&format!("{MINIMAL}[server]\nlisten = \"localhost:9000\"\n")).is_ok());
     assert!(parse(&format!("{MINIMAL}[server]\nlisten = \"[::1]:9000\"\n")).is_ok());
     for (server, expected) in [
@@ -175,6 +178,10 @@ fn server_settings_have_safe_defaults_and_are_checked_like_serve_would() {
         (
             "max_connections = 0",
             "server.max_connections must be between 1 and 1000000",
+        ),
+        (
+            "worker_threads = 0",
+            "c.toml:6:18: server.worker_threads must be between 1 and 1024, got 0",
         ),
     ] {
         let e = parse(&format!("{MINIMAL}[server]\n{server}\n"))

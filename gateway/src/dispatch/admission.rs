@@ -17,7 +17,7 @@
 //!    slot); an allowed job starts while there are slots (and, for a retry,
 //!    retry slots), else waits a moment.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::time::Duration;
 
 use crate::circuit::Gate;
@@ -218,7 +218,7 @@ mod tests {
         // Webhook "slow" has 2 of its 3 slots busy; a batch of its 4 jobs
         // and 2 of "fast": one "slow" job starts, the others wait longer the
         // further back they are; "fast" is not held up.
-        let in_flight = HashMap::from([("slow".to_owned(), 2)]);
+        let in_flight: HashMap<String, usize> = [("slow".to_owned(), 2)].into_iter().collect();
         let jobs = [
             job("slow"),
             job("slow"),
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn busy_deferrals_are_jittered_and_capped() {
-        let in_flight = HashMap::from([("w".to_owned(), 1)]);
+        let in_flight: HashMap<String, usize> = [("w".to_owned(), 1)].into_iter().collect();
         let out = screen(
             &[job("w")],
             0,

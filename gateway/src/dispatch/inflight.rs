@@ -19,7 +19,9 @@
 //! claim screens it again then). While the dispatcher stops, parked
 //! deliveries are released (due again at once) instead of started.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! dropped with a warning (figures, never deliveries). A `kill -9` loses
 //! at most the last [`FLUSH_EVERY`] of figures.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

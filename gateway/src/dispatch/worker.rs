@@ -184,7 +184,7 @@ pub(super) async fn route(
         }
     }
     // One lookup per webhook of the batch, all before any await below.
-    let hooks: std::collections::HashMap<String, Option<Arc<Webhook>>> = jobs
+    let hooks: foldhash::HashMap<String, Option<Arc<Webhook>>> = jobs
         .iter()
         .map(|j| (j.webhook_id.clone(), shared.registry.get(&j.webhook_id)))
         .collect();
@@ -319,9 +319,17 @@ pub(super) fn spawn_attempt(shared: &Arc<Shared>, job: Job, hook: Arc<Webhook>, 
         attempt = job.attempts + 1,
         status = tracing::field::Empty,
     );
-    shared
-        .attempts
-        .spawn(run_one(shared.clone(), job, hook, probe, shared.hard_stop.clone(), held).instrument(span));
+    // Boxed first: the attempt's future is kilobytes, and the span, the
+    // tracker and the spawn would each move it again.
+    let attempt = Box::pin(run_one(
+        shared.clone(),
+        job,
+        hook,
+        probe,
+        shared.hard_stop.clone(),
+        held,
+    ));
+    shared.attempts.spawn(attempt.instrument(span));
 }
 
 /// The rate limit of deliveries to `hook`.

@@ -2,7 +2,9 @@
 //! indexed for matching. Changed one webhook at a time, so applying a
 //! change costs the same with 50,000 webhooks as with 10.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;

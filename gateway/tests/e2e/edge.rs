@@ -331,3 +331,38 @@ async fn sensitive_header_values_are_masked_in_every_answer_but_sent() {
     }
     gw.stop().await;
 }
+
+/// `[server] worker_threads` sets how many threads run the gateway's async
+/// work (the startup line says so), and a gateway on one thread takes and
+/// delivers events as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_threads_sets_the_runtime_and_one_thread_delivers() {
+    let redis = RedisServer::start();
+    let receiver = hookgate_testkit::Receiver::start().await;
+    let (toml, _prefix) = config_toml(&redis, FAST_DELIVERY, &webhook("w", &receiver.url("/hook"), &["*"], ""));
+    for (n, threads) in [(1, 1), (2, 3)] {
+        let dir = std::sync::Arc::new(TempDir::new("threads"));
+        let mut gw = GatewayProcess::spawn(&with_server(&toml, &format!("worker_threads = {threads}")), dir).await;
+        let log = gw.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("hookgate listening"))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!("worker_threads={threads}")),
+            "startup line: {line}"
+        );
+        let resp = http()
+            .post(gw.url("/api/events"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"type": "order.created", "data": {"threads": threads}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        let got = receiver.wait_for("/hook", n, Duration::from_secs(10)).await;
+        let body = String::from_utf8_lossy(&got[n - 1].body);
+        assert!(body.contains(&format!("\"threads\":{threads}")), "{body}");
+        assert!(gw.terminate(Duration::from_secs(15)).success());
+    }
+}
