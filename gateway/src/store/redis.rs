@@ -74,7 +74,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use ::redis::{Script, ScriptInvocation, Value};
+use ::redis::{Script, Value};
 use async_trait::async_trait;
 
 use super::*;
@@ -99,24 +99,59 @@ impl RoutedScript {
     }
 
     /// An invocation routed to the store-wide keys; add the arguments.
-    pub(crate) fn prepare_invoke(&self) -> ScriptInvocation<'_> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(&self.route_key);
-        inv
+    pub(crate) fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation::new(&self.script, &self.route_key)
     }
 
     /// An invocation routed to the slot of `key`; add the arguments.
-    pub(crate) fn on_key(&self, key: &str) -> ScriptInvocation<'_> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(key);
-        inv
+    pub(crate) fn on_key(&self, key: &str) -> Invocation<'_> {
+        Invocation::new(&self.script, key)
     }
 
     /// An invocation routed to `shard`, its prefix the first argument.
-    pub(crate) fn on(&self, shard: &Shard) -> ScriptInvocation<'_> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(&shard.route).arg(&shard.prefix);
+    pub(crate) fn on(&self, shard: &Shard) -> Invocation<'_> {
+        let mut inv = Invocation::new(&self.script, &shard.route);
+        inv.arg(&shard.prefix);
         inv
+    }
+}
+
+/// One call of a script with one key (`KEYS[1]`, the route) and its
+/// arguments: the `EVALSHA` command itself, written as the arguments are
+/// added. `redis::ScriptInvocation` keeps every argument in a buffer of its
+/// own and copies them all into a command when called, which cost an
+/// allocation and a copy per argument: dozens per delivery.
+pub(crate) struct Invocation<'a> {
+    script: &'a Script,
+    cmd: ::redis::Cmd,
+}
+
+impl<'a> Invocation<'a> {
+    fn new(script: &'a Script, route: &str) -> Self {
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(1).arg(route);
+        Invocation { script, cmd }
+    }
+
+    /// Adds an argument (`ARGV[n]`).
+    pub(crate) fn arg<T: ::redis::ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Runs the script; where Redis does not have it (NOSCRIPT: a restart,
+    /// a promoted replica), loads it and runs it again.
+    pub(crate) async fn invoke_async<T: ::redis::FromRedisValue>(
+        &self,
+        con: &mut impl ::redis::aio::ConnectionLike,
+    ) -> ::redis::RedisResult<T> {
+        match self.cmd.query_async(con).await {
+            Err(e) if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) => {
+                self.script.load_async(con).await?;
+                self.cmd.query_async(con).await
+            }
+            answer => answer,
+        }
     }
 }
 

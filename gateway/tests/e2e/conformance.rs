@@ -399,6 +399,49 @@ async fn a_claim_takes_the_rate_limits_it_is_given() {
     );
 }
 
+/// Scripts are called by their hash: where Redis no longer has them (a
+/// restart without persistence, `SCRIPT FLUSH`, a promoted replica) each
+/// call loads its script again and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_redis_has_forgotten_are_loaded_again() {
+    use hookgate::ids;
+    let redis = RedisServer::start();
+    let (s, mut conn, _) = store_with_raw_conn(&redis, "noscript").await;
+    let mut deliveries = Vec::new();
+    for _ in 0..2 {
+        let () = ::redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut e = event("");
+        e.id = ids::new_id("evt");
+        let d = ids::delivery_ids(&e.id, 1).remove(0);
+        s.enqueue(&e, &[delivery(&d, "w")], None, None).await.unwrap();
+        deliveries.push(d);
+    }
+    let () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let jobs = s.claim(&claim_req("A", 10, 60_000)).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 2);
+    let () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let done: Vec<_> = jobs
+        .iter()
+        .map(|j| completion(j, "A", Outcome::Succeeded, Some(1)))
+        .collect();
+    assert!(s.complete(&done).await.unwrap().iter().all(|applied| *applied));
+    for id in &deliveries {
+        assert_eq!(s.delivery(id).await.unwrap().unwrap().status, Status::Succeeded);
+    }
+}
+
 /// A Redis store under a fresh prefix starting with `name` (returned),
 /// its layout checked, and a plain connection to the same Redis: to look at
 /// its keys, or write records as an earlier version did.

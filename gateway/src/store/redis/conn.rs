@@ -6,7 +6,7 @@
 //! On the cluster, the client routes each command, pipeline and script by
 //! its first key (scripts by `KEYS[1]`), follows MOVED/ASK redirects,
 //! refreshes the slot map after a failover, reconnects, and
-//! `Script::invoke_async` loads a script again where a node answers NOSCRIPT
+//! `Invocation::invoke_async` loads a script again where a node answers NOSCRIPT
 //! (a promoted replica has not seen it). The two commands without a key
 //! the store sends, `PING`, `WAIT` and `SCAN`, are sent here to the master of the
 //! store's slot ([`Conn::ping`], [`Conn::scan`]).
