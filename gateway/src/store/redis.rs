@@ -110,7 +110,12 @@ impl RoutedScript {
 
     /// An invocation routed to `shard`, its prefix the first argument.
     pub(crate) fn on(&self, shard: &Shard) -> Invocation<'_> {
-        let mut inv = Invocation::new(&self.script, &shard.route);
+        self.on_sized(shard, 0, 0)
+    }
+
+    /// [`Self::on`] with room for `args` more arguments of `bytes` in all.
+    pub(crate) fn on_sized(&self, shard: &Shard, args: usize, bytes: usize) -> Invocation<'_> {
+        let mut inv = Invocation::sized(&self.script, &shard.route, args, bytes);
         inv.arg(&shard.prefix);
         inv
     }
@@ -128,8 +133,14 @@ pub(crate) struct Invocation<'a> {
 
 impl<'a> Invocation<'a> {
     fn new(script: &'a Script, route: &str) -> Self {
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(1).arg(route);
+        Self::sized(script, route, 0, 0)
+    }
+
+    /// With room for `args` arguments of `bytes` in all beyond the usual
+    /// few, so a large call is not grown a piece at a time.
+    fn sized(script: &'a Script, route: &str, args: usize, bytes: usize) -> Self {
+        let mut cmd = ::redis::Cmd::with_capacity(16 + args, 256 + bytes);
+        cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(route);
         Invocation { script, cmd }
     }
 

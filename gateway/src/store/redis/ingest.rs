@@ -285,7 +285,13 @@ impl Ingest {
 
     async fn write_shard(&self, shard: &Shard, batch: Vec<(Item, Option<RateState>)>) {
         let not_after = self.deadlines.not_after();
-        let mut inv = self.script.on(shard);
+        // Per event: its data, the ids and fields below (about 200 bytes),
+        // two arguments per delivery and three per rate limit.
+        let (args, bytes) = batch.iter().fold((0, 0), |(a, b), (it, _)| {
+            let d = it.deliveries.len();
+            (a + 20 + 5 * d, b + it.event.data.len() + 200 + 100 * d)
+        });
+        let mut inv = self.script.on_sized(shard, args, bytes);
         inv.arg(self.retention_ms).arg(not_after.unwrap_or(0)).arg(batch.len());
         for (it, _) in &batch {
             let e = &it.event;
