@@ -65,7 +65,7 @@ impl std::fmt::Display for Report {
             s.rate.map_or("closed loop".into(), |r| format!("{r:.0} events/s")),
             s.gateway_concurrency.map_or("(attached)".into(), |c| c.to_string()),
             s.gateway_threads
-                .map(|n| format!(", {n} worker threads"))
+                .map(|n| format!(", {n} worker thread{}", if n == 1 { "" } else { "s" }))
                 .unwrap_or_default(),
             s.shards.map(|n| format!(", [store] shards = {n}")).unwrap_or_default(),
             match s.history {
