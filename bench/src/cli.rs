@@ -451,6 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn gateway_threads_go_into_a_spawned_gateway_only() {
+        assert_eq!(args(&[]).gateway_threads, None);
+        assert_eq!(args(&["--gateway-threads", "1"]).gateway_threads, Some(1));
+        assert!(Args::try_parse_from(["hookgate-bench", "--gateway-threads", "0"]).is_err());
+        assert!(Args::try_parse_from(["hookgate-bench", "--gateway-threads", "1025"]).is_err());
+        let err = args(&["--gateway-threads", "1", "--gateway-url", "http://127.0.0.1:8080"])
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("--gateway-threads"), "{err}");
+    }
+
+    #[test]
     fn ratios_are_checked() {
         assert!(args(&["--fail-ratio", "1.0"]).check().is_err());
         assert!(args(&["--fail-ratio", "0.1"]).check().is_ok());

@@ -5,10 +5,10 @@
 //! Prometheus recorder (installed on first use), so gateways started twice
 //! in one process (tests) share it.
 
-use foldhash::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 

@@ -63,6 +63,7 @@ pub fn token_limit_keys(tokens: &[crate::webhooks::Secret]) -> std::sync::Arc<[S
         .collect()
 }
 
+/// Authenticates, rate-limits and stamps the limit headers.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let token = bearer(req.headers()).and_then(|t| matching_token(&state, t));
     let key = match token {

@@ -17,8 +17,9 @@
 //!    slot); an allowed job starts while there are slots (and, for a retry,
 //!    retry slots), else waits a moment.
 
-use foldhash::{HashMap, HashMapExt};
 use std::time::Duration;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::circuit::Gate;
 use crate::store::RateDecision;

@@ -20,12 +20,11 @@
 //! deliveries are released (due again at once) instead of started.
 
 use std::collections::{HashSet, VecDeque};
-
-use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use foldhash::HashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Shared;

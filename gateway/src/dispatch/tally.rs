@@ -8,10 +8,10 @@
 //! dropped with a warning (figures, never deliveries). A `kill -9` loses
 //! at most the last [`FLUSH_EVERY`] of figures.
 
-use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::now_ms;

@@ -3,11 +3,11 @@
 //! change costs the same with 50,000 webhooks as with 10.
 
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use super::index::MatchIndex;
 use crate::webhooks::{Webhook, is_valid_webhook_id};

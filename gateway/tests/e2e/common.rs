@@ -350,6 +350,14 @@ impl Drop for Gateway {
 }
 
 /// The delivery ids of a 202 answer.
+/// Posts `event` to `url` (a gateway's `/api/events`) with the token;
+/// panics unless 202. Returns the delivery ids.
+pub async fn post_event_to(client: &reqwest::Client, url: &str, event: &Value) -> Vec<String> {
+    let resp = client.post(url).bearer_auth(TOKEN).json(event).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    delivery_ids(&resp.json().await.unwrap())
+}
+
 pub fn delivery_ids(answer: &Value) -> Vec<String> {
     answer["deliveries"]
         .as_array()

@@ -17,15 +17,12 @@ async fn receiver_answering_after(ms: u64) -> Receiver {
 }
 
 async fn post(client: &reqwest::Client, url: &str, i: usize) -> Vec<String> {
-    let resp = client
-        .post(url)
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"type": "order.created", "data": {"i": i}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    delivery_ids(&resp.json().await.unwrap())
+    post_event_to(
+        client,
+        url,
+        &serde_json::json!({"type": "order.created", "data": {"i": i}}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

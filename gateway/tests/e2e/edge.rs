@@ -352,14 +352,8 @@ async fn worker_threads_sets_the_runtime_and_one_thread_delivers() {
             line.contains(&format!("worker_threads={threads}")),
             "startup line: {line}"
         );
-        let resp = http()
-            .post(gw.url("/api/events"))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({"type": "order.created", "data": {"threads": threads}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
+        let event = serde_json::json!({"type": "order.created", "data": {"threads": threads}});
+        post_event_to(&http(), &gw.url("/api/events"), &event).await;
         let got = receiver.wait_for("/hook", n, Duration::from_secs(10)).await;
         let body = String::from_utf8_lossy(&got[n - 1].body);
         assert!(body.contains(&format!("\"threads\":{threads}")), "{body}");

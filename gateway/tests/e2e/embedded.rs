@@ -22,15 +22,8 @@ async fn post_many(client: &reqwest::Client, url: &str, n: usize) -> Vec<String>
         for &i in chunk {
             let (client, url) = (client.clone(), url.to_owned());
             calls.spawn(async move {
-                let resp = client
-                    .post(url)
-                    .bearer_auth(TOKEN)
-                    .json(&serde_json::json!({"type": "order.created", "data": {"i": i}}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), 202);
-                delivery_ids(&resp.json().await.unwrap())
+                let event = serde_json::json!({"type": "order.created", "data": {"i": i}});
+                post_event_to(&client, &url, &event).await
             });
         }
         for got in calls.join_all().await {

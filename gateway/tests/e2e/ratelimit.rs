@@ -23,14 +23,8 @@ async fn rate_limit_is_shared_by_two_gateway_processes() {
     const N: usize = 24;
     for i in 0..N {
         let target = if i % 2 == 0 { &a } else { &b };
-        let resp = client
-            .post(target.url("/api/events"))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({"type": "tick", "data": {"i": i}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
+        let event = serde_json::json!({"type": "tick", "data": {"i": i}});
+        post_event_to(&client, &target.url("/api/events"), &event).await;
     }
     let got = rx.wait_for("/hook", N, Duration::from_secs(20)).await;
     let times: Vec<_> = got.iter().map(|r| r.at).collect();
