@@ -1,7 +1,9 @@
 //! The HTTP API (docs/api.md) on axum/hyper 1.
 //!
 //! `/api/*` sits behind one middleware (`limits.rs`) that authenticates the
-//! bearer token and applies the shared per-token rate limit; every error,
+//! bearer token and applies the shared per-token rate limit. An event posted
+//! with a valid token, the request that comes in volume, skips the router
+//! ([`Api::call`]) but passes the same limit step. Every error,
 //! including unknown routes and wrong methods, answers in the one JSON shape
 //! of [`ApiError`]. Bodies are read by `json.rs`, which owns the size limit
 //! and the 400/415/422 distinctions; query strings and path ids by
@@ -26,11 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
+use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::dispatch::Waker;
@@ -42,9 +45,14 @@ pub use json::BodyTimeout;
 pub use limits::token_limit_keys;
 pub use openapi::OPENAPI_JSON;
 
-/// What the handlers share.
+/// What the handlers share, behind one reference count: each handler's
+/// `State` extraction (and the middleware's) is one atomic increment, not one
+/// per field, on a counter every worker thread touches.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
@@ -54,6 +62,20 @@ pub struct AppState {
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// The rate-limit key of each of `[api] tokens`, in their order.
     pub token_limits: Arc<[String]>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// One `/api` route: its path (below `/api`), its methods, its handlers.
@@ -88,6 +110,44 @@ pub fn api_routes() -> Vec<ApiRoute> {
         r("/stats", &["get"], get(stats::get)),
         r("/openapi.json", &["get"], get(openapi::document)),
     ]
+}
+
+/// The whole HTTP service: the router, and a direct path for the one
+/// request that comes in volume.
+#[derive(Clone)]
+pub struct Api {
+    router: Router,
+    state: AppState,
+}
+
+impl Api {
+    pub fn new(state: AppState) -> Self {
+        Api {
+            router: router(state.clone()),
+            state,
+        }
+    }
+
+    /// Answers a request. An event posted with a valid token goes straight
+    /// to the ingest handler through the same limit step as the middleware
+    /// (`limits::ingest_limited`), skipping the router's matching, the
+    /// nested router's path rewrite and the boxed layers between them;
+    /// everything else, including an event without a valid token, goes
+    /// through the router.
+    pub async fn call(&self, req: Request) -> Response {
+        if req.method() == Method::POST
+            && req.uri().path() == "/api/events"
+            && let Some(token) = limits::token_index(&self.state, req.headers())
+        {
+            let state = &self.state;
+            return limits::ingest_limited(state, token, req, |req, limit| events::ingest(state, Some(limit), req))
+                .await;
+        }
+        match self.router.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// The whole router.

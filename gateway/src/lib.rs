@@ -187,7 +187,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     let refresher = tokio::spawn(maintain(config.clone(), store.clone(), shutdown.clone()));
     let follower = tokio::spawn(registry::follow(registry.clone(), store.clone(), shutdown.clone()));
-    let state = api::AppState {
+    let state = api::AppState::new(api::Shared {
         config: config.clone(),
         store: store.clone(),
         registry,
@@ -195,7 +195,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         plugins,
         telemetry: telemetry.clone(),
         token_limits: api::token_limit_keys(&config.api.tokens),
-    };
+    });
     let tls = match &config.server.tls {
         None => None,
         Some(files) => Some(
@@ -218,7 +218,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let grace = config.max_attempt_time().min(Duration::from_secs(30));
     server::serve(
         listener,
-        api::router(state),
+        api::Api::new(state),
         tls,
         server::Limits::from(&config.server),
         shutdown.clone(),

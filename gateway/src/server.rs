@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
@@ -37,9 +36,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
-use crate::api::{ApiError, BodyTimeout, ErrorCode};
+use crate::api::{Api, ApiError, BodyTimeout, ErrorCode};
 use crate::config::ServerConfig;
 pub use tls::TlsAcceptor;
 
@@ -72,7 +70,7 @@ pub struct ClientCertificate(pub bool);
 /// `grace`.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: Api,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -154,7 +152,7 @@ impl Activity {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: Api,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -186,7 +184,7 @@ async fn connection(
 async fn serve_io<I>(
     io: TokioIo<I>,
     peer: SocketAddr,
-    app: Router,
+    app: Api,
     client_cert: Option<ClientCertificate>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -219,10 +217,7 @@ async fn serve_io<I>(
                         req.extensions_mut().insert(c);
                     }
                     let req = req.map(|b| Body::new(TimedBody::new(b, limits.body_timeout)));
-                    match app.oneshot(req).await {
-                        Ok(resp) => resp,
-                        Err(never) => match never {},
-                    }
+                    app.call(req).await
                 };
                 activity.active.fetch_sub(1, Ordering::AcqRel);
                 activity.touch();

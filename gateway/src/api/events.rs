@@ -39,15 +39,15 @@ struct EventIn<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DeliveryRef {
-    id: String,
-    webhook_id: String,
+struct DeliveryRef<'a> {
+    id: &'a str,
+    webhook_id: &'a str,
 }
 
 #[derive(Serialize)]
-struct Accepted {
-    id: String,
-    deliveries: Vec<DeliveryRef>,
+struct Accepted<'a> {
+    id: &'a str,
+    deliveries: Vec<DeliveryRef<'a>>,
 }
 
 /// Stores an event and its deliveries, then starts them (with a
@@ -102,18 +102,23 @@ struct IngestNote {
     replayed: bool,
 }
 
-/// Takes the request whole: its headers and the limit the middleware left
-/// in its extensions are moved out, not cloned.
-pub async fn create(State(state): State<AppState>, req: Request) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let limit = parts.extensions.remove::<IngestLimit>();
+/// The route's handler: the limit the middleware left in the request's
+/// extensions is moved out, not cloned.
+pub async fn create(State(state): State<AppState>, mut req: Request) -> Response {
+    let limit = req.extensions_mut().remove::<IngestLimit>();
+    ingest(&state, limit, req).await
+}
+
+/// Takes the request whole: its headers are moved out, not cloned.
+pub async fn ingest(state: &AppState, limit: Option<IngestLimit>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
     let headers = parts.headers;
     let Some(telemetry) = state.telemetry.clone() else {
-        return accept(&state, limit, headers, body, None).await.into_response();
+        return accept(state, limit, headers, body, None).await.into_response();
     };
     let started = std::time::SystemTime::now();
     let mut note = IngestNote::default();
-    let response = accept(&state, limit, headers, body, Some(&mut note))
+    let response = accept(state, limit, headers, body, Some(&mut note))
         .await
         .into_response();
     telemetry.ingest(
@@ -166,12 +171,12 @@ async fn accept(
         })
         .collect();
     let answer = serde_json::to_string(&Accepted {
-        id: event.id.clone(),
+        id: &event.id,
         deliveries: deliveries
             .iter()
             .map(|d| DeliveryRef {
-                id: d.id.clone(),
-                webhook_id: d.webhook_id.clone(),
+                id: &d.id,
+                webhook_id: &d.webhook_id,
             })
             .collect(),
     })

@@ -63,9 +63,72 @@ pub fn token_limit_keys(tokens: &[crate::webhooks::Secret]) -> std::sync::Arc<[S
         .collect()
 }
 
+/// The index of the configured token the request presents, if any.
+pub fn token_index(state: &AppState, headers: &HeaderMap) -> Option<usize> {
+    bearer(headers).and_then(|t| matching_token(state, t))
+}
+
+/// The per-token allowance.
+fn allowance(state: &AppState) -> (Gcra, u32) {
+    let per_minute = state.config.api.rate_limit_per_minute;
+    (Gcra::per_minute(per_minute, per_minute), per_minute)
+}
+
+/// An event posted with the valid token `token`: `run` is the ingest
+/// handler, given the caller's limit to check inside its store write (one
+/// round trip); the handler reports the limit's state back, and the answer
+/// is stamped with it. Used by [`guard`] and by the direct ingest path
+/// (`Api::call`).
+pub async fn ingest_limited<F, Fut>(state: &AppState, token: usize, req: Request, run: F) -> Response
+where
+    F: FnOnce(Request, IngestLimit) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let (limit, per_minute) = allowance(state);
+    let rate = || RateRequest {
+        key: state.token_limits[token].clone(),
+        limit,
+    };
+    let slot = Arc::new(Mutex::new(None));
+    let mut resp = run(
+        req,
+        IngestLimit {
+            request: rate(),
+            state: slot.clone(),
+        },
+    )
+    .await;
+    let reported = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let st = match reported {
+        Some(st) => st,
+        // The store did not answer (503): asking it again would only
+        // hold the answer back.
+        None if resp.status().is_server_error() => return resp,
+        // The handler answered before reaching the store (a bad
+        // request): count it here, within the time ingest allows.
+        None => match tokio::time::timeout(LIMIT_WAIT, state.store.acquire_with_state(&rate())).await {
+            Ok(Ok(st)) => st,
+            Ok(Err(_)) | Err(_) => return resp,
+        },
+    };
+    stamp(&mut resp, limit, per_minute, st);
+    resp
+}
+
 /// Authenticates, rate-limits and stamps the limit headers.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let token = bearer(req.headers()).and_then(|t| matching_token(&state, t));
+    let token = token_index(&state, req.headers());
+    // Ingest checks the limit inside its own store write.
+    if let Some(token) = token
+        && req.method() == Method::POST
+        && req.uri().path() == "/events"
+    {
+        return ingest_limited(&state, token, req, |mut req, limit| {
+            req.extensions_mut().insert(limit);
+            next.run(req)
+        })
+        .await;
+    }
     let key = match token {
         Some(i) => state.token_limits[i].clone(),
         None => {
@@ -76,35 +139,8 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             format!("api:ip:{ip}")
         }
     };
-    let per_minute = state.config.api.rate_limit_per_minute;
-    let limit = Gcra::per_minute(per_minute, per_minute);
+    let (limit, per_minute) = allowance(&state);
     let rate = RateRequest { key, limit };
-    // Ingest checks the limit inside its own store write (one round trip);
-    // the handler reports the state back through the request's extensions.
-    if token.is_some() && req.method() == Method::POST && req.uri().path() == "/events" {
-        let slot = Arc::new(Mutex::new(None));
-        let mut req = req;
-        req.extensions_mut().insert(IngestLimit {
-            request: rate.clone(),
-            state: slot.clone(),
-        });
-        let mut resp = next.run(req).await;
-        let reported = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let st = match reported {
-            Some(st) => st,
-            // The store did not answer (503): asking it again would only
-            // hold the answer back.
-            None if resp.status().is_server_error() => return resp,
-            // The handler answered before reaching the store (a bad
-            // request): count it here, within the time ingest allows.
-            None => match tokio::time::timeout(LIMIT_WAIT, state.store.acquire_with_state(&rate)).await {
-                Ok(Ok(st)) => st,
-                Ok(Err(_)) | Err(_) => return resp,
-            },
-        };
-        stamp(&mut resp, limit, per_minute, st);
-        return resp;
-    }
     let public = req.method() == Method::GET && req.uri().path() == "/openapi.json";
     let st = match state.store.acquire_with_state(&rate).await {
         Ok(st) => st,
