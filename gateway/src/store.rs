@@ -98,6 +98,16 @@ pub struct NewDelivery {
     pub webhook_id: String,
 }
 
+/// An event to store, with its deliveries, the caller's idempotency key and
+/// rate limit (see [`DeliveryQueue::enqueue`]).
+#[derive(Debug, Clone)]
+pub struct Enqueue {
+    pub event: NewEvent,
+    pub deliveries: Vec<NewDelivery>,
+    pub idempotency: Option<Idempotency>,
+    pub limit: Option<RateRequest>,
+}
+
 /// How much to claim at once.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -312,13 +322,24 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// same step; over it, nothing is written. The limit's state comes back.
     /// With a lease (`NewEvent::lease`), the deliveries are leased instead
     /// of queued, and their rate limits may be taken in the same write.
+    /// The store keeps what it is given, without a copy.
+    async fn enqueue_owned(&self, input: Enqueue) -> Result<Stored, StoreError>;
+    /// [`Self::enqueue_owned`] from borrowed parts, which it copies.
     async fn enqueue(
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
         idempotency: Option<&Idempotency>,
         limit: Option<&RateRequest>,
-    ) -> Result<Stored, StoreError>;
+    ) -> Result<Stored, StoreError> {
+        self.enqueue_owned(Enqueue {
+            event: event.clone(),
+            deliveries: deliveries.to_vec(),
+            idempotency: idempotency.cloned(),
+            limit: limit.cloned(),
+        })
+        .await
+    }
     /// Claims due deliveries, first attempts before retries within the budget.
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError>;
     /// Applies outcomes; returns, per completion, whether its lease was

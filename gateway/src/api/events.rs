@@ -22,7 +22,7 @@ use super::limits::{IngestLimit, too_many};
 use crate::dispatch::Reservation;
 use crate::ids;
 use crate::signing::digest_hex;
-use crate::store::{Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
+use crate::store::{Enqueue, Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
 use crate::webhooks::is_valid_event_type;
 
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -51,30 +51,41 @@ struct Accepted<'a> {
 }
 
 /// Stores an event and its deliveries, then starts them (with a
-/// `reservation`, whose lease `event` carries) or wakes the dispatcher.
+/// `reservation`, whose lease `event` carries) or wakes the dispatcher. The
+/// store takes the event whole; the first attempts are made beforehand.
 pub async fn store_event(
     state: &AppState,
-    event: &NewEvent,
-    deliveries: &[NewDelivery],
-    idempotency: Option<&Idempotency>,
-    limit: Option<&IngestLimit>,
+    event: NewEvent,
+    deliveries: Vec<NewDelivery>,
+    idempotency: Option<Idempotency>,
+    limit: Option<IngestLimit>,
     reservation: Option<Reservation>,
 ) -> Result<Enqueued, ApiError> {
     debug_assert_eq!(event.lease.is_some(), reservation.is_some());
+    let jobs = reservation.as_ref().map(|_| Reservation::jobs(&event, &deliveries));
+    let (request, report) = match limit {
+        Some(IngestLimit { request, state }) => (Some(request), Some(state)),
+        None => (None, None),
+    };
     let stored = state
         .store
-        .enqueue(event, deliveries, idempotency, limit.map(|l| &l.request))
+        .enqueue_owned(Enqueue {
+            event,
+            deliveries,
+            idempotency,
+            limit: request,
+        })
         .await?;
-    if let (Some(l), Some(rate)) = (limit, stored.rate) {
-        *l.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(rate);
+    if let (Some(report), Some(rate)) = (report, stored.rate) {
+        *report.lock().unwrap_or_else(|e| e.into_inner()) = Some(rate);
         if let RateDecision::Wait(wait) = rate.decision {
             return Err(too_many(state.config.api.rate_limit_per_minute, wait));
         }
     }
     if stored.outcome == Enqueued::Created {
-        match reservation {
-            Some(r) => r.start(event, deliveries, stored.taken),
-            None => state.waker.wake(),
+        match (reservation, jobs) {
+            (Some(r), Some(jobs)) => r.start(jobs, stored.taken),
+            _ => state.waker.wake(),
         }
     }
     Ok(stored.outcome)
@@ -152,7 +163,7 @@ async fn accept(
         ));
     }
     let matching = state.registry.matching(&input.event_type, input.test);
-    let reservation = state.waker.reserve(&matching);
+    let mut reservation = state.waker.reserve(&matching);
     let event = NewEvent {
         id: ids::new_event_id(key),
         event_type: input.event_type,
@@ -160,7 +171,7 @@ async fn accept(
         data: bytes.slice_ref(input.data.get().as_bytes()),
         test: input.test,
         created_at_ms: now_ms(),
-        lease: reservation.as_ref().map(Reservation::lease),
+        lease: reservation.as_mut().map(Reservation::take_lease),
     };
     let deliveries: Vec<NewDelivery> = matching
         .iter()
@@ -192,23 +203,18 @@ async fn accept(
         n.event_type = Some(event.event_type.clone());
         n.deliveries = Some(deliveries.len());
     }
-    let stored = store_event(
-        state,
-        &event,
-        &deliveries,
-        idempotency.as_ref(),
-        limit.as_ref(),
-        reservation,
-    )
-    .await?;
+    // Kept for after the write, which takes the event.
+    let (event_id, event_type, count) = (event.id.clone(), event.event_type.clone(), deliveries.len());
+    let fingerprint_sent = idempotency.as_ref().map(|i| i.fingerprint.clone());
+    let stored = store_event(state, event, deliveries, idempotency, limit, reservation).await?;
     let (body, replayed) = match stored {
         Enqueued::Created => {
-            crate::metrics::event_received(&event.event_type);
-            tracing::debug!(event_id = %event.id, event_type = %event.event_type, deliveries = deliveries.len(), "event accepted");
+            crate::metrics::event_received(&event_type);
+            tracing::debug!(%event_id, %event_type, deliveries = count, "event accepted");
             (answer, false)
         }
         Enqueued::Repeated { fingerprint, answer } => {
-            if idempotency.is_some_and(|i| i.fingerprint != fingerprint) {
+            if fingerprint_sent.is_some_and(|sent| sent != fingerprint) {
                 return Err(ApiError::new(
                     ErrorCode::IdempotencyKeyReused,
                     "this Idempotency-Key was used within 24 hours for a different request",

@@ -377,6 +377,7 @@ pub async fn test(
         id: ids::solo_delivery_id(&event.id),
         webhook_id: hook.id.clone(),
     };
-    store_event(&state, &event, std::slice::from_ref(&delivery), None, None, None).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "deliveryId": delivery.id }))).into_response())
+    let answer = json!({ "deliveryId": delivery.id });
+    store_event(&state, event, vec![delivery], None, None, None).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }

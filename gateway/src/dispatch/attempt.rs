@@ -105,10 +105,11 @@ pub fn build_headers(
     };
     put("x-webhook-id", &hook.id);
     put("x-delivery-id", &job.delivery_id);
-    put("x-delivery-attempt", &attempt.to_string());
+    put("x-delivery-attempt", itoa::Buffer::new().format(attempt));
     put("x-event-type", &job.event_type);
-    let ts = timestamp.to_string();
-    put("x-webhook-timestamp", &ts);
+    let mut ts = itoa::Buffer::new();
+    let ts = ts.format(timestamp);
+    put("x-webhook-timestamp", ts);
     let now = now_ms();
     if let Some(current) = hook.active_secrets(now).next()
         && schemes.hub
@@ -117,7 +118,7 @@ pub fn build_headers(
     }
     if schemes.standard {
         put("webhook-id", &job.delivery_id);
-        put("webhook-timestamp", &ts);
+        put("webhook-timestamp", ts);
         let sig = signing::standard_signature_header(
             hook.active_secrets(now).map(|s| s.expose()),
             &job.delivery_id,

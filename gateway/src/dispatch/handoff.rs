@@ -97,18 +97,26 @@ pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Re
 }
 
 impl Reservation {
-    /// The lease to write with the event.
-    pub fn lease(&self) -> LeaseTo {
-        self.lease.clone()
+    /// The lease to write with the event, moved out (the reservation
+    /// needs it only for that write). Taken twice, the second is empty.
+    pub fn take_lease(&mut self) -> LeaseTo {
+        let ttl = self.lease.ttl;
+        std::mem::replace(
+            &mut self.lease,
+            LeaseTo {
+                owner: String::new(),
+                ttl,
+                limits: Vec::new(),
+            },
+        )
     }
 
-    /// Starts the deliveries of `event`, written with [`Self::lease`];
-    /// `taken`: their rate limits, if the store took them in that write.
-    pub fn start(mut self, event: &NewEvent, deliveries: &[NewDelivery], taken: Option<Vec<RateDecision>>) {
-        let mut taken = taken.map(Vec::into_iter);
-        for d in deliveries {
-            let decision = taken.as_mut().and_then(Iterator::next);
-            let job = Job {
+    /// The first attempts of `event`'s deliveries, to [`Self::start`] once
+    /// the store has them (made before, since the write takes the event).
+    pub fn jobs(event: &NewEvent, deliveries: &[NewDelivery]) -> Vec<Job> {
+        deliveries
+            .iter()
+            .map(|d| Job {
                 delivery_id: d.id.clone(),
                 event_id: event.id.clone(),
                 webhook_id: d.webhook_id.clone(),
@@ -119,7 +127,16 @@ impl Reservation {
                 retry_base: 0,
                 created_at_ms: event.created_at_ms,
                 data_missing: false,
-            };
+            })
+            .collect()
+    }
+
+    /// Starts `jobs` ([`Self::jobs`]), written with [`Self::take_lease`];
+    /// `taken`: their rate limits, if the store took them in that write.
+    pub fn start(mut self, jobs: Vec<Job>, taken: Option<Vec<RateDecision>>) {
+        let mut taken = taken.map(Vec::into_iter);
+        for job in jobs {
+            let decision = taken.as_mut().and_then(Iterator::next);
             let Some(permit) = self.permits.pop() else {
                 release(&self.shared, job);
                 continue;

@@ -194,20 +194,8 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl DeliveryQueue for EmbeddedStore {
-    async fn enqueue(
-        &self,
-        event: &NewEvent,
-        deliveries: &[NewDelivery],
-        idempotency: Option<&Idempotency>,
-        limit: Option<&RateRequest>,
-    ) -> Result<Stored, StoreError> {
-        let input = ingest::EnqueueInput {
-            event: event.clone(),
-            deliveries: deliveries.to_vec(),
-            idempotency: idempotency.cloned(),
-            limit: limit.cloned(),
-        };
-        let weight = event.data.len();
+    async fn enqueue_owned(&self, input: Enqueue) -> Result<Stored, StoreError> {
+        let weight = input.event.data.len();
         self.write(true, weight, move |w, ctx| ingest::enqueue(w, ctx, &input))
             .await
     }

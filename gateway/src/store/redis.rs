@@ -541,14 +541,8 @@ pub(crate) async fn wait_for_replicas(conn: &Conn, route: &str, n: u32) -> Resul
 
 #[async_trait]
 impl DeliveryQueue for RedisStore {
-    async fn enqueue(
-        &self,
-        event: &NewEvent,
-        deliveries: &[NewDelivery],
-        idempotency: Option<&Idempotency>,
-        limit: Option<&RateRequest>,
-    ) -> Result<Stored, StoreError> {
-        self.ingest.enqueue(event, deliveries, idempotency, limit).await
+    async fn enqueue_owned(&self, input: Enqueue) -> Result<Stored, StoreError> {
+        self.ingest.enqueue(input).await
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimBatch, StoreError> {

@@ -11,17 +11,7 @@ use super::codec::{DeliveryRec, EventRec, decode_idempotency, decode_rate, encod
 use super::tables::{EXP_EVENT, EXP_IDEMPOTENCY, W, corrupt, storage};
 use super::writer::Ctx;
 use crate::ratelimit::Gcra;
-use crate::store::{
-    Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, Status, StoreError, Stored,
-};
-
-/// One event to write, owned by the writer's operation.
-pub struct EnqueueInput {
-    pub event: NewEvent,
-    pub deliveries: Vec<NewDelivery>,
-    pub idempotency: Option<Idempotency>,
-    pub limit: Option<RateRequest>,
-}
+use crate::store::{Enqueue, Enqueued, RateDecision, RateState, Status, StoreError, Stored};
 
 /// The store's clock in µs (what GCRA states are measured against).
 pub fn now_us() -> u64 {
@@ -59,7 +49,7 @@ pub fn gcra(w: &mut W<'_>, key: &str, limit: &Gcra, now_us: u64) -> Result<RateS
     }
 }
 
-pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &EnqueueInput) -> Result<Stored, StoreError> {
+pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &Enqueue) -> Result<Stored, StoreError> {
     let now_us = now_us();
     let now = ctx.now;
     let mut state = None;

@@ -38,7 +38,7 @@ use super::limits::{Limiter, rate_states};
 use super::shards::{Shard, Shards};
 use super::{RoutedScript, unavailable, wait_for_replicas};
 use crate::store::{
-    Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError, Stored,
+    Enqueue, Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError, Stored,
 };
 
 /// Scripts running at once; more events wait and go in the next batch.
@@ -108,13 +108,13 @@ impl Ingest {
     }
 
     /// Writes one event with its deliveries (see `DeliveryQueue::enqueue`).
-    pub(crate) async fn enqueue(
-        self: &Arc<Self>,
-        event: &NewEvent,
-        deliveries: &[NewDelivery],
-        idempotency: Option<&Idempotency>,
-        limit: Option<&RateRequest>,
-    ) -> Answer {
+    pub(crate) async fn enqueue(self: &Arc<Self>, input: Enqueue) -> Answer {
+        let Enqueue {
+            event,
+            deliveries,
+            idempotency,
+            limit,
+        } = input;
         let shard = self.shards.index_of(&event.id);
         if let Some(d) = deliveries.iter().find(|d| self.shards.index_of(&d.id) != shard) {
             return Err(StoreError::Corrupt(format!(
@@ -134,10 +134,10 @@ impl Ingest {
         }
         let (reply, answer) = oneshot::channel();
         let item = Item {
-            event: event.clone(),
-            deliveries: deliveries.to_vec(),
-            idempotency: idempotency.cloned(),
-            limit: limit.cloned(),
+            event,
+            deliveries,
+            idempotency,
+            limit,
             reply,
             queued: Instant::now(),
         };
@@ -497,6 +497,15 @@ mod tests {
         )
     }
 
+    fn input(event: &NewEvent, deliveries: &[NewDelivery], limit: Option<&RateRequest>) -> Enqueue {
+        Enqueue {
+            event: event.clone(),
+            deliveries: deliveries.to_vec(),
+            idempotency: None,
+            limit: limit.cloned(),
+        }
+    }
+
     fn waiting_item() -> (Item, oneshot::Receiver<Answer>) {
         let (reply, answer) = oneshot::channel();
         (Item { reply, ..item(8) }, answer)
@@ -511,7 +520,7 @@ mod tests {
             q.waiting = (0..MAX_WAITING).map(|_| item(8)).collect();
         }
         let it = item(8);
-        let err = ingest.enqueue(&it.event, &[], None, None).await.unwrap_err();
+        let err = ingest.enqueue(input(&it.event, &[], None)).await.unwrap_err();
         assert!(
             matches!(&err, StoreError::Unavailable(m) if m.contains("too many events")),
             "{err:?}"
@@ -573,7 +582,7 @@ mod tests {
         // The silent Redis would hold the script for a minute; the deadline
         // answers long before (the bound here only keeps a broken build
         // from hanging the suite).
-        let first = tokio::time::timeout(Duration::from_secs(20), ingest.enqueue(&it.event, &[], None, None))
+        let first = tokio::time::timeout(Duration::from_secs(20), ingest.enqueue(input(&it.event, &[], None)))
             .await
             .expect("an answer before the client's own timeout")
             .unwrap_err();
@@ -582,7 +591,7 @@ mod tests {
             "{first:?}"
         );
         assert!(first.is_unavailable());
-        let second = ingest.enqueue(&it.event, &[], None, None).await.unwrap_err();
+        let second = ingest.enqueue(input(&it.event, &[], None)).await.unwrap_err();
         assert!(
             matches!(&second, StoreError::Unavailable(m) if m.contains("did not answer in time")),
             "the shard is not asked again for a moment: {second:?}"
@@ -611,7 +620,7 @@ mod tests {
         // Redis's clock is learned from the first answer.
         assert!(ingest.deadlines.not_after().is_none());
         let answer = ingest
-            .enqueue(&event("e1"), &[delivery("d1")], None, None)
+            .enqueue(input(&event("e1"), &[delivery("d1")], None))
             .await
             .unwrap();
         assert_eq!(answer.outcome, Enqueued::Created);
@@ -620,7 +629,7 @@ mod tests {
         // after the gateway stopped waiting.
         ingest.deadlines.set_offset(-3_600_000);
         let err = ingest
-            .enqueue(&event("e2"), &[delivery("d2")], None, None)
+            .enqueue(input(&event("e2"), &[delivery("d2")], None))
             .await
             .unwrap_err();
         assert!(err.is_unavailable() && err.to_string().contains("LATE"), "{err}");
@@ -682,7 +691,7 @@ mod tests {
         let it = item(8);
         let first = tokio::time::timeout(
             Duration::from_secs(20),
-            ingest.enqueue(&it.event, &[], None, Some(&limit)),
+            ingest.enqueue(input(&it.event, &[], Some(&limit))),
         )
         .await
         .expect("an answer before the client's own timeout")
@@ -691,7 +700,7 @@ mod tests {
             matches!(&first, StoreError::Unavailable(m) if m.contains("rate limit's state did not answer within")),
             "{first:?}"
         );
-        let second = ingest.enqueue(&it.event, &[], None, Some(&limit)).await.unwrap_err();
+        let second = ingest.enqueue(input(&it.event, &[], Some(&limit))).await.unwrap_err();
         assert!(
             matches!(&second, StoreError::Unavailable(m) if m.contains("rate limit's state did not answer in time")),
             "the limits are not asked again for a moment: {second:?}"
