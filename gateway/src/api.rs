@@ -89,7 +89,7 @@ pub struct ApiRoute {
 pub fn api_routes() -> Vec<ApiRoute> {
     let r = |path, methods, handler| ApiRoute { path, methods, handler };
     vec![
-        r("/events", &["post"], post(events::create)),
+        r(events::PATH, &["post"], post(events::create)),
         r(
             "/webhooks",
             &["get", "post"],
@@ -136,7 +136,7 @@ impl Api {
     /// through the router.
     pub async fn call(&self, req: Request) -> Response {
         if req.method() == Method::POST
-            && req.uri().path() == "/api/events"
+            && req.uri().path().strip_prefix("/api") == Some(events::PATH)
             && let Some(token) = limits::token_index(&self.state, req.headers())
         {
             let state = &self.state;

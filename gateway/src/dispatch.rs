@@ -178,10 +178,10 @@ impl Waker {
         self.0.wake.notify_one();
     }
 
-    /// Slots to start a delivery to each of `hooks` without a claim, if
-    /// this gateway can start them now (`handoff`); `None`: queue the event
-    /// and [`Self::wake`].
-    pub fn reserve(&self, hooks: &[Arc<crate::webhooks::Webhook>]) -> Option<Reservation> {
+    /// Slots to start a delivery to each of `hooks` without a claim, and
+    /// the lease to write with the event, if this gateway can start them now
+    /// (`handoff`); `None`: queue the event and [`Self::wake`].
+    pub fn reserve(&self, hooks: &[Arc<crate::webhooks::Webhook>]) -> Option<(Reservation, crate::store::LeaseTo)> {
         handoff::reserve(&self.0, hooks)
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::ids;
 use crate::registry::Registry;
-use crate::store::{NewDelivery, NewEvent, Store, StoreError, now_ms};
+use crate::store::{Enqueue, NewDelivery, NewEvent, Store, StoreError, now_ms};
 
 pub const WEBHOOK_DISABLED: &str = "hookgate.webhook.disabled";
 pub const WEBHOOK_ENABLED: &str = "hookgate.webhook.enabled";
@@ -52,12 +52,15 @@ pub async fn emit(
         created_at_ms: now_ms(),
         lease: None,
     };
-    store.enqueue(&event, &deliveries, None, None).await?;
-    tracing::info!(
-        event_type,
-        webhook_id,
-        deliveries = deliveries.len(),
-        "operational event emitted"
-    );
-    Ok(deliveries.len())
+    let count = deliveries.len();
+    store
+        .enqueue_owned(Enqueue {
+            event,
+            deliveries,
+            idempotency: None,
+            limit: None,
+        })
+        .await?;
+    tracing::info!(event_type, webhook_id, deliveries = count, "operational event emitted");
+    Ok(count)
 }

@@ -25,6 +25,9 @@ use crate::signing::digest_hex;
 use crate::store::{Enqueue, Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, now_ms};
 use crate::webhooks::is_valid_event_type;
 
+/// The route, below `/api`.
+pub const PATH: &str = "/events";
+
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Deserialize)]
@@ -62,7 +65,7 @@ pub async fn store_event(
     reservation: Option<Reservation>,
 ) -> Result<Enqueued, ApiError> {
     debug_assert_eq!(event.lease.is_some(), reservation.is_some());
-    let jobs = reservation.as_ref().map(|_| Reservation::jobs(&event, &deliveries));
+    let handoff = reservation.map(|r| (r, Reservation::jobs(&event, &deliveries)));
     let (request, report) = match limit {
         Some(IngestLimit { request, state }) => (Some(request), Some(state)),
         None => (None, None),
@@ -83,9 +86,9 @@ pub async fn store_event(
         }
     }
     if stored.outcome == Enqueued::Created {
-        match (reservation, jobs) {
-            (Some(r), Some(jobs)) => r.start(jobs, stored.taken),
-            _ => state.waker.wake(),
+        match handoff {
+            Some((r, jobs)) => r.start(jobs, stored.taken),
+            None => state.waker.wake(),
         }
     }
     Ok(stored.outcome)
@@ -163,7 +166,7 @@ async fn accept(
         ));
     }
     let matching = state.registry.matching(&input.event_type, input.test);
-    let mut reservation = state.waker.reserve(&matching);
+    let (reservation, lease) = state.waker.reserve(&matching).unzip();
     let event = NewEvent {
         id: ids::new_event_id(key),
         event_type: input.event_type,
@@ -171,7 +174,7 @@ async fn accept(
         data: bytes.slice_ref(input.data.get().as_bytes()),
         test: input.test,
         created_at_ms: now_ms(),
-        lease: reservation.as_mut().map(Reservation::take_lease),
+        lease,
     };
     let deliveries: Vec<NewDelivery> = matching
         .iter()

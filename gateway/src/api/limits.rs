@@ -121,7 +121,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     // Ingest checks the limit inside its own store write.
     if let Some(token) = token
         && req.method() == Method::POST
-        && req.uri().path() == "/events"
+        && req.uri().path() == super::events::PATH
     {
         return ingest_limited(&state, token, req, |mut req, limit| {
             req.extensions_mut().insert(limit);

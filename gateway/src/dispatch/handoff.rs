@@ -44,7 +44,6 @@ pub(crate) struct Handed {
 pub struct Reservation {
     shared: Arc<Shared>,
     permits: Vec<OwnedSemaphorePermit>,
-    lease: LeaseTo,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -55,9 +54,10 @@ impl std::fmt::Debug for Reservation {
     }
 }
 
-/// Reserves a slot for a delivery to each of `hooks`, or `None` when the
-/// event should be queued instead (see the module doc).
-pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Reservation> {
+/// Reserves a slot for a delivery to each of `hooks`, with the lease to
+/// write with the event; `None` when the event should be queued instead
+/// (see the module doc).
+pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<(Reservation, LeaseTo)> {
     if hooks.is_empty() || shared.handoff.is_closed() || !shared.caught_up.load(Ordering::Relaxed) {
         return None;
     }
@@ -89,28 +89,16 @@ pub(crate) fn reserve(shared: &Arc<Shared>, hooks: &[Arc<Webhook>]) -> Option<Re
         ttl: shared.lease,
         limits: hooks.iter().map(|h| super::worker::rate_request(shared, h)).collect(),
     };
-    Some(Reservation {
-        shared: shared.clone(),
-        permits,
+    Some((
+        Reservation {
+            shared: shared.clone(),
+            permits,
+        },
         lease,
-    })
+    ))
 }
 
 impl Reservation {
-    /// The lease to write with the event, moved out (the reservation
-    /// needs it only for that write). Taken twice, the second is empty.
-    pub fn take_lease(&mut self) -> LeaseTo {
-        let ttl = self.lease.ttl;
-        std::mem::replace(
-            &mut self.lease,
-            LeaseTo {
-                owner: String::new(),
-                ttl,
-                limits: Vec::new(),
-            },
-        )
-    }
-
     /// The first attempts of `event`'s deliveries, to [`Self::start`] once
     /// the store has them (made before, since the write takes the event).
     pub fn jobs(event: &NewEvent, deliveries: &[NewDelivery]) -> Vec<Job> {
@@ -131,7 +119,7 @@ impl Reservation {
             .collect()
     }
 
-    /// Starts `jobs` ([`Self::jobs`]), written with [`Self::take_lease`];
+    /// Starts `jobs` ([`Self::jobs`]), written with the reservation's lease;
     /// `taken`: their rate limits, if the store took them in that write.
     pub fn start(mut self, jobs: Vec<Job>, taken: Option<Vec<RateDecision>>) {
         let mut taken = taken.map(Vec::into_iter);

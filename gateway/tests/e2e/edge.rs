@@ -160,6 +160,11 @@ async fn api_mutual_tls_needs_a_certificate_from_the_client_ca() {
     );
     let resp = anonymous.get(url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200, "health checks need no client certificate");
+    // Ingest, which skips the router, is behind the same check.
+    let event = serde_json::json!({"type": "a.b", "data": {}});
+    let post_event = |client: &reqwest::Client| client.post(url("/api/events")).bearer_auth(TOKEN).json(&event).send();
+    let resp = post_event(&anonymous).await.unwrap();
+    assert_eq!(resp.status(), 401, "an event needs a client certificate too");
 
     let trusted = tls_client(&ca.cert_pem, Some(&good.identity_pem()));
     let resp = trusted
@@ -169,6 +174,8 @@ async fn api_mutual_tls_needs_a_certificate_from_the_client_ca() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let resp = post_event(&trusted).await.unwrap();
+    assert_eq!(resp.status(), 202);
     let resp = trusted.get(url("/api/webhooks")).send().await.unwrap();
     assert_eq!(resp.status(), 401, "the bearer token is still required");
 
