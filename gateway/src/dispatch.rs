@@ -19,7 +19,9 @@
 //! * `retry.rs`: the pure retry schedule.
 //! * `committer.rs`: outcomes go to the store in batches; while the store is
 //!   down they are kept (bounded) and retried with backoff.
-//! * `client.rs`: the pooled outbound client and the SSRF guard.
+//! * `client.rs`: the outbound client (TLS, identities, proxy, timeouts);
+//!   `pool.rs` its keep-alive connections, `connector.rs` how one is made,
+//!   `ssrf.rs` the guard on destinations.
 //! * `tally.rs`: delivery statistics, added up here and flushed to the
 //!   store every second (`crate::stats`).
 //!
@@ -40,6 +42,9 @@ mod committer;
 mod connector;
 mod handoff;
 mod inflight;
+#[cfg(test)]
+mod keepalive_tests;
+mod pool;
 mod ssrf;
 mod tally;
 mod transform;

@@ -1,5 +1,5 @@
-//! The pooled outbound HTTP client: hyper's pooled client over
-//! [`super::connector`], rustls with the system's roots plus `[delivery]
+//! The pooled outbound HTTP client: [`super::pool`]'s keep-alive
+//! connections made by [`super::connector`], rustls with the system's roots plus `[delivery]
 //! ca_file`, one pool per client identity (mutual TLS with receivers), an
 //! optional egress proxy, per-attempt timeouts, no redirects (hyper follows
 //! none), and the SSRF guard ([`super::ssrf`]).
@@ -13,19 +13,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::header::{HeaderMap, HeaderValue, PROXY_AUTHORIZATION};
-use hyper::http::{Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
+use hyper::http::{Method, Request, StatusCode, Uri};
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use url::Url;
+use url::{Position, Url};
 
 use super::connector::Connector;
+use super::pool::{Pool, PoolError};
 use super::ssrf::{GuardedResolver, Refused, check_destination};
 use crate::config::DeliveryConfig;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
-type Pool = Client<Connector, Full<Bytes>>;
 
 /// The most of a response body kept for the attempt record.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
@@ -42,7 +40,7 @@ pub enum SendError {
     Timeout(Duration),
     /// The connection could not be made (the error has no URL in it).
     #[error("connect error")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] BoxError),
     /// The request failed after connecting (no URL in it either).
     #[error("request error")]
     Other(#[source] BoxError),
@@ -128,14 +126,7 @@ impl Outbound {
         let build = |identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>| {
             let tls = tls_config(&roots, identity)?;
             let connector = Connector::new(resolver.clone(), Arc::new(tls), proxy.clone());
-            Ok::<_, rustls::Error>(
-                Client::builder(TokioExecutor::new())
-                    .pool_max_idle_per_host(pool_per_host)
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .build(connector),
-            )
+            Ok::<_, rustls::Error>(Pool::new(connector, pool_per_host))
         };
         let plain = build(None).map_err(OutboundError::Client)?;
         let mut identities = HashMap::new();
@@ -167,7 +158,7 @@ impl Outbound {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, SendError> {
-        let client = match identity {
+        let pool = match identity {
             None => &self.plain,
             Some(name) => self
                 .identities
@@ -180,16 +171,20 @@ impl Outbound {
                 .map_err(SendError::Refused)?;
             let uri: Uri = url.as_str().parse().map_err(|e| SendError::Other(Box::new(e)))?;
             let proxy_auth = self.proxy_auth(&uri);
-            let mut req = Request::post(uri)
-                .body(Full::new(body))
-                .map_err(|e| SendError::Other(Box::new(e)))?;
+            let mut req = Request::new(Full::new(body));
+            *req.method_mut() = Method::POST;
+            *req.uri_mut() = uri;
             *req.headers_mut() = headers;
             if let Some(auth) = proxy_auth {
                 req.headers_mut().insert(PROXY_AUTHORIZATION, auth);
             }
-            let resp = client.request(req).await.map_err(|e| classify(e, timeout))?;
+            let origin = &url[..Position::BeforePath];
+            let (resp, lease) = pool.send(origin, req).await.map_err(|e| classify(e, timeout))?;
             let (parts, body) = resp.into_parts();
-            let body = read_limited(body).await;
+            let (body, whole) = read_limited(body).await;
+            if whole {
+                lease.release();
+            }
             Ok(Answer {
                 status: parts.status,
                 headers: parts.headers,
@@ -199,6 +194,16 @@ impl Outbound {
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(SendError::Timeout(timeout)),
+        }
+    }
+
+    /// Closes the connections idle for the idle timeout at `now` (the pools
+    /// do this themselves every few seconds).
+    #[cfg(test)]
+    pub(super) fn sweep_idle(&self, now: std::time::Instant) {
+        self.plain.sweep(now);
+        for pool in self.identities.values() {
+            pool.sweep(now);
         }
     }
 
@@ -236,27 +241,37 @@ fn tls_config(
     Ok(config)
 }
 
-/// Reads the first [`RESPONSE_BODY_LIMIT`] bytes of a body, draining a bit
-/// more so the connection can be reused; errors just end the read.
-async fn read_limited(mut body: hyper::body::Incoming) -> Bytes {
+/// Reads the first [`RESPONSE_BODY_LIMIT`] bytes of a body, draining up to
+/// [`RESPONSE_DRAIN_LIMIT`] so the connection can be reused; errors just end
+/// the read. Also says whether the body was read to its end (only then is the
+/// connection reused).
+async fn read_limited(mut body: hyper::body::Incoming) -> (Bytes, bool) {
     let mut kept = Vec::new();
     let mut seen = 0usize;
-    while seen < RESPONSE_DRAIN_LIMIT {
+    let whole = loop {
         match body.frame().await {
+            None => break true,
+            Some(Err(_)) => break false,
             Some(Ok(frame)) => {
                 let Ok(chunk) = frame.into_data() else { continue };
                 let room = RESPONSE_BODY_LIMIT.saturating_sub(kept.len());
                 kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 seen += chunk.len();
+                if seen > RESPONSE_DRAIN_LIMIT {
+                    break false;
+                }
             }
-            _ => break,
         }
-    }
-    Bytes::from(kept)
+    };
+    (Bytes::from(kept), whole)
 }
 
-fn classify(e: hyper_util::client::legacy::Error, timeout: Duration) -> SendError {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
+fn classify(e: PoolError, timeout: Duration) -> SendError {
+    let cause: &(dyn StdError + 'static) = match &e {
+        PoolError::Connect(e) => &**e,
+        PoolError::Send(e) => e,
+    };
+    let mut source = Some(cause);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<Refused>() {
             return SendError::Refused(r.clone());
@@ -268,10 +283,9 @@ fn classify(e: hyper_util::client::legacy::Error, timeout: Duration) -> SendErro
         }
         source = s.source();
     }
-    if e.is_connect() {
-        SendError::Connect(e)
-    } else {
-        SendError::Other(Box::new(e))
+    match e {
+        PoolError::Connect(e) => SendError::Connect(e),
+        PoolError::Send(e) => SendError::Other(Box::new(e)),
     }
 }
 

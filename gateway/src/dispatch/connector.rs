@@ -13,8 +13,8 @@ use std::time::Duration;
 use hyper::http::Uri;
 use hyper::http::uri::Scheme;
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -145,15 +145,21 @@ impl Stream {
     }
 }
 
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
+impl Stream {
+    /// Whether TLS negotiated HTTP/2 (by ALPN).
+    pub(super) fn negotiated_h2(&self) -> bool {
         let alpn = match &self.io {
             Io::Plain(_) => None,
             Io::Tls(s) => s.inner().get_ref().1.alpn_protocol(),
             Io::Tunneled(s) => s.inner().get_ref().1.alpn_protocol(),
         };
-        let c = Connected::new().proxy(self.proxied);
-        if alpn == Some(b"h2") { c.negotiated_h2() } else { c }
+        alpn == Some(b"h2")
+    }
+
+    /// To the egress proxy for an `http` destination: requests go in
+    /// absolute form.
+    pub(super) fn proxied(&self) -> bool {
+        self.proxied
     }
 }
 

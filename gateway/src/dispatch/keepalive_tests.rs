@@ -1,0 +1,177 @@
+//! The outbound client's kept connections, against a plain TCP receiver on
+//! loopback that counts the connections it accepts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::http::HeaderMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+use super::client::Outbound;
+use super::pool::IDLE_TIMEOUT;
+
+/// How the receiver answers each request.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// `200 ok`, and keeps the connection open.
+    KeepAlive,
+    /// `200 ok` without `Connection: close`, then closes the connection.
+    ThenClose,
+    /// A body too long to drain for reuse.
+    Huge,
+}
+
+struct Receiver {
+    url: Url,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+async fn receiver(answer: Answer) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/hook?x=1", listener.local_addr().unwrap())).unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (c, r) = (connections.clone(), requests.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(stream, answer, r.clone()));
+        }
+    });
+    Receiver {
+        url,
+        connections,
+        requests,
+    }
+}
+
+/// Answers requests on one connection until the client closes it.
+async fn serve(mut stream: TcpStream, answer: Answer, requests: Arc<AtomicUsize>) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(end) = request_end(&buf) else {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("post /hook?x=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: 127.0.0.1:"), "{head}");
+        buf.drain(..end);
+        requests.fetch_add(1, Ordering::SeqCst);
+        let body = match answer {
+            Answer::Huge => "x".repeat(100 * 1024),
+            _ => "ok".to_owned(),
+        };
+        let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        if stream.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+        if let Answer::ThenClose = answer {
+            return;
+        }
+    }
+}
+
+/// Where the first whole request in `buf` ends (head and a
+/// `content-length` body).
+fn request_end(buf: &[u8]) -> Option<usize> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+    (buf.len() >= head_end + length).then_some(head_end + length)
+}
+
+fn outbound() -> Outbound {
+    let config = crate::config::Config::parse(
+        "[api]\ntokens = [\"token-0123456789\"]\n[store]\nbackend = \"redis\"\n\
+         [delivery]\nallow_private_destinations = true\n",
+        std::path::Path::new("c.toml"),
+        &|_| None,
+    )
+    .unwrap();
+    Outbound::new(&config.delivery, 4).unwrap()
+}
+
+async fn post(client: &Outbound, url: &Url) {
+    let answer = client
+        .post(
+            url,
+            None,
+            HeaderMap::new(),
+            Bytes::from_static(b"{}"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn one_connection_serves_requests_one_after_another() {
+    let r = receiver(Answer::KeepAlive).await;
+    let client = outbound();
+    for _ in 0..20 {
+        post(&client, &r.url).await;
+    }
+    assert_eq!(r.requests.load(Ordering::SeqCst), 20);
+    assert_eq!(r.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_open_connections_that_are_then_reused() {
+    let r = receiver(Answer::KeepAlive).await;
+    let client = outbound();
+    for _ in 0..5 {
+        let rounds = (0..4).map(|_| post(&client, &r.url));
+        futures_util::future::join_all(rounds).await;
+    }
+    assert_eq!(r.requests.load(Ordering::SeqCst), 20);
+    let opened = r.connections.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&opened), "{opened} connections for 4 at a time");
+}
+
+#[tokio::test]
+async fn a_receiver_closing_kept_connections_costs_no_request() {
+    let r = receiver(Answer::ThenClose).await;
+    let client = outbound();
+    for _ in 0..30 {
+        post(&client, &r.url).await;
+    }
+    assert_eq!(r.requests.load(Ordering::SeqCst), 30);
+    assert_eq!(r.connections.load(Ordering::SeqCst), 30);
+}
+
+#[tokio::test]
+async fn an_answer_too_long_to_drain_closes_its_connection() {
+    let r = receiver(Answer::Huge).await;
+    let client = outbound();
+    for _ in 0..3 {
+        post(&client, &r.url).await;
+    }
+    assert_eq!(r.connections.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let r = receiver(Answer::KeepAlive).await;
+    let client = outbound();
+    post(&client, &r.url).await;
+    client.sweep_idle(Instant::now() + IDLE_TIMEOUT / 2);
+    post(&client, &r.url).await;
+    assert_eq!(r.connections.load(Ordering::SeqCst), 1, "kept while not idle for long");
+    client.sweep_idle(Instant::now() + IDLE_TIMEOUT);
+    post(&client, &r.url).await;
+    assert_eq!(r.connections.load(Ordering::SeqCst), 2, "closed after the idle timeout");
+}
