@@ -66,15 +66,27 @@ pub fn new_id_in(prefix: &str, bucket: u16) -> String {
 /// The bucket of an id made by this module; 0 for any other string (ids
 /// chosen by hand, as in tests, all share one bucket).
 pub fn bucket(id: &str) -> u16 {
-    let body = id.rsplit_once('_').map_or(id, |(_, b)| b).as_bytes();
-    let digit = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|v| v as u16);
+    let id = id.as_bytes();
+    let body = id.iter().rposition(|&b| b == b'_').map_or(id, |i| &id[i + 1..]);
+    let digit = |c: u8| DIGITS[usize::from(c)];
     if body.len() == 26
-        && let (Some(hi), Some(lo)) = (digit(body[12]), digit(body[13]))
+        && let (hi @ 0..32, lo @ 0..32) = (digit(body[12]), digit(body[13]))
     {
-        return (hi << 5) | lo;
+        return (u16::from(hi) << 5) | u16::from(lo);
     }
     0
 }
+
+/// The value of each [`ALPHABET`] character; 255 for any other byte.
+const DIGITS: [u8; 256] = {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The bucket an idempotency key (or any other string) hashes to.
 pub fn key_bucket(key: &[u8]) -> u16 {
@@ -112,7 +124,10 @@ pub fn delivery_ids(event_id: &str, n: usize) -> Vec<String> {
 /// The id the only delivery of `event_id` has (see [`delivery_ids`]).
 pub fn solo_delivery_id(event_id: &str) -> String {
     let body = event_id.strip_prefix("evt_").unwrap_or(event_id);
-    format!("dlv_{body}")
+    let mut id = String::with_capacity(4 + body.len());
+    id.push_str("dlv_");
+    id.push_str(body);
+    id
 }
 
 /// The event whose only delivery is `delivery_id` (the inverse of

@@ -32,17 +32,26 @@ fn mac(key: &[u8]) -> HmacSha256 {
 /// buffer: a quarter of the time of `hex::encode`, which builds the string a
 /// character at a time (this runs for every attempt and every API request).
 pub fn digest_hex(digest: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(64);
+    push_hex(&mut out, digest);
+    out
+}
+
+fn push_hex(out: &mut String, digest: &[u8; 32]) {
     let mut buf = [0u8; 64];
     // 32 bytes always fill exactly 64 hex digits, all ASCII.
     let _ = hex::encode_to_slice(digest, &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
 /// `sha256=<hex>`: the `X-Hub-Signature` value for `body` under `secret`.
 pub fn hub_signature(secret: &str, body: &[u8]) -> String {
     let mut m = mac(secret.as_bytes());
     m.update(body);
-    format!("sha256={}", digest_hex(&m.finalize().into_bytes().into()))
+    let mut out = String::with_capacity(71);
+    out.push_str("sha256=");
+    push_hex(&mut out, &m.finalize().into_bytes().into());
+    out
 }
 
 /// Whether `header` is a valid `X-Hub-Signature` of `body` under `secret`
@@ -72,13 +81,20 @@ pub fn standard_key(secret: &str) -> Vec<u8> {
 
 /// `v1,<base64>`: one Standard Webhooks signature of `body`.
 pub fn standard_signature(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut out = String::with_capacity(47);
+    push_standard_signature(&mut out, key, msg_id, timestamp, body);
+    out
+}
+
+fn push_standard_signature(out: &mut String, key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) {
     let mut m = mac(key);
     m.update(msg_id.as_bytes());
     m.update(b".");
-    m.update(timestamp.to_string().as_bytes());
+    m.update(itoa::Buffer::new().format(timestamp).as_bytes());
     m.update(b".");
     m.update(body);
-    format!("v1,{}", B64.encode(m.finalize().into_bytes()))
+    out.push_str("v1,");
+    B64.encode_string(m.finalize().into_bytes(), out);
 }
 
 /// The `webhook-signature` header: one `v1,` entry per active secret,
@@ -89,11 +105,14 @@ pub fn standard_signature_header<'a>(
     timestamp: i64,
     body: &[u8],
 ) -> String {
-    secrets
-        .into_iter()
-        .map(|s| standard_signature(&standard_key(s), msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(47);
+    for s in secrets {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        push_standard_signature(&mut out, &standard_key(s), msg_id, timestamp, body);
+    }
+    out
 }
 
 /// Whether any `v1,` entry of a `webhook-signature` header verifies under
@@ -110,7 +129,7 @@ pub fn verify_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8], 
         let mut m = mac(&key);
         m.update(msg_id.as_bytes());
         m.update(b".");
-        m.update(timestamp.to_string().as_bytes());
+        m.update(itoa::Buffer::new().format(timestamp).as_bytes());
         m.update(b".");
         m.update(body);
         m.verify_slice(&given).is_ok()

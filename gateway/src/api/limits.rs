@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -172,10 +172,15 @@ fn stamp(resp: &mut Response, limit: Gcra, per_minute: u32, st: RateState) {
     let remaining = limit.remaining(Some(st.tat_us), st.now_us);
     let reset = (st.now_us + limit.reset_after(Some(st.tat_us), st.now_us).as_micros() as u64).div_ceil(1_000_000);
     let h = resp.headers_mut();
-    h.insert("x-ratelimit-limit", number(per_minute));
-    h.insert("x-ratelimit-remaining", number(remaining));
-    h.insert("x-ratelimit-reset", number(reset));
+    h.insert(LIMIT, number(per_minute));
+    h.insert(REMAINING, number(remaining));
+    h.insert(RESET, number(reset));
 }
+
+// Made at compile time (a name made at run time is checked byte by byte).
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// A number as a header value, in one allocation (`HeaderValue::from(u64)`
 /// takes two).

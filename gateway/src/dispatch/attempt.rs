@@ -98,40 +98,57 @@ pub fn build_headers(
             h.insert(n, v);
         }
     }
-    let mut put = |name: &'static str, value: &str| {
+    let mut put = |name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
+            h.insert(name, v);
         }
     };
-    put("x-webhook-id", &hook.id);
-    put("x-delivery-id", &job.delivery_id);
-    put("x-delivery-attempt", itoa::Buffer::new().format(attempt));
-    put("x-event-type", &job.event_type);
+    put(names::WEBHOOK_ID, &hook.id);
+    put(names::DELIVERY_ID, &job.delivery_id);
+    put(names::DELIVERY_ATTEMPT, itoa::Buffer::new().format(attempt));
+    put(names::EVENT_TYPE, &job.event_type);
     let mut ts = itoa::Buffer::new();
     let ts = ts.format(timestamp);
-    put("x-webhook-timestamp", ts);
+    put(names::WEBHOOK_TIMESTAMP, ts);
     let now = now_ms();
     if let Some(current) = hook.active_secrets(now).next()
         && schemes.hub
     {
-        put("x-hub-signature", &signing::hub_signature(current.expose(), body));
+        put(names::HUB_SIGNATURE, &signing::hub_signature(current.expose(), body));
     }
     if schemes.standard {
-        put("webhook-id", &job.delivery_id);
-        put("webhook-timestamp", ts);
+        put(names::STANDARD_ID, &job.delivery_id);
+        put(names::STANDARD_TIMESTAMP, ts);
         let sig = signing::standard_signature_header(
             hook.active_secrets(now).map(|s| s.expose()),
             &job.delivery_id,
             timestamp,
             body,
         );
-        put("webhook-signature", &sig);
+        put(names::STANDARD_SIGNATURE, &sig);
     }
     if job.test {
-        put("x-webhook-test", "true");
+        put(names::TEST, "true");
     }
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     h
+}
+
+/// The names of the headers hookgate sets, made at compile time (a name
+/// made at run time is checked byte by byte).
+mod names {
+    use super::HeaderName;
+
+    pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("x-webhook-id");
+    pub const DELIVERY_ID: HeaderName = HeaderName::from_static("x-delivery-id");
+    pub const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("x-delivery-attempt");
+    pub const EVENT_TYPE: HeaderName = HeaderName::from_static("x-event-type");
+    pub const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("x-webhook-timestamp");
+    pub const HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature");
+    pub const STANDARD_ID: HeaderName = HeaderName::from_static("webhook-id");
+    pub const STANDARD_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+    pub const STANDARD_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+    pub const TEST: HeaderName = HeaderName::from_static("x-webhook-test");
 }
 
 /// What goes out: the body to sign and send, and the extra headers (the

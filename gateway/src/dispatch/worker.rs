@@ -335,8 +335,11 @@ pub(super) fn spawn_attempt(shared: &Arc<Shared>, job: Job, hook: Arc<Webhook>, 
 /// The rate limit of deliveries to `hook`.
 pub(super) fn rate_request(shared: &Shared, hook: &Webhook) -> RateRequest {
     let d = &shared.config.delivery;
+    let mut key = String::with_capacity(3 + hook.id.len());
+    key.push_str("wh:");
+    key.push_str(&hook.id);
     RateRequest {
-        key: format!("wh:{}", hook.id),
+        key,
         limit: Gcra::per_minute(
             hook.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
             d.rate_limit_burst,

@@ -40,11 +40,17 @@ impl Limiter {
 
     /// The key that holds `k`'s state.
     pub(super) fn key(&self, k: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + k.len() + 6);
         if self.cluster {
-            format!("{{{}:rl:{k}}}", self.prefix)
-        } else {
-            format!("{}:rl:{k}", self.prefix)
+            key.push('{');
         }
+        key.push_str(&self.prefix);
+        key.push_str(":rl:");
+        key.push_str(k);
+        if self.cluster {
+            key.push('}');
+        }
+        key
     }
 
     /// Checks (and takes) each request in order; states in the same order.
