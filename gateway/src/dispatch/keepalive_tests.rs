@@ -1,5 +1,5 @@
-//! The outbound client's kept connections, against a plain TCP receiver on
-//! loopback that counts the connections it accepts.
+//! The outbound client's kept connections and its errors, against a plain
+//! TCP receiver on loopback that counts the connections it accepts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
-use super::client::Outbound;
+use super::client::{Outbound, SendError};
 use super::pool::IDLE_TIMEOUT;
 
 /// How the receiver answers each request.
@@ -23,6 +23,10 @@ enum Answer {
     ThenClose,
     /// A body too long to drain for reuse.
     Huge,
+    /// Never answers.
+    Silent,
+    /// Closes the connection without an answer.
+    HangUp,
 }
 
 struct Receiver {
@@ -67,6 +71,15 @@ async fn serve(mut stream: TcpStream, answer: Answer, requests: Arc<AtomicUsize>
         assert!(head.contains("\r\nhost: 127.0.0.1:"), "{head}");
         buf.drain(..end);
         requests.fetch_add(1, Ordering::SeqCst);
+        match answer {
+            Answer::Silent => {
+                // Keep the connection open until the client gives up.
+                let _ = stream.read(&mut [0u8; 1]).await;
+                return;
+            }
+            Answer::HangUp => return,
+            _ => {}
+        }
         let body = match answer {
             Answer::Huge => "x".repeat(100 * 1024),
             _ => "ok".to_owned(),
@@ -104,28 +117,31 @@ fn outbound() -> Outbound {
     Outbound::new(&config.delivery, 4).unwrap()
 }
 
-async fn post(client: &Outbound, url: &Url) {
-    let answer = client
-        .post(
-            url,
-            None,
-            HeaderMap::new(),
-            Bytes::from_static(b"{}"),
-            Duration::from_secs(5),
-        )
+async fn send(client: &Outbound, url: &Url, timeout: Duration) -> Result<super::client::Answer, SendError> {
+    client
+        .post(url, None, HeaderMap::new(), Bytes::from_static(b"{}"), timeout)
         .await
-        .unwrap();
+}
+
+async fn post(client: &Outbound, url: &Url) {
+    let answer = send(client, url, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.status, 200);
+}
+
+/// `n` requests one after another to a receiver answering with `answer`.
+async fn posted_in_turn(answer: Answer, n: usize) -> Receiver {
+    let r = receiver(answer).await;
+    let client = outbound();
+    for _ in 0..n {
+        post(&client, &r.url).await;
+    }
+    assert_eq!(r.requests.load(Ordering::SeqCst), n);
+    r
 }
 
 #[tokio::test]
 async fn one_connection_serves_requests_one_after_another() {
-    let r = receiver(Answer::KeepAlive).await;
-    let client = outbound();
-    for _ in 0..20 {
-        post(&client, &r.url).await;
-    }
-    assert_eq!(r.requests.load(Ordering::SeqCst), 20);
+    let r = posted_in_turn(Answer::KeepAlive, 20).await;
     assert_eq!(r.connections.load(Ordering::SeqCst), 1);
 }
 
@@ -144,22 +160,13 @@ async fn concurrent_requests_open_connections_that_are_then_reused() {
 
 #[tokio::test]
 async fn a_receiver_closing_kept_connections_costs_no_request() {
-    let r = receiver(Answer::ThenClose).await;
-    let client = outbound();
-    for _ in 0..30 {
-        post(&client, &r.url).await;
-    }
-    assert_eq!(r.requests.load(Ordering::SeqCst), 30);
+    let r = posted_in_turn(Answer::ThenClose, 30).await;
     assert_eq!(r.connections.load(Ordering::SeqCst), 30);
 }
 
 #[tokio::test]
 async fn an_answer_too_long_to_drain_closes_its_connection() {
-    let r = receiver(Answer::Huge).await;
-    let client = outbound();
-    for _ in 0..3 {
-        post(&client, &r.url).await;
-    }
+    let r = posted_in_turn(Answer::Huge, 3).await;
     assert_eq!(r.connections.load(Ordering::SeqCst), 3);
 }
 
@@ -174,4 +181,35 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     client.sweep_idle(Instant::now() + IDLE_TIMEOUT);
     post(&client, &r.url).await;
     assert_eq!(r.connections.load(Ordering::SeqCst), 2, "closed after the idle timeout");
+}
+
+#[tokio::test]
+async fn refused_silent_and_hung_up_receivers_are_told_apart_without_the_url() {
+    let client = outbound();
+    // Refused: a port nothing listens on any more.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!(
+        "http://user:hunter2@{}/secret-path",
+        closed.local_addr().unwrap()
+    ))
+    .unwrap();
+    drop(closed);
+    let err = send(&client, &url, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(err, SendError::Connect(_)), "{err:?}");
+    let text = err.describe();
+    assert!(text.starts_with("connect error"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("secret-path"), "{text}");
+
+    let silent = receiver(Answer::Silent).await;
+    let err = send(&client, &silent.url, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Timeout(_)), "{err:?}");
+
+    let hung_up = receiver(Answer::HangUp).await;
+    let err = send(&client, &hung_up.url, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(err, SendError::Other(_)), "{err:?}");
+    // The request was sent, so it is not sent again on another connection.
+    assert_eq!(hung_up.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(hung_up.connections.load(Ordering::SeqCst), 1);
 }
