@@ -207,6 +207,12 @@ impl Outbound {
         }
     }
 
+    /// Connections kept idle in the pool without a client identity.
+    #[cfg(test)]
+    pub(super) fn idle_connections(&self) -> usize {
+        self.plain.idle()
+    }
+
     /// The proxy's credentials, for an `http` destination sent through it
     /// (an `https` one carries them in its `CONNECT`).
     fn proxy_auth(&self, uri: &Uri) -> Option<HeaderValue> {

@@ -21,6 +21,8 @@ enum Answer {
     KeepAlive,
     /// `200 ok` without `Connection: close`, then closes the connection.
     ThenClose,
+    /// `200 ok`, and closes the connection a moment later.
+    CloseSoon,
     /// A body too long to drain for reuse.
     Huge,
     /// Never answers.
@@ -88,8 +90,13 @@ async fn serve(mut stream: TcpStream, answer: Answer, requests: Arc<AtomicUsize>
         if stream.write_all(reply.as_bytes()).await.is_err() {
             return;
         }
-        if let Answer::ThenClose = answer {
-            return;
+        match answer {
+            Answer::ThenClose => return,
+            Answer::CloseSoon => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return;
+            }
+            _ => {}
         }
     }
 }
@@ -181,6 +188,29 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     client.sweep_idle(Instant::now() + IDLE_TIMEOUT);
     post(&client, &r.url).await;
     assert_eq!(r.connections.load(Ordering::SeqCst), 2, "closed after the idle timeout");
+}
+
+#[tokio::test]
+async fn a_connection_the_receiver_closed_while_idle_is_dropped_by_the_sweep() {
+    let r = receiver(Answer::KeepAlive).await;
+    let closing = receiver(Answer::CloseSoon).await;
+    let client = outbound();
+    post(&client, &r.url).await;
+    post(&client, &closing.url).await;
+    assert_eq!(client.idle_connections(), 2, "both kept after their answers");
+    // The sweep drops it once the close is seen.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.idle_connections() > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        client.sweep_idle(Instant::now());
+    }
+    assert_eq!(
+        client.idle_connections(),
+        1,
+        "the closed one dropped, the open one kept"
+    );
+    post(&client, &r.url).await;
+    assert_eq!(r.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

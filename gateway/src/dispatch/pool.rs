@@ -219,6 +219,13 @@ impl Pool {
         self.inner.sweep(now);
     }
 
+    /// Connections kept, over all origins.
+    #[cfg(test)]
+    pub(super) fn idle(&self) -> usize {
+        let origins = self.inner.origins.read().unwrap_or_else(PoisonError::into_inner);
+        origins.values().map(|o| o.lock().len()).sum()
+    }
+
     /// Starts the sweep of idle connections, once; it ends with the pool.
     fn start_sweeping(&self) {
         if self.inner.sweeping.swap(true, Ordering::Relaxed) {
