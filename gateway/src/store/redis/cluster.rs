@@ -66,6 +66,7 @@ impl Cluster {
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(REQUEST_TIMEOUT)
             .overall_response_timeout(Some(REQUEST_TIMEOUT))
+            .tcp_settings(super::conn::tcp_settings())
             .build()?;
         let first = open(&client);
         Ok(Arc::new(Cluster {

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use ::redis::io::tcp::TcpSettings;
+use ::redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
 
 use super::cluster::Cluster;
 
@@ -24,6 +25,20 @@ use super::cluster::Cluster;
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Waiting for one answer from a standalone Redis.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sockets to Redis send each command at once (`TCP_NODELAY`). The redis
+/// crate leaves Nagle's algorithm on, which holds a small write back while
+/// an earlier one is unacknowledged: with many commands on one multiplexed
+/// connection, a command could wait for the ACK of the one before it.
+pub(super) fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
+/// Where a standalone Redis is and how to reach it: `url` with
+/// [`tcp_settings`].
+fn connection_info(url: &str) -> RedisResult<ConnectionInfo> {
+    Ok(url.into_connection_info()?.set_tcp_settings(tcp_settings()))
+}
 
 /// A standalone Redis or a Redis Cluster.
 #[derive(Clone)]
@@ -36,7 +51,7 @@ impl Conn {
     /// A standalone Redis at `url`. Not connected yet: the first command
     /// connects, and a lost connection is re-established with backoff.
     pub(crate) fn single(url: &str) -> RedisResult<Self> {
-        let client = ::redis::Client::open(url)?;
+        let client = ::redis::Client::open(connection_info(url)?)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -162,7 +177,19 @@ impl ConnectionLike for Conn {
 
 #[cfg(test)]
 mod tests {
-    use super::key_slot;
+    use super::{connection_info, key_slot};
+
+    #[test]
+    fn connections_to_redis_send_commands_at_once() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "redis://:secret@example.com:7000",
+            "unix:///run/redis.sock",
+        ] {
+            let info = connection_info(url).unwrap();
+            assert!(info.tcp_settings().nodelay(), "{url}");
+        }
+    }
 
     #[test]
     fn key_slots_match_redis() {
