@@ -15,6 +15,9 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: TempDir,
+    /// TLS only (no plain port): the server's certificate, key and the CA
+    /// that signed it.
+    tls: Option<[PathBuf; 3]>,
 }
 
 fn binary() -> PathBuf {
@@ -36,14 +39,32 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir: TempDir::new("redis"),
+            tls: None,
         };
         s.spawn();
         s
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// Starts a server that speaks TLS only, with `server`'s certificate
+    /// (signed by the CA in `ca_file`); waits until it accepts connections.
+    pub fn start_tls(server: &crate::certs::Issued, ca_file: &std::path::Path) -> Self {
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+            dir: TempDir::new("redis-tls"),
+            tls: Some([server.cert_path.clone(), server.key_path.clone(), ca_file.to_path_buf()]),
+        };
+        s.spawn();
+        s
+    }
+
+    /// `redis://127.0.0.1:<port>`, or `rediss://localhost:<port>` for a
+    /// TLS server (its certificate names localhost).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(_) => format!("rediss://localhost:{}", self.port),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -52,8 +73,27 @@ impl RedisServer {
 
     #[allow(clippy::disallowed_methods, reason = "synchronous set-up, before any gateway runs")]
     fn spawn(&mut self) {
-        let child = Command::new(binary())
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let mut cmd = Command::new(binary());
+        match &self.tls {
+            None => cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()]),
+            Some([cert, key, ca]) => cmd
+                .args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &self.port.to_string(),
+                ])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = cmd
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -74,10 +114,15 @@ impl RedisServer {
         }
     }
 
+    /// Whether it answers `PING` (a TLS server: whether it accepts
+    /// connections).
     fn answers_ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls.is_some() {
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         if s.write_all(b"PING\r\n").is_err() {
             return false;

@@ -405,6 +405,11 @@ impl GatewayProcess {
     /// Writes `toml` (its listen address replaced by a free port) and runs
     /// `hookgate serve` on it; waits until /healthz answers.
     pub async fn spawn(toml: &str, dir: Arc<TempDir>) -> Self {
+        Self::spawn_with_env(toml, dir, &[]).await
+    }
+
+    /// [`GatewayProcess::spawn`] with environment variables set for it.
+    pub async fn spawn_with_env(toml: &str, dir: Arc<TempDir>, env: &[(&str, &Path)]) -> Self {
         let port = hookgate_testkit::free_port();
         let toml = toml.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
         let n = unique();
@@ -416,6 +421,7 @@ impl GatewayProcess {
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

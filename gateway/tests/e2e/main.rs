@@ -24,6 +24,7 @@ mod outage;
 mod plugins;
 mod ratelimit;
 mod receive;
+mod redis_tls;
 mod retries;
 mod schema;
 mod script_plugins;
