@@ -35,24 +35,22 @@ fn binary() -> PathBuf {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub fn start() -> Self {
-        let mut s = RedisServer {
-            child: None,
-            port: free_port(),
-            dir: TempDir::new("redis"),
-            tls: None,
-        };
-        s.spawn();
-        s
+        Self::launch("redis", None)
     }
 
     /// Starts a server that speaks TLS only, with `server`'s certificate
     /// (signed by the CA in `ca_file`); waits until it accepts connections.
     pub fn start_tls(server: &crate::certs::Issued, ca_file: &std::path::Path) -> Self {
+        let files = [server.cert_path.clone(), server.key_path.clone(), ca_file.to_path_buf()];
+        Self::launch("redis-tls", Some(files))
+    }
+
+    fn launch(name: &str, tls: Option<[PathBuf; 3]>) -> Self {
         let mut s = RedisServer {
             child: None,
             port: free_port(),
-            dir: TempDir::new("redis-tls"),
-            tls: Some([server.cert_path.clone(), server.key_path.clone(), ca_file.to_path_buf()]),
+            dir: TempDir::new(name),
+            tls,
         };
         s.spawn();
         s
