@@ -39,6 +39,7 @@ mod retention;
 mod stats;
 mod tables;
 mod transfer;
+mod upgrade;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -35,6 +35,8 @@ impl Enc {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
+    /// Format 1 event records (tests write them to check the upgrade).
+    #[cfg(test)]
     pub fn i64(&mut self, v: i64) -> &mut Self {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
@@ -118,38 +120,75 @@ impl<'a> Dec<'a> {
 }
 
 const V1: u8 = 1;
+const V2: u8 = 2;
 
-/// An event as stored.
+/// An event as stored: written once at ingest, never changed after. What
+/// changes as its deliveries finish is its [`EventState`], kept apart so
+/// that finishing a delivery does not rewrite the event's data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRec {
     pub event_type: String,
     pub data: Vec<u8>,
     pub test: bool,
     pub created_at: u64,
+}
+
+impl EventRec {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::with_version(V2);
+        e.str(&self.event_type)
+            .bytes(&self.data)
+            .bool(self.test)
+            .u64(self.created_at);
+        e.0
+    }
+    pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
+        Self::decode_any(buf).map(|(rec, _)| rec)
+    }
+    /// Decodes either layout: version 2, or version 1 (store format 1),
+    /// which carried the event's state at its end and returns it too.
+    pub fn decode_any(buf: &[u8]) -> Result<(Self, Option<EventState>), CodecError> {
+        let version = buf.first().copied().unwrap_or(0);
+        let mut d = Dec::new(buf, "event", if version == V1 { V1 } else { V2 })?;
+        let rec = EventRec {
+            event_type: d.string()?,
+            data: d.bytes()?.to_vec(),
+            test: d.bool()?,
+            created_at: d.u64()?,
+        };
+        let state = if version == V1 {
+            Some(EventState {
+                pending: d.i64()?,
+                expires_at: d.u64()?,
+            })
+        } else {
+            None
+        };
+        Ok((rec, state))
+    }
+}
+
+/// What changes of an event after ingest: how many of its deliveries are
+/// not final yet, and when retention removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EventState {
     /// Deliveries of it that are not final yet.
     pub pending: i64,
     /// When retention removes it (0: not scheduled).
     pub expires_at: u64,
 }
 
-impl EventRec {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut e = Enc::with_version(V1);
-        e.str(&self.event_type)
-            .bytes(&self.data)
-            .bool(self.test)
-            .u64(self.created_at)
-            .i64(self.pending)
-            .u64(self.expires_at);
-        e.0
+impl EventState {
+    pub fn encode(&self) -> [u8; 17] {
+        let mut out = [0u8; 17];
+        out[0] = V1;
+        out[1..9].copy_from_slice(&self.pending.to_le_bytes());
+        out[9..].copy_from_slice(&self.expires_at.to_le_bytes());
+        out
     }
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
-        let mut d = Dec::new(buf, "event", V1)?;
-        Ok(EventRec {
-            event_type: d.string()?,
-            data: d.bytes()?.to_vec(),
-            test: d.bool()?,
-            created_at: d.u64()?,
+        let mut d = Dec::new(buf, "event state", V1)?;
+        Ok(EventState {
             pending: d.i64()?,
             expires_at: d.u64()?,
         })
@@ -356,10 +395,13 @@ mod tests {
             data: b"{\"x\":1}".to_vec(),
             test: false,
             created_at: 5,
+        };
+        assert_eq!(EventRec::decode_any(&e.encode()).unwrap(), (e.clone(), None));
+        let state = EventState {
             pending: -1,
             expires_at: 9,
         };
-        assert_eq!(EventRec::decode(&e.encode()).unwrap(), e);
+        assert_eq!(EventState::decode(&state.encode()).unwrap(), state);
         let a = AttemptRecord {
             attempt: 2,
             started_at: 7,
@@ -387,5 +429,38 @@ mod tests {
         wrong_version[0] = 9;
         assert!(DeliveryRec::decode(&wrong_version).is_err());
         assert!(decode_rate(&[1, 2, 3]).is_err());
+        let state = EventState::default().encode();
+        for n in 0..state.len() {
+            assert!(EventState::decode(&state[..n]).is_err(), "prefix of {n} bytes");
+        }
+    }
+
+    /// Store format 1 kept an event's state at the end of its record; such
+    /// records still decode, and give their state for the upgrade.
+    #[test]
+    fn a_format_1_event_record_decodes_with_its_state() {
+        let mut v1 = Enc::with_version(V1);
+        v1.str("a.b").bytes(b"{}").bool(true).u64(5).i64(2).u64(0);
+        let (rec, state) = EventRec::decode_any(&v1.0).unwrap();
+        assert_eq!(
+            rec,
+            EventRec {
+                event_type: "a.b".into(),
+                data: b"{}".to_vec(),
+                test: true,
+                created_at: 5,
+            }
+        );
+        assert_eq!(
+            state,
+            Some(EventState {
+                pending: 2,
+                expires_at: 0
+            })
+        );
+        assert!(
+            EventRec::decode_any(&v1.0[..v1.0.len() - 1]).is_err(),
+            "a format-1 record cut short"
+        );
     }
 }

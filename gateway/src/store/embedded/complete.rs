@@ -96,7 +96,7 @@ pub fn requeue_one(w: &mut W<'_>, ctx: &Ctx, id: &str, from: &[Status]) -> Resul
     if !from.contains(&rec.status) {
         return Ok(Requeue::WrongStatus(rec.status));
     }
-    let Some(mut event) = w.event(&rec.event)? else {
+    let Some(mut event) = w.event_state(&rec.event)? else {
         return Ok(Requeue::EventGone);
     };
     let was_live = rec.is_live();
@@ -118,7 +118,7 @@ pub fn requeue_one(w: &mut W<'_>, ctx: &Ctx, id: &str, from: &[Status]) -> Resul
         event.pending += 1;
         w.schedule_expiry(EXP_EVENT, &rec.event, event.expires_at, 0)?;
         event.expires_at = 0;
-        w.put_event(&rec.event, &event)?;
+        w.put_event_state(&rec.event, &event)?;
     }
     w.put_delivery(id, &rec)?;
     Ok(Requeue::Queued)

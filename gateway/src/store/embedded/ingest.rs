@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use redb::ReadableTable;
 
-use super::codec::{DeliveryRec, EventRec, decode_idempotency, decode_rate, encode_idempotency, encode_rate};
+use super::codec::{
+    DeliveryRec, EventRec, EventState, decode_idempotency, decode_rate, encode_idempotency, encode_rate,
+};
 use super::tables::{EXP_EVENT, EXP_IDEMPOTENCY, W, corrupt, storage};
 use super::writer::Ctx;
 use crate::ratelimit::Gcra;
@@ -73,19 +75,22 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &Enqueue) -> Result<Stored, Stor
     }
     let e = &input.event;
     let n = input.deliveries.len();
-    let mut event = EventRec {
+    let event = EventRec {
         event_type: e.event_type.clone(),
         data: e.data.to_vec(),
         test: e.test,
         created_at: now,
+    };
+    let mut event_state = EventState {
         pending: n as i64,
         expires_at: 0,
     };
     if n == 0 {
-        event.expires_at = now + ctx.retention_ms;
-        w.schedule_expiry(EXP_EVENT, &e.id, 0, event.expires_at)?;
+        event_state.expires_at = now + ctx.retention_ms;
+        w.schedule_expiry(EXP_EVENT, &e.id, 0, event_state.expires_at)?;
     }
     w.put_event(&e.id, &event)?;
+    w.put_event_state(&e.id, &event_state)?;
     for d in &input.deliveries {
         let id = d.id.as_str();
         let mut rec = DeliveryRec {

@@ -16,8 +16,9 @@ use crate::store::now_ms;
 pub const DATA_FILE: &str = "hookgate.redb";
 /// The owner lock inside the folder; holds the owner's pid.
 pub const LOCK_FILE: &str = "hookgate.lock";
-/// The layout this version writes and reads (`meta` key `format`).
-pub const FORMAT: u32 = 1;
+/// The layout this version writes and reads (`meta` key `format`). Format
+/// 1 files (events with their state inside) are upgraded when opened.
+pub const FORMAT: u32 = 2;
 /// redb's page cache. Pages are read on demand (no mmap), so this bounds
 /// the store's share of the process memory.
 pub const CACHE_BYTES: usize = 32 << 20;
@@ -41,8 +42,8 @@ pub enum OpenError {
     )]
     Damaged { path: PathBuf, detail: String },
     #[error(
-        "data file {path} has store format {found}, which this version of hookgate cannot read (it reads format \
-         {FORMAT}); use the hookgate version that wrote it"
+        "data file {path} has store format {found}, which this version of hookgate cannot read (it reads formats 1 \
+         to {FORMAT}); use the hookgate version that wrote it"
     )]
     Format { path: PathBuf, found: String },
     #[error("data file {path}: {source}")]
@@ -205,29 +206,32 @@ pub fn prepare(folder: &Path, db: &Database) -> Result<(), OpenError> {
             source: other,
         },
     };
-    {
+    let found = {
         let read = db.begin_read().map_err(|e| fail(e.into()))?;
         match read.open_table(META) {
             Ok(meta) => match meta.get("format").map_err(|e| fail(e.into()))? {
-                Some(v) if v.value() == FORMAT.to_le_bytes() => {}
-                Some(v) => {
-                    return Err(OpenError::Format {
-                        path,
-                        found: match <[u8; 4]>::try_from(v.value()) {
-                            Ok(b) => u32::from_le_bytes(b).to_string(),
-                            Err(_) => "unknown".into(),
-                        },
-                    });
-                }
-                None => {}
+                Some(v) => match <[u8; 4]>::try_from(v.value()).map(u32::from_le_bytes) {
+                    Ok(n @ 1..=FORMAT) => Some(n),
+                    other => {
+                        return Err(OpenError::Format {
+                            path,
+                            found: other.map_or_else(|_| "unknown".into(), |n| n.to_string()),
+                        });
+                    }
+                },
+                None => None,
             },
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(fail(e.into())),
         }
-    }
+    };
     let tx = db.begin_write().map_err(|e| fail(e.into()))?;
     {
         let mut w = W::open(&tx).map_err(|e| damaged(&path, e))?;
+        if found == Some(1) {
+            let events = super::upgrade::from_format_1(&mut w).map_err(|e| damaged(&path, e))?;
+            tracing::info!(events, "data file upgraded from store format 1 to {FORMAT}");
+        }
         w.meta
             .insert("format", FORMAT.to_le_bytes().as_slice())
             .map_err(|e| fail(e.into()))?;

@@ -70,8 +70,12 @@ pub fn sweep(w: &mut W<'_>, now: u64, rate_cursor: &mut Option<String>) -> Resul
                 w.dead.remove(id).map_err(storage)?;
                 removed += 1;
             }
-            EXP_EVENT if w.event(id)?.is_some_and(|e| e.expires_at == *at && e.pending <= 0) => {
+            EXP_EVENT
+                if w.event_state(id)?
+                    .is_some_and(|e| e.expires_at == *at && e.pending <= 0) =>
+            {
                 w.events.remove(id).map_err(storage)?;
+                w.event_state.remove(id).map_err(storage)?;
                 removed += 1;
             }
             EXP_IDEMPOTENCY => {

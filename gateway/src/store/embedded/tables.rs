@@ -4,7 +4,8 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | name | `format` (u32 LE), `webhooks_version` (u64 LE) |
-//! | `events` | event id | [`EventRec`] |
+//! | `events` | event id | [`EventRec`], written once |
+//! | `event_state` | event id | [`EventState`]: its deliveries not final yet, its expiry |
 //! | `deliveries` | delivery id | [`DeliveryRec`] |
 //! | `payloads` | delivery id | the body as last sent, when a plugin changed it |
 //! | `attempts` | (delivery id, n) | attempt record n, 0-based, oldest first |
@@ -30,13 +31,15 @@
 
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
-use super::codec::{DeliveryRec, EventRec};
+use super::codec::{DeliveryRec, EventRec, EventState};
 use super::writer::Ctx;
 use crate::store::StoreError;
 use crate::store::changes::mark;
 
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+/// event id -> [`EventState`] (store format 2; format 1 kept it in `events`).
+pub const EVENT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("event_state");
 pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
 pub const PAYLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("payloads");
 pub const ATTEMPTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("attempts");
@@ -80,6 +83,7 @@ pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
 pub struct W<'t> {
     pub meta: Table<'t, &'static str, &'static [u8]>,
     pub events: Table<'t, &'static str, &'static [u8]>,
+    pub event_state: Table<'t, &'static str, &'static [u8]>,
     pub deliveries: Table<'t, &'static str, &'static [u8]>,
     pub payloads: Table<'t, &'static str, &'static [u8]>,
     pub attempts: Table<'t, (&'static str, u32), &'static [u8]>,
@@ -105,6 +109,7 @@ impl<'t> W<'t> {
         Ok(W {
             meta: tx.open_table(META).map_err(storage)?,
             events: tx.open_table(EVENTS).map_err(storage)?,
+            event_state: tx.open_table(EVENT_STATE).map_err(storage)?,
             deliveries: tx.open_table(DELIVERIES).map_err(storage)?,
             payloads: tx.open_table(PAYLOADS).map_err(storage)?,
             attempts: tx.open_table(ATTEMPTS).map_err(storage)?,
@@ -147,6 +152,21 @@ impl<'t> W<'t> {
 
     pub fn put_event(&mut self, id: &str, rec: &EventRec) -> Result<(), StoreError> {
         self.events.insert(id, rec.encode().as_slice()).map_err(storage)?;
+        Ok(())
+    }
+
+    /// An event's state; `None` when the event is not stored.
+    pub fn event_state(&self, id: &str) -> Result<Option<EventState>, StoreError> {
+        match self.event_state.get(id).map_err(storage)? {
+            Some(v) => EventState::decode(v.value()).map(Some).map_err(corrupt),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_event_state(&mut self, id: &str, state: &EventState) -> Result<(), StoreError> {
+        self.event_state
+            .insert(id, state.encode().as_slice())
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -197,14 +217,14 @@ impl<'t> W<'t> {
     /// One fewer delivery of `event_id` is pending; when none is, the event
     /// expires `retention_ms` from `now`.
     pub fn event_delivery_done(&mut self, event_id: &str, now: u64, retention_ms: u64) -> Result<(), StoreError> {
-        if let Some(mut ev) = self.event(event_id)? {
+        if let Some(mut ev) = self.event_state(event_id)? {
             ev.pending -= 1;
             if ev.pending <= 0 {
                 let at = now + retention_ms;
                 self.schedule_expiry(EXP_EVENT, event_id, ev.expires_at, at)?;
                 ev.expires_at = at;
             }
-            self.put_event(event_id, &ev)?;
+            self.put_event_state(event_id, &ev)?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redb::{ReadTransaction, ReadableTable};
 
 use super::EmbeddedStore;
-use super::codec::{DeliveryRec, EventRec, decode_attempt, encode_attempt, encode_state};
+use super::codec::{DeliveryRec, EventRec, EventState, decode_attempt, encode_attempt, encode_state};
 use super::tables::*;
 use super::writer::Ctx;
 use crate::store::transfer::{
@@ -106,20 +106,19 @@ fn import(w: &mut W<'_>, ctx: &Ctx, batch: &ImportBatch) -> Result<ImportStats, 
         stats.webhooks += 1;
     }
     for e in &batch.events {
-        if w.event(&e.id)?.is_none() {
+        if w.event_state(&e.id)?.is_none() {
             let rec = EventRec {
                 event_type: e.event_type.clone(),
                 data: e.data.as_bytes().to_vec(),
                 test: e.test,
                 created_at: e.created_at,
-                pending: 0,
-                expires_at: 0,
             };
             w.put_event(&e.id, &rec)?;
+            w.put_event_state(&e.id, &EventState::default())?;
             stats.events += 1;
         }
     }
-    let mut touched: HashMap<&str, EventRec> = HashMap::new();
+    let mut touched: HashMap<&str, EventState> = HashMap::new();
     for d in &batch.deliveries {
         let id = d.id.as_str();
         if w.delivery(id)?.is_some() {
@@ -159,7 +158,7 @@ fn import(w: &mut W<'_>, ctx: &Ctx, batch: &ImportBatch) -> Result<ImportStats, 
             w.pending.insert((d.webhook_id.as_str(), id), ()).map_err(storage)?;
             let event = match touched.remove(d.event_id.as_str()) {
                 Some(e) => Some(e),
-                None => w.event(&d.event_id)?,
+                None => w.event_state(&d.event_id)?,
             };
             if let Some(mut event) = event {
                 event.pending += 1;
@@ -178,17 +177,17 @@ fn import(w: &mut W<'_>, ctx: &Ctx, batch: &ImportBatch) -> Result<ImportStats, 
         // Waiting deliveries keep their event.
         w.schedule_expiry(EXP_EVENT, id, event.expires_at, 0)?;
         event.expires_at = 0;
-        w.put_event(id, &event)?;
+        w.put_event_state(id, &event)?;
     }
     // Events with no waiting delivery expire like finished ones.
     for e in &batch.events {
-        if let Some(mut event) = w.event(&e.id)?
+        if let Some(mut event) = w.event_state(&e.id)?
             && event.pending <= 0
             && event.expires_at == 0
         {
             event.expires_at = ctx.now + ctx.retention_ms;
             w.schedule_expiry(EXP_EVENT, &e.id, 0, event.expires_at)?;
-            w.put_event(&e.id, &event)?;
+            w.put_event_state(&e.id, &event)?;
         }
     }
     Ok(stats)
