@@ -121,7 +121,6 @@ pub fn enqueue(w: &mut W<'_>, ctx: &Ctx, input: &Enqueue) -> Result<Stored, Stor
         }
         w.put_delivery(id, &rec)?;
         w.pending.insert((d.webhook_id.as_str(), id), ()).map_err(storage)?;
-        w.history.insert(id, ()).map_err(storage)?;
         w.history_by_webhook
             .insert((d.webhook_id.as_str(), id), ())
             .map_err(storage)?;

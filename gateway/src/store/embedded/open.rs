@@ -240,6 +240,7 @@ pub fn prepare(folder: &Path, db: &Database) -> Result<(), OpenError> {
             tracing::info!(released, "deliveries held by the previous run are due again");
         }
     }
+    super::upgrade::drop_old_tables(&tx).map_err(|e| fail(e.into()))?;
     tx.commit().map_err(|e| fail(e.into()))?;
     Ok(())
 }

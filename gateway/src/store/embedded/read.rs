@@ -151,10 +151,10 @@ pub fn list_deliveries(
             page(&deliveries, ids, limit, |r| keep(r) && r.webhook_id == w)
         }
         None => {
-            let index = table(tx, HISTORY)?;
+            // Delivery ids sort by time: the table is its own history.
             let range = match cursor {
-                Some(c) => index.range(..c),
-                None => index.range::<&str>(..),
+                Some(c) => deliveries.range(..c),
+                None => deliveries.range::<&str>(..),
             }
             .map_err(storage)?;
             let ids = range

@@ -63,7 +63,6 @@ pub fn sweep(w: &mut W<'_>, now: u64, rate_cursor: &mut Option<String>) -> Resul
                     .extract_from_if((id, 0u32)..=(id, u32::MAX), |_, _| true)
                     .map_err(storage)?
                     .for_each(drop);
-                w.history.remove(id).map_err(storage)?;
                 w.history_by_webhook
                     .remove((rec.webhook.as_str(), id))
                     .map_err(storage)?;

@@ -13,7 +13,7 @@
 //! | `leases` | (expiry ms, delivery id) | claimed deliveries |
 //! | `pending_by_webhook` | (webhook id, delivery id) | deliveries not final yet |
 //! | `dead` | delivery id | the dead-letter queue, in id (= time) order |
-//! | `history`, `history_by_webhook` | delivery id / (webhook id, delivery id) | history, newest first by id |
+//! | `history_by_webhook` | (webhook id, delivery id) | a webhook's history, newest first by id (the whole history is `deliveries` itself) |
 //! | `expiry` | (ms, kind, id) | retention schedule of final deliveries, finished events, idempotency keys |
 //! | `idempotency` | key | expiry, fingerprint, first answer |
 //! | `rate` | limit key | GCRA theoretical arrival time (µs), expiry |
@@ -48,7 +48,9 @@ pub const DUE_RETRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("du
 pub const LEASES: TableDefinition<(u64, &str), ()> = TableDefinition::new("leases");
 pub const PENDING: TableDefinition<(&str, &str), ()> = TableDefinition::new("pending_by_webhook");
 pub const DEAD: TableDefinition<&str, ()> = TableDefinition::new("dead");
-pub const HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history");
+/// Format 1 also kept every delivery id here, the same keys as `deliveries`;
+/// it is dropped when a file is opened.
+pub const OLD_HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history");
 pub const HISTORY_BY_WEBHOOK: TableDefinition<(&str, &str), ()> = TableDefinition::new("history_by_webhook");
 pub const EXPIRY: TableDefinition<(u64, u8, &str), ()> = TableDefinition::new("expiry");
 pub const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
@@ -92,7 +94,6 @@ pub struct W<'t> {
     pub leases: Table<'t, (u64, &'static str), ()>,
     pub pending: Table<'t, (&'static str, &'static str), ()>,
     pub dead: Table<'t, &'static str, ()>,
-    pub history: Table<'t, &'static str, ()>,
     pub history_by_webhook: Table<'t, (&'static str, &'static str), ()>,
     pub expiry: Table<'t, (u64, u8, &'static str), ()>,
     pub idempotency: Table<'t, &'static str, &'static [u8]>,
@@ -118,7 +119,6 @@ impl<'t> W<'t> {
             leases: tx.open_table(LEASES).map_err(storage)?,
             pending: tx.open_table(PENDING).map_err(storage)?,
             dead: tx.open_table(DEAD).map_err(storage)?,
-            history: tx.open_table(HISTORY).map_err(storage)?,
             history_by_webhook: tx.open_table(HISTORY_BY_WEBHOOK).map_err(storage)?,
             expiry: tx.open_table(EXPIRY).map_err(storage)?,
             idempotency: tx.open_table(IDEMPOTENCY).map_err(storage)?,

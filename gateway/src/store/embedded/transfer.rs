@@ -149,7 +149,6 @@ fn import(w: &mut W<'_>, ctx: &Ctx, batch: &ImportBatch) -> Result<ImportStats, 
             w.payloads.insert(id, p.as_slice()).map_err(storage)?;
             rec.custom_payload = true;
         }
-        w.history.insert(id, ()).map_err(storage)?;
         w.history_by_webhook
             .insert((d.webhook_id.as_str(), id), ())
             .map_err(storage)?;

@@ -4,12 +4,14 @@
 //! yet, its expiry) at the end of the event's record, so finishing a
 //! delivery rewrote the event with its data. Format 2 keeps the state in
 //! `event_state`. The upgrade copies each state out; the records stay as
-//! they are, since format-1 records still decode.
+//! they are, since format-1 records still decode. Format 1 also kept every
+//! delivery id in a `history` table, the same keys as `deliveries`, which
+//! now serves as the history itself: that table is dropped.
 
 use redb::ReadableTable;
 
 use super::codec::EventRec;
-use super::tables::{W, corrupt, storage};
+use super::tables::{OLD_HISTORY, W, corrupt, storage};
 use crate::store::StoreError;
 
 /// Copies the state of every format-1 event record into `event_state`;
@@ -28,6 +30,13 @@ pub fn from_format_1(w: &mut W<'_>) -> Result<u64, StoreError> {
     Ok(moved)
 }
 
+/// Drops the tables earlier formats had and this one does not (a no-op
+/// when they are gone).
+pub fn drop_old_tables(tx: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    tx.delete_table(OLD_HISTORY)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -37,7 +46,7 @@ mod tests {
     use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
     use super::super::open::{lock_folder, open_database};
-    use super::super::tables::{DELIVERIES, EVENT_STATE, EVENTS, META};
+    use super::super::tables::{DELIVERIES, EVENT_STATE, EVENTS, META, OLD_HISTORY};
     use crate::store::embedded::EmbeddedStore;
     use crate::store::*;
 
@@ -97,7 +106,8 @@ mod tests {
     }
 
     /// Rewrites a format-2 file as format 1 wrote it: each event's state
-    /// appended to its record (version byte 1), no `event_state` table.
+    /// appended to its record (version byte 1), no `event_state` table, and
+    /// every delivery id in `history` too.
     fn downgrade_to_format_1(folder: &Path) {
         let db = open_database(folder).unwrap();
         let tx = db.begin_write().unwrap();
@@ -125,15 +135,34 @@ mod tests {
                 .unwrap()
                 .insert("format", 1u32.to_le_bytes().as_slice())
                 .unwrap();
+            let ids: Vec<String> = tx
+                .open_table(DELIVERIES)
+                .unwrap()
+                .iter()
+                .unwrap()
+                .map(|e| e.unwrap().0.value().to_owned())
+                .collect();
+            let mut history = tx.open_table(OLD_HISTORY).unwrap();
+            for id in &ids {
+                history.insert(id.as_str(), ()).unwrap();
+            }
         }
         tx.delete_table(EVENT_STATE).unwrap();
         tx.commit().unwrap();
     }
 
-    /// (events, event states, deliveries) in the file.
+    /// (events, event states, deliveries) in the file; the format-1
+    /// `history` table must be gone.
     fn counts(folder: &Path) -> (u64, u64, u64) {
         let db = open_database(folder).unwrap();
         let read = db.begin_read().unwrap();
+        assert!(
+            matches!(
+                read.open_table(OLD_HISTORY),
+                Err(redb::TableError::TableDoesNotExist(_))
+            ),
+            "the format-1 history table is dropped"
+        );
         let n = |t: redb::ReadOnlyTable<&str, &[u8]>| t.len().unwrap();
         (
             n(read.open_table(EVENTS).unwrap()),
@@ -182,6 +211,12 @@ mod tests {
         downgrade_to_format_1(&folder);
 
         let store = EmbeddedStore::open(&folder, retention).unwrap();
+        let history = store
+            .list_deliveries(&DeliveryFilter::default(), 10, None)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = history.items.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["dl_b", "dl_a2", "dl_a1"], "the whole history, newest id first");
         // The leases of the run before are released on open: both of
         // evt_a's deliveries are due, with the data of its format-1 record.
         let jobs = claim_and_succeed(&store, 2).await;
