@@ -247,6 +247,9 @@ async fn metrics_count_events_attempts_outcomes_and_queues(backend: Backend) {
     let (toml, prefix) = config_toml(&db, &delivery, &hooks);
     let gw = Gateway::start(&toml).await;
     let flaky = delivery_ids(&gw.post_event(&format!("metrics{t}.flaky"), "{}").await);
+    // The planned 503 answers whichever request comes first: the second
+    // event waits until it has gone to /flaky.
+    rx.wait_for("/flaky", 1, Duration::from_secs(10)).await;
     let both = delivery_ids(&gw.post_event(&format!("metrics{t}.ok"), "{}").await);
     let store = store(&db, &prefix);
     for id in flaky.iter().chain(&both) {
