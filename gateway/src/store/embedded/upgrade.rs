@@ -235,4 +235,54 @@ mod tests {
              finished after it"
         );
     }
+
+    /// A format-1 record that does not decode stops the upgrade: the
+    /// gateway refuses to start with the file named as damaged, and the
+    /// file is left as it was (still format 1, nothing half-upgraded).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_record_stops_the_upgrade_and_leaves_the_file_as_it_was() {
+        let dir = hookgate_testkit::TempDir::new("upgrade-damaged");
+        let folder = dir.path().join("data");
+        {
+            let store = EmbeddedStore::open(&folder, Duration::from_secs(60)).unwrap();
+            store
+                .enqueue(&event("evt_a"), &[delivery("dl_a")], None, None)
+                .await
+                .unwrap();
+        }
+        wait_released(&folder).await;
+        downgrade_to_format_1(&folder);
+        {
+            let db = open_database(&folder).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut events = tx.open_table(EVENTS).unwrap();
+                let v1 = events.get("evt_a").unwrap().unwrap().value().to_vec();
+                events.insert("evt_a", &v1[..v1.len() - 3]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+
+        let err = EmbeddedStore::open(&folder, Duration::from_secs(60)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, super::super::open::OpenError::Damaged { .. }) && msg.contains("unreadable event record"),
+            "{msg}"
+        );
+        wait_released(&folder).await;
+        let db = open_database(&folder).unwrap();
+        let read = db.begin_read().unwrap();
+        assert_eq!(
+            read.open_table(META).unwrap().get("format").unwrap().unwrap().value(),
+            1u32.to_le_bytes(),
+            "still format 1"
+        );
+        assert!(
+            matches!(
+                read.open_table(EVENT_STATE),
+                Err(redb::TableError::TableDoesNotExist(_))
+            ),
+            "nothing of the upgrade was committed"
+        );
+    }
 }
