@@ -1,11 +1,13 @@
 //! Signing cost per delivery: `X-Hub-Signature` and the Standard Webhooks
 //! header (one and two secrets, as during a rotation) over a 1 KiB body,
-//! plus the hub signature over 64 KiB to show the per-byte cost.
+//! from a secret's prepared keys (what attempts use) and from the secret
+//! itself (keyed anew each time), plus the hub signature over 64 KiB to show
+//! the per-byte cost.
 
 #![forbid(unsafe_code)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hookgate::signing::{hub_signature, standard_signature_header};
+use hookgate::signing::{SigningKeys, hub_signature, standard_key, standard_signature};
 use std::hint::black_box;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -25,24 +27,54 @@ fn signing(c: &mut Criterion) {
     g.bench_function("hub_signature", |b| {
         b.iter(|| hub_signature(black_box(SECRET), black_box(&kib)))
     });
-    g.bench_function("standard_signature_header/1_secret", |b| {
+    g.bench_function("standard_signature/keyed_each_time", |b| {
         b.iter(|| {
-            standard_signature_header(
-                [black_box(SECRET)],
+            standard_signature(
+                &standard_key(black_box(SECRET)),
                 "dlv_01K0000000000000000000000",
                 1_700_000_000,
                 black_box(&kib),
             )
         })
     });
-    g.bench_function("standard_signature_header/2_secrets", |b| {
+    let keys = SigningKeys::new(SECRET);
+    let old = SigningKeys::new(OLD_SECRET);
+    g.bench_function("prepared/hub", |b| {
         b.iter(|| {
-            standard_signature_header(
-                [black_box(SECRET), black_box(OLD_SECRET)],
+            let mut out = Vec::with_capacity(71);
+            keys.push_hub(&mut out, black_box(&kib));
+            out
+        })
+    });
+    g.bench_function("prepared/standard_1_secret", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(47);
+            keys.push_standard(
+                &mut out,
                 "dlv_01K0000000000000000000000",
                 1_700_000_000,
                 black_box(&kib),
-            )
+            );
+            out
+        })
+    });
+    g.bench_function("prepared/standard_2_secrets", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(95);
+            keys.push_standard(
+                &mut out,
+                "dlv_01K0000000000000000000000",
+                1_700_000_000,
+                black_box(&kib),
+            );
+            out.push(b' ');
+            old.push_standard(
+                &mut out,
+                "dlv_01K0000000000000000000000",
+                1_700_000_000,
+                black_box(&kib),
+            );
+            out
         })
     });
     g.finish();

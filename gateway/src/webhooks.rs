@@ -15,6 +15,8 @@ mod spec;
 use std::fmt;
 use std::time::Duration;
 
+use crate::signing::SigningKeys;
+
 pub use pattern::{EventPattern, is_valid_event_type};
 pub use record::StoredWebhook;
 pub use rules::{is_reserved_header, is_sha256_hex, is_valid_webhook_id};
@@ -30,19 +32,37 @@ pub enum Source {
     Api,
 }
 
-/// A signing secret. Its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A signing secret, with its HMAC keys made once. Its `Debug` and
+/// `Display` never show it.
+#[derive(Clone)]
+pub struct Secret {
+    text: String,
+    keys: SigningKeys,
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        let text = s.into();
+        let keys = SigningKeys::new(&text);
+        Secret { text, keys }
     }
-    /// The secret itself, for signing. Never log the result.
+    /// The secret itself. Never log the result.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
+    }
+    /// Its keys, for signing.
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,6 +147,10 @@ pub struct Webhook {
     /// Unix ms; `None` for config webhooks.
     pub created_at_ms: Option<u64>,
     pub updated_at_ms: Option<u64>,
+    /// `id` as the `X-Webhook-ID` header value, made once (attempts share
+    /// it); `None` only for an id no header can carry, which the rules
+    /// never let through.
+    pub id_header: Option<reqwest::header::HeaderValue>,
 }
 
 impl Webhook {
@@ -140,6 +164,7 @@ impl Webhook {
         plugins: Vec<PluginSpec>,
     ) -> Self {
         Webhook {
+            id_header: reqwest::header::HeaderValue::from_str(&id).ok(),
             id,
             name: spec.name.trim().to_owned(),
             url: checked.url,

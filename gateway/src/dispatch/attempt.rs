@@ -7,7 +7,6 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 
 use super::client::{Answer, Outbound, SendError};
 use crate::config::SignatureSchemes;
-use crate::signing;
 use crate::store::{AttemptRecord, Job, now_ms};
 use crate::webhooks::{Webhook, is_reserved_header};
 
@@ -103,32 +102,46 @@ pub fn build_headers(
             h.insert(name, v);
         }
     };
-    put(names::WEBHOOK_ID, &hook.id);
     put(names::DELIVERY_ID, &job.delivery_id);
     put(names::DELIVERY_ATTEMPT, itoa::Buffer::new().format(attempt));
     put(names::EVENT_TYPE, &job.event_type);
     let mut ts = itoa::Buffer::new();
     let ts = ts.format(timestamp);
     put(names::WEBHOOK_TIMESTAMP, ts);
-    let now = now_ms();
-    if let Some(current) = hook.active_secrets(now).next()
-        && schemes.hub
-    {
-        put(names::HUB_SIGNATURE, &signing::hub_signature(current.expose(), body));
-    }
     if schemes.standard {
         put(names::STANDARD_ID, &job.delivery_id);
         put(names::STANDARD_TIMESTAMP, ts);
-        let sig = signing::standard_signature_header(
-            hook.active_secrets(now).map(|s| s.expose()),
-            &job.delivery_id,
-            timestamp,
-            body,
-        );
-        put(names::STANDARD_SIGNATURE, &sig);
     }
     if job.test {
         put(names::TEST, "true");
+    }
+    if let Some(id) = &hook.id_header {
+        h.insert(names::WEBHOOK_ID, id.clone());
+    }
+    // Signatures are written straight into the bytes the header keeps.
+    let mut signed = |name: HeaderName, bytes: Vec<u8>| {
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(bytes)) {
+            h.insert(name, v);
+        }
+    };
+    let now = now_ms();
+    if schemes.hub
+        && let Some(current) = hook.active_secrets(now).next()
+    {
+        let mut sig = Vec::with_capacity(71);
+        current.keys().push_hub(&mut sig, body);
+        signed(names::HUB_SIGNATURE, sig);
+    }
+    if schemes.standard {
+        // One `v1,` entry per active secret, newest first (rotation).
+        let mut sig = Vec::with_capacity(47);
+        for secret in hook.active_secrets(now) {
+            if !sig.is_empty() {
+                sig.push(b' ');
+            }
+            secret.keys().push_standard(&mut sig, &job.delivery_id, timestamp, body);
+        }
+        signed(names::STANDARD_SIGNATURE, sig);
     }
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     h
