@@ -49,9 +49,20 @@ pub fn hub_signature(secret: &str, body: &[u8]) -> String {
     let mut m = mac(secret.as_bytes());
     m.update(body);
     let mut out = String::with_capacity(71);
-    out.push_str("sha256=");
-    push_hex(&mut out, &m.finalize().into_bytes().into());
+    push_hub(&mut out, m);
     out
+}
+
+/// Appends `sha256=<hex>` of the finished MAC `m`.
+fn push_hub(out: &mut String, m: HmacSha256) {
+    out.push_str("sha256=");
+    push_hex(out, &m.finalize().into_bytes().into());
+}
+
+/// Appends `v1,<base64>` of the finished MAC `m`.
+fn push_v1(out: &mut String, m: HmacSha256) {
+    out.push_str("v1,");
+    B64.encode_string(m.finalize().into_bytes(), out);
 }
 
 /// Whether `header` is a valid `X-Hub-Signature` of `body` under `secret`
@@ -98,38 +109,25 @@ impl SigningKeys {
     }
 
     /// Appends `sha256=<hex>`, the `X-Hub-Signature` value of `body`.
-    pub fn push_hub(&self, out: &mut Vec<u8>, body: &[u8]) {
+    pub fn push_hub(&self, out: &mut String, body: &[u8]) {
         let mut m = self.hub.clone();
         m.update(body);
-        let mut hex = [0u8; 64];
-        // 32 bytes always fill exactly 64 hex digits.
-        let _ = hex::encode_to_slice(m.finalize().into_bytes(), &mut hex);
-        out.extend_from_slice(b"sha256=");
-        out.extend_from_slice(&hex);
+        push_hub(out, m);
     }
 
     /// Appends `v1,<base64>`, one Standard Webhooks signature of `body`.
-    pub fn push_standard(&self, out: &mut Vec<u8>, msg_id: &str, timestamp: i64, body: &[u8]) {
+    pub fn push_standard(&self, out: &mut String, msg_id: &str, timestamp: i64, body: &[u8]) {
         let mut m = self.standard.clone();
         update_standard(&mut m, msg_id, timestamp, body);
-        let mut b64 = [0u8; 44];
-        // 32 bytes are always 44 base64 characters (with padding).
-        let n = B64.encode_slice(m.finalize().into_bytes(), &mut b64).unwrap_or(0);
-        out.extend_from_slice(b"v1,");
-        out.extend_from_slice(&b64[..n]);
+        push_v1(out, m);
     }
 }
 
 /// `v1,<base64>`: one Standard Webhooks signature of `body`.
 pub fn standard_signature(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let mut out = String::with_capacity(47);
-    push_standard_signature(&mut out, key, msg_id, timestamp, body);
+    push_v1(&mut out, standard_mac(key, msg_id, timestamp, body));
     out
-}
-
-fn push_standard_signature(out: &mut String, key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) {
-    out.push_str("v1,");
-    B64.encode_string(standard_mac(key, msg_id, timestamp, body).finalize().into_bytes(), out);
 }
 
 /// The Standard Webhooks MAC over `msg_id.timestamp.body`, before finalizing.
@@ -228,10 +226,10 @@ mod tests {
         for secret in ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain-secret", "Jefe"] {
             let keys = SigningKeys::new(secret);
             for body in [&b""[..], b"{}", br#"{"test": 2432232314}"#, &[7u8; 3000]] {
-                let mut hub = Vec::new();
+                let mut hub = String::new();
                 keys.push_hub(&mut hub, body);
-                assert_eq!(hub, hub_signature(secret, body).into_bytes());
-                let mut std = Vec::new();
+                assert_eq!(hub, hub_signature(secret, body));
+                let mut std = String::new();
                 keys.push_standard(&mut std, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body);
                 let expected = standard_signature(
                     &standard_key(secret),
@@ -239,17 +237,17 @@ mod tests {
                     1_614_265_330,
                     body,
                 );
-                assert_eq!(std, expected.into_bytes());
+                assert_eq!(std, expected);
             }
         }
-        let mut std = Vec::new();
+        let mut std = String::new();
         SigningKeys::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").push_standard(
             &mut std,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1_614_265_330,
             br#"{"test": 2432232314}"#,
         );
-        assert_eq!(std, b"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(std, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
     #[test]

@@ -119,8 +119,8 @@ pub fn build_headers(
         h.insert(names::WEBHOOK_ID, id.clone());
     }
     // Signatures are written straight into the bytes the header keeps.
-    let mut signed = |name: HeaderName, bytes: Vec<u8>| {
-        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(bytes)) {
+    let mut signed = |name: HeaderName, text: String| {
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(text)) {
             h.insert(name, v);
         }
     };
@@ -128,16 +128,16 @@ pub fn build_headers(
     if schemes.hub
         && let Some(current) = hook.active_secrets(now).next()
     {
-        let mut sig = Vec::with_capacity(71);
+        let mut sig = String::with_capacity(71);
         current.keys().push_hub(&mut sig, body);
         signed(names::HUB_SIGNATURE, sig);
     }
     if schemes.standard {
         // One `v1,` entry per active secret, newest first (rotation).
-        let mut sig = Vec::with_capacity(47);
+        let mut sig = String::with_capacity(47);
         for secret in hook.active_secrets(now) {
             if !sig.is_empty() {
-                sig.push(b' ');
+                sig.push(' ');
             }
             secret.keys().push_standard(&mut sig, &job.delivery_id, timestamp, body);
         }
