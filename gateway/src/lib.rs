@@ -18,6 +18,7 @@ pub mod health;
 pub mod ids;
 pub mod metrics;
 pub mod operational;
+pub mod pace;
 pub mod plugin;
 pub mod ratelimit;
 pub mod receive;

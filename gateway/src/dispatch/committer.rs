@@ -2,30 +2,42 @@
 //!
 //! Attempts send their [`Completion`] here and move on; this task drains
 //! whatever has queued up (up to [`MAX_BATCH`]) and applies it in one store
-//! call. While the store is unreachable the batch is kept and retried with
+//! call. A batch of one, while outcomes arrive less than a millisecond
+//! apart, first waits [`pace::WAIT`] for the next few (`crate::pace`): at a
+//! moderate rate that is several outcomes per store call instead of one.
+//! While the store is unreachable the batch is kept and retried with
 //! backoff; the bounded channel makes attempts wait rather than pile up.
 //! After a commit that scheduled a retry or put a delivery back, it wakes
 //! the claim loop, since that may now be due sooner than the loop planned
 //! to look. Final outcomes alone do not: they make nothing due.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use crate::pace::{self, Pacer};
 use crate::store::{Completion, Outcome};
 
 const MAX_BATCH: usize = 512;
 
 pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>, done: CancellationToken) {
     let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    let pace = Pacer::default();
     loop {
         if batch.is_empty() {
             tokio::select! {
                 biased;
                 msg = rx.recv() => match msg {
-                    Some(c) => batch.push(c),
+                    Some(c) => {
+                        batch.push(c);
+                        let streaming = pace.arrived(Instant::now());
+                        if streaming && rx.is_empty() && !done.is_cancelled() {
+                            tokio::time::sleep(pace::WAIT).await;
+                        }
+                    }
                     None => return,
                 },
                 () = done.cancelled() => {

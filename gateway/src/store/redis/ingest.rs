@@ -5,9 +5,13 @@
 //! and waits for its own answer. At most [`MAX_IN_FLIGHT`] scripts run at
 //! once; while they do, new events wait in the queue, and the next script
 //! takes all of them (up to [`MAX_BATCH`] events or [`MAX_BATCH_BYTES`] of
-//! data). A lone event is written at once, so this adds no latency at low
-//! load, and under load Redis runs one script per shard (one `TIME`, one
-//! variadic write per queue and index) per batch instead of per event.
+//! data). Under load Redis runs one script per shard (one `TIME`, one
+//! variadic write per queue and index) per batch instead of per event. At a
+//! moderate rate no script would be running when an event arrives, so each
+//! would get a script of its own: a writer that starts from idle while
+//! events arrive less than a millisecond apart waits [`pace::WAIT`] first,
+//! gathering the next few (`crate::pace`). A lone event is written at once,
+//! so this adds no latency at a low rate.
 //! Callers' API rate limits are taken first: on a standalone Redis by the
 //! same script, before it writes each event; on a cluster, where each
 //! limit's state is in a slot of its own, for the whole batch with one
@@ -37,6 +41,7 @@ use super::decode::{self, as_int};
 use super::limits::{Limiter, rate_states};
 use super::shards::{Shard, Shards};
 use super::{RoutedScript, unavailable, wait_for_replicas};
+use crate::pace::{self, Pacer};
 use crate::store::{
     Enqueue, Enqueued, Idempotency, NewDelivery, NewEvent, RateDecision, RateRequest, RateState, StoreError, Stored,
 };
@@ -68,6 +73,10 @@ struct Item {
 struct Queue {
     waiting: Vec<Item>,
     in_flight: usize,
+    /// A writer is waiting for more events before its first batch: new
+    /// events join the queue without starting another writer (unless a
+    /// whole batch is waiting).
+    pacing: bool,
 }
 
 /// The shared queue of events waiting for a script.
@@ -80,6 +89,8 @@ pub(crate) struct Ingest {
     wait_replicas: u32,
     deadlines: Deadlines,
     queue: Mutex<Queue>,
+    /// When events arrive, to tell a stream from lone events.
+    pace: Pacer,
 }
 
 impl Ingest {
@@ -104,6 +115,7 @@ impl Ingest {
             // One gate per shard, and one for the API rate limits.
             deadlines: Deadlines::new(shards.len() + 1),
             queue: Mutex::new(Queue::default()),
+            pace: Pacer::default(),
         })
     }
 
@@ -133,13 +145,15 @@ impl Ingest {
             ));
         }
         let (reply, answer) = oneshot::channel();
+        let queued = Instant::now();
+        let streaming = self.pace.arrived(queued);
         let item = Item {
             event,
             deliveries,
             idempotency,
             limit,
             reply,
-            queued: Instant::now(),
+            queued,
         };
         let start = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,16 +161,19 @@ impl Ingest {
                 return Err(StoreError::Unavailable("too many events waiting to be stored".into()));
             }
             q.waiting.push(item);
-            if q.in_flight < MAX_IN_FLIGHT {
+            if q.in_flight < MAX_IN_FLIGHT && (!q.pacing || q.waiting.len() >= MAX_BATCH) {
+                // From idle, in a stream: wait for the next few first.
+                let wait = streaming && q.in_flight == 0;
                 q.in_flight += 1;
-                true
+                q.pacing |= wait;
+                Some(wait)
             } else {
-                false
+                None
             }
         };
-        if start {
+        if let Some(wait) = start {
             let this = self.clone();
-            tokio::spawn(async move { this.drain().await });
+            tokio::spawn(async move { this.drain(wait).await });
         }
         answer
             .await
@@ -165,9 +182,12 @@ impl Ingest {
 
     /// Runs batches until the queue is empty, then gives up its slot (also
     /// if this task is dropped or unwinds, so the queue is never left
-    /// without a writer while it counts one as running).
-    async fn drain(&self) {
-        struct Slot<'a>(&'a Ingest, bool);
+    /// without a writer while it counts one as running). With `wait` (it
+    /// set `pacing`), it first waits [`pace::WAIT`] for more events.
+    async fn drain(&self, wait: bool) {
+        /// The ingest, whether the slot was released in the normal way, and
+        /// whether this writer still holds `pacing`.
+        struct Slot<'a>(&'a Ingest, bool, bool);
         impl Drop for Slot<'_> {
             fn drop(&mut self) {
                 if self.1 {
@@ -175,6 +195,9 @@ impl Ingest {
                 }
                 let mut q = self.0.queue.lock().unwrap_or_else(|p| p.into_inner());
                 q.in_flight -= 1;
+                if self.2 {
+                    q.pacing = false;
+                }
                 let orphans = if q.in_flight == 0 {
                     std::mem::take(&mut q.waiting)
                 } else {
@@ -191,10 +214,17 @@ impl Ingest {
                 }
             }
         }
-        let mut slot = Slot(self, false);
+        let mut slot = Slot(self, false, wait);
+        if wait {
+            tokio::time::sleep(pace::WAIT).await;
+        }
         loop {
             let batch = {
                 let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.2 {
+                    q.pacing = false;
+                    slot.2 = false;
+                }
                 if q.waiting.is_empty() {
                     // Under the same lock as the check, so an event queued
                     // just after it sees the free slot and starts a writer.
@@ -544,7 +574,7 @@ mod tests {
         }
         let writer = {
             let ingest = ingest.clone();
-            tokio::spawn(async move { ingest.drain().await })
+            tokio::spawn(async move { ingest.drain(false).await })
         };
         hookgate_testkit::wait_until(Duration::from_secs(5), "the writer to take the batch", || {
             let taken = ingest.queue.lock().unwrap().waiting.is_empty();
@@ -644,6 +674,73 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queued, ["d1"]);
+    }
+
+    /// Scripts Redis has run since its statistics were last reset.
+    async fn scripts_run(conn: &Conn) -> u64 {
+        let mut c = conn.clone();
+        let info: String = ::redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// A writer that starts from idle in a stream of events waits for the
+    /// next ones: an event arriving just after the writer started shares
+    /// its script (without the wait it would get a script of its own). A
+    /// lone event starts its writer without waiting.
+    #[tokio::test]
+    async fn events_in_a_stream_share_a_script_and_a_lone_event_does_not_wait() {
+        let redis = hookgate_testkit::RedisServer::start();
+        let conn = Conn::single(&redis.url()).unwrap();
+        let shards = Arc::new(Shards::new("pace", "pace", 1));
+        let limiter = Arc::new(Limiter::new("pace", "pace", false));
+        let ingest = Ingest::new(conn.clone(), shards, limiter, "pace:q:first", 60_000, 0);
+        let event = |id: &str| NewEvent {
+            id: id.into(),
+            event_type: "t".into(),
+            data: Bytes::from_static(b"{}"),
+            test: false,
+            created_at_ms: 0,
+            lease: None,
+        };
+        // The script loaded, and the statistics reset after it.
+        ingest.enqueue(input(&event("e0"), &[], None)).await.unwrap();
+        let mut c = conn.clone();
+        let () = ::redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+
+        // An event just before: e1 is part of a stream.
+        ingest.pace.arrived(Instant::now());
+        let second = async {
+            // Let e1's writer start (it would take e1 and run its script
+            // now if it did not wait), then send e2.
+            tokio::task::yield_now().await;
+            ingest.enqueue(input(&event("e2"), &[], None)).await
+        };
+        let (first, second) = tokio::join!(ingest.enqueue(input(&event("e1"), &[], None)), second);
+        assert_eq!(first.unwrap().outcome, Enqueued::Created);
+        assert_eq!(second.unwrap().outcome, Enqueued::Created);
+        assert_eq!(scripts_run(&conn).await, 1, "e1 and e2 went in one script");
+
+        // Long after the last event: e3 is alone and its writer starts at once.
+        tokio::time::sleep(pace::WINDOW * 5).await;
+        let check = async {
+            let q = ingest.queue.lock().unwrap();
+            assert_eq!(q.in_flight, 1, "e3's writer is started");
+            assert!(!q.pacing, "and does not wait for company");
+        };
+        let (third, ()) = tokio::join!(ingest.enqueue(input(&event("e3"), &[], None)), check);
+        assert_eq!(third.unwrap().outcome, Enqueued::Created);
+        assert!(!ingest.queue.lock().unwrap().pacing);
     }
 
     fn item(size: usize) -> Item {
