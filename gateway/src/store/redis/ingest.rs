@@ -628,21 +628,31 @@ mod tests {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_that_reaches_redis_after_its_deadline_writes_nothing() {
-        let redis = hookgate_testkit::RedisServer::start();
+    /// An `Ingest` on a real Redis, its keys under `prefix`.
+    fn real_ingest(redis: &hookgate_testkit::RedisServer, prefix: &str) -> (Conn, Arc<Ingest>) {
         let conn = Conn::single(&redis.url()).unwrap();
-        let shards = Arc::new(Shards::new("late", "late", 1));
-        let limiter = Arc::new(Limiter::new("late", "late", false));
-        let ingest = Ingest::new(conn.clone(), shards, limiter, "late:q:first", 60_000, 0);
-        let event = |id: &str| NewEvent {
+        let shards = Arc::new(Shards::new(prefix, prefix, 1));
+        let limiter = Arc::new(Limiter::new(prefix, prefix, false));
+        let route = format!("{prefix}:q:first");
+        (conn.clone(), Ingest::new(conn, shards, limiter, &route, 60_000, 0))
+    }
+
+    /// A small event with no lease.
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
             id: id.into(),
             event_type: "t".into(),
             data: Bytes::from_static(b"{}"),
             test: false,
             created_at_ms: 0,
             lease: None,
-        };
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_reaches_redis_after_its_deadline_writes_nothing() {
+        let redis = hookgate_testkit::RedisServer::start();
+        let (conn, ingest) = real_ingest(&redis, "late");
         let delivery = |id: &str| NewDelivery {
             id: id.into(),
             webhook_id: "w".into(),
@@ -697,18 +707,7 @@ mod tests {
     #[tokio::test]
     async fn events_in_a_stream_share_a_script_and_a_lone_event_does_not_wait() {
         let redis = hookgate_testkit::RedisServer::start();
-        let conn = Conn::single(&redis.url()).unwrap();
-        let shards = Arc::new(Shards::new("pace", "pace", 1));
-        let limiter = Arc::new(Limiter::new("pace", "pace", false));
-        let ingest = Ingest::new(conn.clone(), shards, limiter, "pace:q:first", 60_000, 0);
-        let event = |id: &str| NewEvent {
-            id: id.into(),
-            event_type: "t".into(),
-            data: Bytes::from_static(b"{}"),
-            test: false,
-            created_at_ms: 0,
-            lease: None,
-        };
+        let (conn, ingest) = real_ingest(&redis, "pace");
         // The script loaded, and the statistics reset after it.
         ingest.enqueue(input(&event("e0"), &[], None)).await.unwrap();
         let mut c = conn.clone();
