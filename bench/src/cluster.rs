@@ -105,10 +105,6 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Waits up to `timeout` until the node at `addr` answers `PING` (and has
 /// loaded its data).
 async fn wait_answering(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
@@ -137,12 +133,12 @@ impl Cluster {
     pub async fn start(spec: ClusterSpec) -> anyhow::Result<Self> {
         let mut nodes = Vec::with_capacity(2 * MASTERS);
         for _ in 0..2 * MASTERS {
-            let port = free_port()?;
+            let port = crate::port::free()?;
             let dir = spec.dir.join(format!("node-{port}"));
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
             nodes.push(Node {
                 port,
-                bus_port: free_port()?,
+                bus_port: crate::port::free()?,
                 dir,
                 child: None,
             });

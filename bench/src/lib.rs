@@ -28,6 +28,7 @@
 //! * [`gateway`]: the gateway config, the gateway child, API-made webhooks.
 //! * [`fleet`]: `--webhooks N`: creating many webhooks, and what changes
 //!   cost with them.
+//! * [`port`]: free loopback ports, never one twice in a process.
 //! * [`procfs`]: CPU time and peak RSS of a process from `/proc`.
 //! * [`stats`]: percentiles and the joins behind the report.
 //! * [`run`]: one scenario from start to report.
@@ -55,6 +56,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod history;
 pub mod http;
+pub mod port;
 pub mod procfs;
 pub mod receiver;
 pub mod redis;

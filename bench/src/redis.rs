@@ -57,7 +57,7 @@ impl RedisProc {
     /// Starts `bin` on a free loopback port with its files in `dir`, no
     /// snapshots, and an append-only file (fsync every second) if `aof`.
     pub async fn spawn(bin: &str, dir: &Path, aof: bool) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::port::free()?;
         let mut cmd = server_command(bin, port, dir);
         cmd.args([
             "--appendonly",

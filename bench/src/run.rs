@@ -185,10 +185,7 @@ async fn start_stack(
             (Some(r), StoreSpec::Redis { url, prefix })
         }
     };
-    let listen = SocketAddr::from((
-        [127, 0, 0, 1],
-        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
-    ));
+    let listen = SocketAddr::from(([127, 0, 0, 1], crate::port::free()?));
     let tls_files = tls.map(|m| m.write(&dir.path)).transpose()?;
     let config = gateway::config_toml(&ConfigSpec {
         listen,
@@ -248,7 +245,7 @@ async fn spawn_follower(args: &Args, dir: &RunDir, stack: &Stack) -> anyhow::Res
     let (Some((path, listen)), true) = (&stack.config, !stack.redis_nodes.is_empty()) else {
         return Ok(None);
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = crate::port::free()?;
     let own = SocketAddr::from(([127, 0, 0, 1], port));
     let text =
         std::fs::read_to_string(path)?.replace(&format!("listen = \"{listen}\""), &format!("listen = \"{own}\""));

@@ -20,10 +20,6 @@ pub const TOKEN: &str = "hookgate-chaos-token-0123456789";
 /// The event type the chaos webhook subscribes to.
 pub const EVENT_TYPE: &str = "chaos.event";
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A `redis-server` that can be killed and started again on its port.
 pub struct Redis {
     bin: String,
@@ -43,7 +39,7 @@ impl Redis {
         let mut r = Redis {
             bin: bin.to_owned(),
             dir: dir.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            addr: SocketAddr::from(([127, 0, 0, 1], crate::port::free()?)),
             child: None,
         };
         r.restart().await?;
@@ -106,7 +102,7 @@ impl Gateway {
         receiver: SocketAddr,
         delivery_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let listen = SocketAddr::from(([127, 0, 0, 1], crate::port::free()?));
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, config_toml(listen, store, receiver, delivery_timeout))?;
         let mut g = Gateway {
