@@ -8,13 +8,13 @@
 //! epoch is already non-zero"). [`free`] never gives one port out twice in
 //! a process.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 
 /// Ports already given out by this process.
-static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// How many ports the kernel may offer that were given out already before
 /// [`free`] gives up.
@@ -24,7 +24,6 @@ const TRIES: usize = 1000;
 /// has not given out before.
 pub fn free() -> anyhow::Result<u16> {
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    let given = given.get_or_insert_with(HashSet::new);
     for _ in 0..TRIES {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -39,6 +38,8 @@ pub fn free() -> anyhow::Result<u16> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     /// Two thousand binds of `127.0.0.1:0` in a row get some port twice
