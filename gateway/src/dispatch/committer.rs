@@ -27,36 +27,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>,
     let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     let pace = Pacer::default();
     loop {
-        if batch.is_empty() {
-            tokio::select! {
-                biased;
-                msg = rx.recv() => match msg {
-                    Some(c) => {
-                        batch.push(c);
-                        let streaming = pace.arrived(Instant::now());
-                        if streaming && rx.is_empty() && !done.is_cancelled() {
-                            tokio::time::sleep(pace::WAIT).await;
-                        }
-                    }
-                    None => return,
-                },
-                () = done.cancelled() => {
-                    // Attempts are over: take what is left and finish.
-                    while let Ok(c) = rx.try_recv() {
-                        batch.push(c);
-                    }
-                    if batch.is_empty() {
-                        return;
-                    }
-                }
-            }
+        if batch.is_empty() && !first(&mut batch, &mut rx, &pace, &done).await {
+            return;
         }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
-        }
+        top_up(&mut batch, &mut rx);
         match shared.store.complete(&batch).await {
             Ok(applied) => {
                 shared.health.ok();
@@ -80,5 +54,101 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>,
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+}
+
+/// Waits for the first item of a batch; in a stream (items less than
+/// [`pace::WINDOW`] apart) with nothing else queued, waits [`pace::WAIT`]
+/// more for company. After `done`, takes what is left without waiting.
+/// False when there is nothing more to write.
+async fn first<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>, pace: &Pacer, done: &CancellationToken) -> bool {
+    tokio::select! {
+        biased;
+        msg = rx.recv() => match msg {
+            Some(item) => {
+                batch.push(item);
+                let streaming = pace.arrived(Instant::now());
+                if streaming && rx.is_empty() && !done.is_cancelled() {
+                    tokio::time::sleep(pace::WAIT).await;
+                }
+                true
+            }
+            None => false,
+        },
+        () = done.cancelled() => {
+            // Attempts are over: take what is left and finish.
+            top_up(batch, rx);
+            !batch.is_empty()
+        }
+    }
+}
+
+/// Adds whatever has queued up, to at most [`MAX_BATCH`] items.
+fn top_up<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A pacer for which every arrival from now on reads as part of a stream.
+    fn streaming() -> Pacer {
+        let pace = Pacer::default();
+        pace.arrived(Instant::now() + Duration::from_secs(3600));
+        pace
+    }
+
+    /// Sends 1 now and 2 from a task that runs only once the caller yields.
+    fn one_then_another(tx: &mpsc::Sender<u32>) {
+        tx.try_send(1).unwrap();
+        let tx = tx.clone();
+        tokio::spawn(async move { tx.send(2).await.unwrap() });
+    }
+
+    async fn batch_of(pace: &Pacer, done: &CancellationToken) -> Vec<u32> {
+        let (tx, mut rx) = mpsc::channel(8);
+        one_then_another(&tx);
+        let mut batch = Vec::new();
+        assert!(first(&mut batch, &mut rx, pace, done).await);
+        top_up(&mut batch, &mut rx);
+        batch
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_outcome_in_a_stream_waits_to_share_its_batch() {
+        let done = CancellationToken::new();
+        assert_eq!(batch_of(&streaming(), &done).await, vec![1, 2]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lone_outcome_is_not_held_back() {
+        let done = CancellationToken::new();
+        assert_eq!(batch_of(&Pacer::default(), &done).await, vec![1]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_shutdown_began_nothing_waits() {
+        let done = CancellationToken::new();
+        done.cancel();
+        // The queued outcome is still taken (the channel comes first).
+        assert_eq!(batch_of(&streaming(), &done).await, vec![1]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn shutdown_with_nothing_queued_ends_the_writer() {
+        let done = CancellationToken::new();
+        done.cancel();
+        let (_tx, mut rx) = mpsc::channel::<u32>(8);
+        let mut batch = Vec::new();
+        assert!(!first(&mut batch, &mut rx, &streaming(), &done).await);
+        assert!(batch.is_empty());
     }
 }
