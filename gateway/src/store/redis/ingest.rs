@@ -185,17 +185,22 @@ impl Ingest {
     /// without a writer while it counts one as running). With `wait` (it
     /// set `pacing`), it first waits [`pace::WAIT`] for more events.
     async fn drain(&self, wait: bool) {
-        /// The ingest, whether the slot was released in the normal way, and
-        /// whether this writer still holds `pacing`.
-        struct Slot<'a>(&'a Ingest, bool, bool);
+        /// This writer's place among the running ones.
+        struct Slot<'a> {
+            ingest: &'a Ingest,
+            /// Given back in the normal way (nothing left for `drop`).
+            released: bool,
+            /// This writer still holds `pacing`.
+            pacing: bool,
+        }
         impl Drop for Slot<'_> {
             fn drop(&mut self) {
-                if self.1 {
-                    return; // released in the normal way
+                if self.released {
+                    return;
                 }
-                let mut q = self.0.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = self.ingest.queue.lock().unwrap_or_else(|p| p.into_inner());
                 q.in_flight -= 1;
-                if self.2 {
+                if self.pacing {
                     q.pacing = false;
                 }
                 let orphans = if q.in_flight == 0 {
@@ -214,22 +219,26 @@ impl Ingest {
                 }
             }
         }
-        let mut slot = Slot(self, false, wait);
+        let mut slot = Slot {
+            ingest: self,
+            released: false,
+            pacing: wait,
+        };
         if wait {
             tokio::time::sleep(pace::WAIT).await;
         }
         loop {
             let batch = {
                 let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                if slot.2 {
+                if slot.pacing {
                     q.pacing = false;
-                    slot.2 = false;
+                    slot.pacing = false;
                 }
                 if q.waiting.is_empty() {
                     // Under the same lock as the check, so an event queued
                     // just after it sees the free slot and starts a writer.
                     q.in_flight -= 1;
-                    slot.1 = true;
+                    slot.released = true;
                     return;
                 }
                 take_batch(&mut q.waiting)
