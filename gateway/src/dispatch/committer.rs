@@ -59,8 +59,8 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>,
 
 /// Waits for the first item of a batch; in a stream (items less than
 /// [`pace::WINDOW`] apart) with nothing else queued, waits [`pace::WAIT`]
-/// more for company. After `done`, takes what is left without waiting.
-/// False when there is nothing more to write.
+/// more for company. After `done`, nothing waits: queued items are still
+/// taken, one batch at a time. False when there is nothing more to write.
 async fn first<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>, pace: &Pacer, done: &CancellationToken) -> bool {
     tokio::select! {
         biased;
@@ -75,11 +75,9 @@ async fn first<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>, pace: &Pacer, 
             }
             None => false,
         },
-        () = done.cancelled() => {
-            // Attempts are over: take what is left and finish.
-            top_up(batch, rx);
-            !batch.is_empty()
-        }
+        // Attempts are over and nothing is queued (the channel comes
+        // first), but for one sent since it was looked at.
+        () = done.cancelled() => rx.try_recv().map(|item| batch.push(item)).is_ok(),
     }
 }
 
