@@ -149,4 +149,23 @@ mod tests {
         assert!(!first(&mut batch, &mut rx, &streaming(), &done).await);
         assert!(batch.is_empty());
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_shutdown_every_queued_outcome_is_taken_a_batch_at_a_time() {
+        let done = CancellationToken::new();
+        let (tx, mut rx) = mpsc::channel(MAX_BATCH + 3);
+        for i in 0..MAX_BATCH + 3 {
+            tx.try_send(i).unwrap();
+        }
+        done.cancel();
+        // As `run` loops, without the store.
+        let mut sizes = Vec::new();
+        let mut batch = Vec::new();
+        while first(&mut batch, &mut rx, &streaming(), &done).await {
+            top_up(&mut batch, &mut rx);
+            sizes.push(batch.len());
+            batch.clear();
+        }
+        assert_eq!(sizes, vec![MAX_BATCH, 3]);
+    }
 }
