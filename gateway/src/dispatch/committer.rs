@@ -26,11 +26,7 @@ const MAX_BATCH: usize = 512;
 pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>, done: CancellationToken) {
     let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     let pace = Pacer::default();
-    loop {
-        if batch.is_empty() && !first(&mut batch, &mut rx, &pace, &done).await {
-            return;
-        }
-        top_up(&mut batch, &mut rx);
+    while next_batch(&mut batch, &mut rx, &pace, &done).await {
         match shared.store.complete(&batch).await {
             Ok(applied) => {
                 shared.health.ok();
@@ -55,6 +51,17 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>,
             }
         }
     }
+}
+
+/// Makes `batch` the next one to write: a batch kept after a failed write
+/// is topped up, an empty one waits for its [`first`] item. False when
+/// there is nothing more to write.
+async fn next_batch<T>(batch: &mut Vec<T>, rx: &mut mpsc::Receiver<T>, pace: &Pacer, done: &CancellationToken) -> bool {
+    if batch.is_empty() && !first(batch, rx, pace, done).await {
+        return false;
+    }
+    top_up(batch, rx);
+    true
 }
 
 /// Waits for the first item of a batch; in a stream (items less than
@@ -111,6 +118,15 @@ mod tests {
         tokio::spawn(async move { tx.send(2).await.unwrap() });
     }
 
+    /// A channel holding `0..n`, all queued at once.
+    fn queued(n: usize) -> (mpsc::Sender<usize>, mpsc::Receiver<usize>) {
+        let (tx, rx) = mpsc::channel(n);
+        for i in 0..n {
+            tx.try_send(i).unwrap();
+        }
+        (tx, rx)
+    }
+
     async fn batch_of(pace: &Pacer, done: &CancellationToken) -> Vec<u32> {
         let (tx, mut rx) = mpsc::channel(8);
         one_then_another(&tx);
@@ -153,19 +169,31 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn after_shutdown_every_queued_outcome_is_taken_a_batch_at_a_time() {
         let done = CancellationToken::new();
-        let (tx, mut rx) = mpsc::channel(MAX_BATCH + 3);
-        for i in 0..MAX_BATCH + 3 {
-            tx.try_send(i).unwrap();
-        }
+        let (_tx, mut rx) = queued(MAX_BATCH + 3);
         done.cancel();
-        // As `run` loops, without the store.
+        // As `run` takes them, each batch written.
         let mut sizes = Vec::new();
         let mut batch = Vec::new();
-        while first(&mut batch, &mut rx, &streaming(), &done).await {
-            top_up(&mut batch, &mut rx);
+        while next_batch(&mut batch, &mut rx, &streaming(), &done).await {
             sizes.push(batch.len());
             batch.clear();
         }
         assert_eq!(sizes, vec![MAX_BATCH, 3]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_kept_after_a_failed_write_is_topped_up_not_replaced() {
+        let done = CancellationToken::new();
+        let (_tx, mut rx) = queued(MAX_BATCH + 8);
+        let mut batch = Vec::new();
+        assert!(next_batch(&mut batch, &mut rx, &streaming(), &done).await);
+        assert_eq!(batch.len(), MAX_BATCH);
+        // The write failed: `run` keeps the batch and takes it again.
+        batch.truncate(10);
+        let kept = batch.clone();
+        assert!(next_batch(&mut batch, &mut rx, &streaming(), &done).await);
+        assert_eq!(batch[..10], kept[..], "the kept outcomes come first, unchanged");
+        assert_eq!(batch.len(), 18, "with the 8 still queued after them");
+        assert_eq!(batch[10..], (MAX_BATCH..MAX_BATCH + 8).collect::<Vec<_>>()[..]);
     }
 }
