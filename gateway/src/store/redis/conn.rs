@@ -1,7 +1,14 @@
-//! The connection the Redis store talks through: one standalone Redis (a
-//! [`ConnectionManager`]) or a Redis Cluster (the redis crate's async
-//! cluster client). Both implement `ConnectionLike`, so commands, pipelines
-//! and scripts run on either unchanged.
+//! The connection the Redis store talks through: one standalone Redis or a
+//! Redis Cluster (the redis crate's async cluster client). Both implement
+//! `ConnectionLike`, so commands, pipelines and scripts run on either
+//! unchanged.
+//!
+//! On a standalone Redis over plain TCP, commands (every script, `WAIT`,
+//! `PING`, `SCAN`) go over a [`Lean`] connection of our own, and pipelines
+//! (reads for the API and the dashboard, imports) over the redis crate's
+//! [`ConnectionManager`]. No pipeline is followed by a `WAIT`, so `WAIT`
+//! counts the writes it should: the scripts', on its own connection. Over
+//! TLS or a Unix socket, both go over the [`ConnectionManager`].
 //!
 //! On the cluster, the client routes each command, pipeline and script by
 //! its first key (scripts by `KEYS[1]`), follows MOVED/ASK redirects,
@@ -20,6 +27,7 @@ use ::redis::io::tcp::TcpSettings;
 use ::redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
 
 use super::cluster::Cluster;
+use super::lean::Lean;
 
 /// Waiting for a TCP connection to the Redis (or to a cluster node).
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,7 +51,11 @@ fn connection_info(url: &str) -> RedisResult<ConnectionInfo> {
 /// A standalone Redis or a Redis Cluster.
 #[derive(Clone)]
 pub(crate) enum Conn {
+    /// A standalone Redis, everything over the redis crate's connection.
     Single(ConnectionManager),
+    /// A standalone Redis over plain TCP: commands over the lean
+    /// connection, pipelines over the redis crate's.
+    Lean(Arc<Lean>, ConnectionManager),
     Cluster(Arc<Cluster>),
 }
 
@@ -51,7 +63,9 @@ impl Conn {
     /// A standalone Redis at `url`. Not connected yet: the first command
     /// connects, and a lost connection is re-established with backoff.
     pub(crate) fn single(url: &str) -> RedisResult<Self> {
-        let client = ::redis::Client::open(connection_info(url)?)?;
+        let info = connection_info(url)?;
+        let lean = Lean::for_info(&info, CONNECT_TIMEOUT, RESPONSE_TIMEOUT);
+        let client = ::redis::Client::open(info)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -59,7 +73,11 @@ impl Conn {
             // Retry-After at once); the next command reconnects.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        Ok(Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?))
+        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(match lean {
+            Some(lean) => Conn::Lean(Arc::new(lean), manager),
+            None => Conn::Single(manager),
+        })
     }
 
     /// A Redis Cluster found through the seed nodes `nodes`. Connects in
@@ -73,8 +91,8 @@ impl Conn {
     pub(crate) async fn ping(&self, route_key: &str) -> RedisResult<()> {
         let cmd = ::redis::cmd("PING");
         let _: String = match self {
-            Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
             Conn::Cluster(c) => ::redis::from_redis_value(c.routed(cmd, route_to(route_key)).await?)?,
+            single => cmd.query_async(&mut single.clone()).await?,
         };
         Ok(())
     }
@@ -85,8 +103,8 @@ impl Conn {
         let mut cmd = ::redis::cmd("WAIT");
         cmd.arg(n).arg(timeout_ms);
         match self {
-            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
             Conn::Cluster(c) => Ok(::redis::from_redis_value(c.routed(cmd, route_to(route_key)).await?)?),
+            single => cmd.query_async(&mut single.clone()).await,
         }
     }
 
@@ -100,8 +118,8 @@ impl Conn {
             let mut cmd = ::redis::cmd("SCAN");
             cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(500);
             let (next, batch): (u64, Vec<String>) = match self {
-                Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
                 Conn::Cluster(c) => ::redis::from_redis_value(c.routed(cmd, route_to(route_key)).await?)?,
+                single => cmd.query_async(&mut single.clone()).await?,
             };
             keys.extend(batch);
             if next == 0 {
@@ -151,6 +169,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Lean(c, _) => Box::pin(c.request(cmd)),
             Conn::Cluster(c) => Box::pin(c.command(cmd)),
         }
     }
@@ -162,14 +181,14 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Single(c) | Conn::Lean(_, c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => Box::pin(c.pipeline(pipeline, offset, count)),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(c) | Conn::Lean(_, c) => c.get_db(),
             Conn::Cluster(_) => 0,
         }
     }
