@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::{Cmd, ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisError, RedisResult, Value};
 use bytes::{Buf, BytesMut};
@@ -45,6 +45,9 @@ type Reply = oneshot::Sender<RedisResult<Value>>;
 
 /// Bytes a read asks the socket for, at least.
 const READ_CHUNK: usize = 64 * 1024;
+/// After a connection attempt fails, commands fail at once for this long
+/// instead of each trying (and waiting) again.
+const AFTER_A_FAILED_CONNECT: Duration = Duration::from_millis(100);
 
 /// How to reach a standalone Redis over plain TCP, and log in.
 #[derive(Clone)]
@@ -61,7 +64,14 @@ pub(crate) struct Lean {
     target: Target,
     connect_timeout: Duration,
     response_timeout: Duration,
-    link: tokio::sync::Mutex<Option<Link>>,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// The connection, if any, and the last failed attempt to make one.
+#[derive(Default)]
+struct State {
+    link: Option<Link>,
+    failed: Option<(Instant, io::ErrorKind)>,
 }
 
 /// One TCP connection: its write half, the buffer commands are packed in,
@@ -169,7 +179,7 @@ impl Lean {
             },
             connect_timeout,
             response_timeout,
-            link: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(State::default()),
         })
     }
 
@@ -177,12 +187,32 @@ impl Lean {
     /// [`Value::ServerError`], as the redis crate's connections return it).
     pub(crate) async fn request(&self, cmd: &Cmd) -> RedisResult<Value> {
         let reply = {
-            let mut link = self.link.lock().await;
-            let link = match &mut *link {
+            let mut state = self.state.lock().await;
+            let State { link, failed } = &mut *state;
+            let link = match link {
                 Some(live) if !live.owed.is_broken() => live,
                 slot => {
                     *slot = None;
-                    slot.insert(self.connect().await?)
+                    if let Some((at, kind)) = *failed
+                        && at.elapsed() < AFTER_A_FAILED_CONNECT
+                    {
+                        return Err(io::Error::new(kind, "connecting to Redis failed a moment ago").into());
+                    }
+                    match self.connect().await {
+                        Ok(live) => {
+                            *failed = None;
+                            slot.insert(live)
+                        }
+                        Err(e) => {
+                            let kind = match () {
+                                _ if e.is_connection_refusal() => io::ErrorKind::ConnectionRefused,
+                                _ if e.is_timeout() => io::ErrorKind::TimedOut,
+                                _ => io::ErrorKind::ConnectionAborted,
+                            };
+                            *failed = Some((Instant::now(), kind));
+                            return Err(e);
+                        }
+                    }
                 }
             };
             link.packed.clear();
@@ -405,9 +435,9 @@ mod tests {
         let cancelled =
             tokio::time::timeout(Duration::from_millis(200), lean.request(&cmd("SET", &[b"k", &huge]))).await;
         assert!(cancelled.is_err(), "the write should still be waiting");
-        let link = lean.link.lock().await;
+        let state = lean.state.lock().await;
         assert!(
-            link.as_ref().is_some_and(|l| l.owed.is_broken()),
+            state.link.as_ref().is_some_and(|l| l.owed.is_broken()),
             "half a command is on the wire: the next command must not follow it"
         );
     }
@@ -423,5 +453,18 @@ mod tests {
         let e = lean.request(&cmd("PING", &[])).await.unwrap_err();
         assert!(e.is_io_error() && e.is_connection_refusal(), "{e}");
         assert!(started.elapsed() < Duration::from_secs(1));
+        // Right after, commands fail without trying again; a moment later
+        // they try again.
+        let e = lean.request(&cmd("PING", &[])).await.unwrap_err();
+        assert!(
+            e.is_connection_refusal() && e.to_string().contains("a moment ago"),
+            "{e}"
+        );
+        tokio::time::sleep(AFTER_A_FAILED_CONNECT).await;
+        let e = lean.request(&cmd("PING", &[])).await.unwrap_err();
+        assert!(
+            e.is_connection_refusal() && !e.to_string().contains("a moment ago"),
+            "{e}"
+        );
     }
 }
