@@ -128,11 +128,29 @@ fn length(line: &[u8]) -> Result<Option<usize>, Malformed> {
     }
 }
 
+/// A decimal integer, optionally negative (what RESP2 sends for integers
+/// and lengths); parsed by hand, since replies hold several per item.
 fn integer(line: &[u8]) -> Result<i64, Malformed> {
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(Malformed("not an integer"))
+    const NOT: Malformed = Malformed("not an integer");
+    let (negative, digits) = match line {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, line),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return Err(NOT);
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(NOT);
+        }
+        // Kept negative while parsing, so i64::MIN fits.
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_sub(i64::from(d - b'0')))
+            .ok_or(NOT)?;
+    }
+    if negative { Ok(n) } else { n.checked_neg().ok_or(NOT) }
 }
 
 #[cfg(test)]
@@ -183,6 +201,33 @@ mod tests {
         two.extend_from_slice(b"$3\r\nab");
         assert_eq!(frame(&two), Ok(Some(whole.len())));
         assert_eq!(decode(&two).unwrap(), ::redis::parse_redis_value(whole).unwrap());
+    }
+
+    #[test]
+    fn integers_parse_as_the_standard_library_parses_them() {
+        for text in [
+            "0",
+            "7",
+            "-1",
+            "-0",
+            "42",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(integer(text.as_bytes()), Ok(text.parse::<i64>().unwrap()), "{text}");
+        }
+        for text in [
+            "",
+            "-",
+            "+1",
+            "1a",
+            " 1",
+            "9223372036854775808",
+            "12345678901234567890",
+            "--1",
+        ] {
+            assert_eq!(integer(text.as_bytes()), Err(Malformed("not an integer")), "{text}");
+        }
     }
 
     #[test]
