@@ -184,8 +184,18 @@ impl Lean {
     }
 
     /// Sends `cmd` and waits for its reply (a server error is a
-    /// [`Value::ServerError`], as the redis crate's connections return it).
+    /// [`Value::ServerError`], as the redis crate's connections return it),
+    /// all within the response timeout: connecting, waiting for the
+    /// connection, writing (a write that cannot finish leaves the connection
+    /// broken) and the reply.
     pub(crate) async fn request(&self, cmd: &Cmd) -> RedisResult<Value> {
+        match tokio::time::timeout(self.response_timeout, self.exchange(cmd)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "Redis did not answer in time").into()),
+        }
+    }
+
+    async fn exchange(&self, cmd: &Cmd) -> RedisResult<Value> {
         let reply = {
             let mut state = self.state.lock().await;
             let State { link, failed } = &mut *state;
@@ -219,16 +229,7 @@ impl Lean {
             cmd.write_packed_command(&mut link.packed);
             send(link).await?
         };
-        self.answer(reply).await
-    }
-
-    /// Waits for a reply queued by [`send`].
-    async fn answer(&self, reply: oneshot::Receiver<RedisResult<Value>>) -> RedisResult<Value> {
-        match tokio::time::timeout(self.response_timeout, reply).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(lost("the connection to Redis was closed")),
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "Redis did not answer in time").into()),
-        }
+        answer(reply).await
     }
 
     /// A new connection, logged in and on the configured database.
@@ -265,10 +266,17 @@ impl Lean {
             cmd.write_packed_command(&mut link.packed);
             let reply = send(&mut link).await?;
             // The server's error says what failed (never the password).
-            self.answer(reply).await?.extract_error()?;
+            answer(reply).await?.extract_error()?;
         }
         Ok(link)
     }
+}
+
+/// The reply queued by [`send`].
+async fn answer(reply: oneshot::Receiver<RedisResult<Value>>) -> RedisResult<Value> {
+    reply
+        .await
+        .unwrap_or_else(|_| Err(lost("the connection to Redis was closed")))
 }
 
 /// Writes the command packed in `link` and queues its reply.
@@ -325,8 +333,12 @@ mod tests {
     use hookgate_testkit::RedisServer;
 
     fn lean(url: &str) -> Lean {
+        lean_waiting(url, Duration::from_secs(2))
+    }
+
+    fn lean_waiting(url: &str, response_timeout: Duration) -> Lean {
         let info = ::redis::IntoConnectionInfo::into_connection_info(url).unwrap();
-        Lean::for_info(&info, Duration::from_secs(2), Duration::from_secs(2)).unwrap()
+        Lean::for_info(&info, Duration::from_secs(2), response_timeout).unwrap()
     }
 
     fn cmd(name: &str, args: &[&[u8]]) -> Cmd {
@@ -393,6 +405,8 @@ mod tests {
         let e = lean.request(&cmd("GET", &[b"k"])).await.unwrap_err();
         assert!(e.is_io_error() && e.is_connection_refusal(), "{e}");
         redis.restart();
+        // Past the moment after a failed connect in which commands fail at once.
+        tokio::time::sleep(AFTER_A_FAILED_CONNECT).await;
         assert_eq!(
             lean.request(&cmd("GET", &[b"k"])).await.unwrap(),
             Value::BulkString(b"v".to_vec()),
@@ -439,6 +453,38 @@ mod tests {
         assert!(
             state.link.as_ref().is_some_and(|l| l.owed.is_broken()),
             "half a command is on the wire: the next command must not follow it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_does_not_answer_or_read_times_out() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let lean = lean_waiting(
+            &format!("redis://{}", silent.local_addr().unwrap()),
+            Duration::from_millis(300),
+        );
+        let test_limit = Duration::from_secs(3);
+        // A command that is written and never answered.
+        let e = tokio::time::timeout(test_limit, lean.request(&cmd("PING", &[])))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        // A command too large to be written to a server that does not read:
+        // the write gives up at the same limit and the connection is broken.
+        let huge = vec![b'x'; 64 << 20];
+        let e = tokio::time::timeout(test_limit, lean.request(&cmd("SET", &[b"k", &huge])))
+            .await
+            .expect("the write must not wait past the response timeout")
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        assert!(
+            lean.state
+                .lock()
+                .await
+                .link
+                .as_ref()
+                .is_some_and(|l| l.owed.is_broken())
         );
     }
 
