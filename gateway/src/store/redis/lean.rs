@@ -45,6 +45,9 @@ type Reply = oneshot::Sender<RedisResult<Value>>;
 
 /// Bytes a read asks the socket for, at least.
 const READ_CHUNK: usize = 64 * 1024;
+/// A buffer grown past this by one large command or reply is let go once
+/// it is empty again, so one import does not keep megabytes for good.
+const KEEP_AT_MOST: usize = 1 << 20;
 /// After a connection attempt fails, commands fail at once for this long
 /// instead of each trying (and waiting) again.
 const AFTER_A_FAILED_CONNECT: Duration = Duration::from_millis(100);
@@ -288,6 +291,9 @@ async fn send(link: &mut Link) -> RedisResult<oneshot::Receiver<RedisResult<Valu
     let guard = WriteGuard(Some(&link.owed));
     let written = link.write.write_all(&link.packed).await;
     guard.done();
+    if link.packed.capacity() > KEEP_AT_MOST {
+        link.packed = Vec::with_capacity(4096);
+    }
     if let Err(e) = written {
         link.owed.fail("writing to Redis failed");
         return Err(e.into());
@@ -300,6 +306,9 @@ async fn send(link: &mut Link) -> RedisResult<oneshot::Receiver<RedisResult<Valu
 async fn read_replies(mut read: OwnedReadHalf, owed: Arc<Owed>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let why = 'read: loop {
+        if buf.is_empty() && buf.capacity() > KEEP_AT_MOST {
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -362,9 +371,12 @@ mod tests {
     async fn commands_sent_at_once_from_many_tasks_each_get_their_own_reply() {
         let redis = RedisServer::start();
         let lean = Arc::new(lean(&redis.url()));
-        // A reply larger than a read, so it arrives in pieces.
-        let big = vec![b'x'; 3 * READ_CHUNK + 17];
+        // A reply larger than a read, so it arrives in pieces, and larger
+        // than the buffers keep.
+        let big = vec![b'x'; KEEP_AT_MOST + 3 * READ_CHUNK + 17];
         assert_eq!(lean.request(&cmd("SET", &[b"big", &big])).await.unwrap(), Value::Okay);
+        let packed = lean.state.lock().await.link.as_ref().map(|l| l.packed.capacity());
+        assert!(packed.is_some_and(|c| c <= KEEP_AT_MOST), "{packed:?}");
         let tasks: Vec<_> = (0..300)
             .map(|i| {
                 let lean = lean.clone();
