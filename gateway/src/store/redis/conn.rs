@@ -5,10 +5,11 @@
 //!
 //! On a standalone Redis over plain TCP, commands (every script, `WAIT`,
 //! `PING`, `SCAN`) go over a [`Lean`] connection of our own, and pipelines
-//! (reads for the API and the dashboard, imports) over the redis crate's
-//! [`ConnectionManager`]. No pipeline is followed by a `WAIT`, so `WAIT`
-//! counts the writes it should: the scripts', on its own connection. Over
-//! TLS or a Unix socket, both go over the [`ConnectionManager`].
+//! (the reads of the API, the dashboard and the metrics, `store export`)
+//! over the redis crate's [`ConnectionManager`]. No pipeline is followed by
+//! a `WAIT`, so `WAIT` counts the writes it should: the scripts', on its own
+//! connection. Over TLS, a Unix socket or RESP3, both go over the
+//! [`ConnectionManager`].
 //!
 //! On the cluster, the client routes each command, pipeline and script by
 //! its first key (scripts by `KEYS[1]`), follows MOVED/ASK redirects,
@@ -61,7 +62,8 @@ pub(crate) enum Conn {
 
 impl Conn {
     /// A standalone Redis at `url`. Not connected yet: the first command
-    /// connects, and a lost connection is re-established with backoff.
+    /// connects, and a lost connection is re-established by a later one
+    /// (after a short backoff: `lean.rs`, the [`ConnectionManager`]).
     pub(crate) fn single(url: &str) -> RedisResult<Self> {
         let info = connection_info(url)?;
         let lean = Lean::for_info(&info, CONNECT_TIMEOUT, RESPONSE_TIMEOUT);
