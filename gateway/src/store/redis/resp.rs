@@ -34,7 +34,7 @@ fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Malfor
         b'$' => match length(line)? {
             None => Ok(Some(next)),
             Some(n) => {
-                let end = next + n + 2;
+                let end = bulk_end(next, n)?;
                 Ok((buf.len() >= end).then_some(end))
             }
         },
@@ -75,11 +75,12 @@ fn decode_at(buf: &[u8], at: usize) -> Result<(Value, usize), Malformed> {
         b'$' => match length(line)? {
             None => Value::Nil,
             Some(n) => {
-                let body = buf.get(next..next + n).ok_or(Malformed("truncated reply"))?;
-                if buf.get(next + n..next + n + 2) != Some(b"\r\n") {
+                let end = bulk_end(next, n)?;
+                let body = buf.get(next..end - 2).ok_or(Malformed("truncated reply"))?;
+                if buf.get(end - 2..end) != Some(b"\r\n") {
                     return Err(Malformed("bulk string without its line end"));
                 }
-                return Ok((Value::BulkString(body.to_vec()), next + n + 2));
+                return Ok((Value::BulkString(body.to_vec()), end));
             }
         },
         b'*' => match length(line)? {
@@ -118,6 +119,19 @@ fn header(buf: &[u8], at: usize) -> Result<Option<Header<'_>>, Malformed> {
         Some(b'\n') => Ok(Some((rest[0], &rest[1..cr], at + cr + 2))),
         Some(_) => Err(Malformed("a line not ended by CRLF")),
     }
+}
+
+/// Redis's own limit on a string's length.
+const MAX_BULK: usize = 512 << 20;
+
+/// Where a bulk string of `n` bytes starting at `at` ends, its CRLF
+/// included. A length past Redis's limit is malformed: never waited for,
+/// never an overflow.
+fn bulk_end(at: usize, n: usize) -> Result<usize, Malformed> {
+    if n > MAX_BULK {
+        return Err(Malformed("a bulk string longer than Redis allows"));
+    }
+    Ok(at + n + 2)
 }
 
 /// A bulk string's or array's length; `None` for -1 (nil).
@@ -244,6 +258,14 @@ mod tests {
         assert!(
             decode(b"$2\r\nabc\r\n").is_err(),
             "a bulk string longer than its length"
+        );
+        // The largest length RESP can carry: refused, not waited for.
+        let huge = format!("${}\r\nab\r\n", i64::MAX);
+        let too_long = Malformed("a bulk string longer than Redis allows");
+        assert_eq!(frame(huge.as_bytes()), Err(too_long));
+        assert_eq!(
+            decode(huge.as_bytes()).unwrap_err(),
+            Malformed("a bulk string longer than Redis allows")
         );
     }
 }
