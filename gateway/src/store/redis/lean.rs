@@ -26,7 +26,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,7 +52,6 @@ const KEEP_AT_MOST: usize = 1 << 20;
 const AFTER_A_FAILED_CONNECT: Duration = Duration::from_millis(100);
 
 /// How to reach a standalone Redis over plain TCP, and log in.
-#[derive(Clone)]
 struct Target {
     host: String,
     port: u16,
@@ -93,41 +91,45 @@ impl Drop for Link {
     }
 }
 
-/// The replies a connection owes, oldest first; once `broken`, nothing is
-/// queued and every sender still queued has been answered with an error.
-#[derive(Default)]
-struct Owed {
-    queue: Mutex<VecDeque<Reply>>,
-    broken: AtomicBool,
+/// The replies a connection owes, oldest first; `None` once the connection
+/// is broken, when every sender that was queued has had an error.
+struct Owed(Mutex<Option<VecDeque<Reply>>>);
+
+impl Default for Owed {
+    fn default() -> Self {
+        Owed(Mutex::new(Some(VecDeque::new())))
+    }
 }
 
 impl Owed {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Reply>> {
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<VecDeque<Reply>>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `reply`, unless the connection is broken.
     fn push(&self, reply: Reply) -> Result<(), Reply> {
-        let mut queue = self.lock();
-        if self.broken.load(Ordering::Acquire) {
-            return Err(reply);
+        match &mut *self.lock() {
+            Some(queue) => {
+                queue.push_back(reply);
+                Ok(())
+            }
+            None => Err(reply),
         }
-        queue.push_back(reply);
-        Ok(())
+    }
+
+    /// The oldest reply owed; `None` if none is (or the connection is broken).
+    fn pop(&self) -> Option<Reply> {
+        self.lock().as_mut()?.pop_front()
     }
 
     fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire)
+        self.lock().is_none()
     }
 
     /// Marks the connection broken and fails every reply still owed.
     fn fail(&self, why: &'static str) {
-        let owed = {
-            let mut queue = self.lock();
-            self.broken.store(true, Ordering::Release);
-            std::mem::take(&mut *queue)
-        };
-        for reply in owed {
+        let owed = self.lock().take();
+        for reply in owed.into_iter().flatten() {
             let _ = reply.send(Err(lost(why)));
         }
     }
@@ -217,12 +219,7 @@ impl Lean {
                             slot.insert(live)
                         }
                         Err(e) => {
-                            let kind = match () {
-                                _ if e.is_connection_refusal() => io::ErrorKind::ConnectionRefused,
-                                _ if e.is_timeout() => io::ErrorKind::TimedOut,
-                                _ => io::ErrorKind::ConnectionAborted,
-                            };
-                            *failed = Some((Instant::now(), kind));
+                            *failed = Some((Instant::now(), failure_kind(&e)));
                             return Err(e);
                         }
                     }
@@ -275,6 +272,18 @@ impl Lean {
     }
 }
 
+/// What kind of failure a failed connect was, for the commands that fail
+/// after it without trying again.
+fn failure_kind(e: &RedisError) -> io::ErrorKind {
+    if e.is_connection_refusal() {
+        io::ErrorKind::ConnectionRefused
+    } else if e.is_timeout() {
+        io::ErrorKind::TimedOut
+    } else {
+        io::ErrorKind::ConnectionAborted
+    }
+}
+
 /// The reply queued by [`send`].
 async fn answer(reply: oneshot::Receiver<RedisResult<Value>>) -> RedisResult<Value> {
     reply
@@ -318,21 +327,32 @@ async fn read_replies(mut read: OwnedReadHalf, owed: Arc<Owed>) {
             Err(_) => break "reading from Redis failed",
         }
         loop {
-            let len = match resp::frame(&buf) {
-                Ok(Some(len)) => len,
+            let parsed = match resp::frame(&buf) {
+                Ok(Some(len)) => resp::decode(&buf[..len]).map(|value| (len, value)),
                 Ok(None) => break,
-                Err(resp::Malformed(_)) => break 'read "Redis sent a reply that is not RESP2",
+                Err(e) => Err(e),
             };
-            let Ok(value) = resp::decode(&buf[..len]) else {
-                break 'read "Redis sent a reply that is not RESP2";
+            let (len, value) = match parsed {
+                Ok(parsed) => parsed,
+                Err(resp::Malformed(what)) => {
+                    tracing::warn!(what, "Redis sent a reply that is not RESP2");
+                    break 'read "Redis sent a reply that is not RESP2";
+                }
             };
             buf.advance(len);
-            let Some(reply) = owed.lock().pop_front() else {
+            let Some(reply) = owed.pop() else {
                 break 'read "Redis sent a reply to no command";
             };
             let _ = reply.send(Ok(value));
         }
     };
+    // Commands waiting on the connection fail with `why`; the next one
+    // connects again. Logged once per connection, never with its address
+    // or password.
+    tracing::warn!(
+        reason = why,
+        "the connection to Redis was lost; the next command reconnects"
+    );
     owed.fail(why);
 }
 
@@ -501,13 +521,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_redis_is_an_io_error_at_once() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+    async fn a_reply_that_is_not_resp2_fails_its_command_and_the_next_one_reconnects() {
+        use tokio::io::AsyncReadExt as _;
+        // A server that answers its first connection's command with what
+        // is not RESP, and later connections' with PONG.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for answer in [&b"?what\r\n"[..], b"+PONG\r\n"] {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut command = [0u8; 64];
+                let _ = stream.read(&mut command).await;
+                stream.write_all(answer).await.unwrap();
+                // Kept open: the client, not the server, must end it.
+                tokio::spawn(async move {
+                    let _ = stream.read(&mut command).await;
+                });
+            }
+        });
         let lean = lean(&format!("redis://{addr}"));
-        let started = std::time::Instant::now();
+        let e = lean.request(&cmd("PING", &[])).await.unwrap_err();
+        assert!(e.is_io_error() && e.to_string().contains("not RESP2"), "{e}");
+        assert_eq!(
+            lean.request(&cmd("PING", &[])).await.unwrap(),
+            Value::SimpleString("PONG".into()),
+            "a new connection, not the one that sent garbage"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_redis_is_an_io_error_at_once() {
+        let lean = lean(&format!("redis://127.0.0.1:{}", hookgate_testkit::free_port()));
+        let started = Instant::now();
         let e = lean.request(&cmd("PING", &[])).await.unwrap_err();
         assert!(e.is_io_error() && e.is_connection_refusal(), "{e}");
         assert!(started.elapsed() < Duration::from_secs(1));
